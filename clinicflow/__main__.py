@@ -1,0 +1,5 @@
+import sys
+
+from clinicflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,206 @@
+"""``PahoMessageBus``: the one MQTT client wrapper every clinicflow process uses.
+
+Threading: ``start()`` runs paho's network loop in its own thread, so message
+handlers and connection callbacks run on that thread. UI code must hop to its
+own thread (Kivy: ``Clock.schedule_once``) before touching widgets.
+
+Guarantees callers rely on:
+- subscriptions are (re)made in ``on_connect``, so they survive every reconnect,
+  and retained room snapshots arrive again after each one;
+- availability is announced as a retained birth (``online``) on connect and a
+  retained last will (``offline``) on loss;
+- a handler that raises, or a payload that does not decode, is logged and dropped:
+  nothing is ever raised into the network loop.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import BaseModel
+
+from protocol.errors import ProtocolError
+from protocol.payloads import decode_payload, encode_payload
+from protocol.topics import OFFLINE, ONLINE
+
+log = logging.getLogger(__name__)
+
+RawHandler = Callable[[str, bytes, bool], None]
+"""Called with (topic, payload bytes, retained flag) on the network thread."""
+ConnectionListener = Callable[[bool], None]
+"""Called with True on every (re)connect and False on every loss, on the network thread."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where a broker listens, parsed from ``mqtt://user:password@host:port`` or ``mqtts://...``."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> "BrokerAddress":
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"broker URL {url!r} must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"broker URL {url!r} has no host")
+        tls = parts.scheme in ("mqtts", "ssl")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+class PahoMessageBus:
+    """A paho-mqtt 2.x client with birth/will, resubscription on reconnect and log-and-drop decoding."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str | None = None,
+        availability_topic: str | None = None,
+        ca_certs: str | None = None,
+        max_inflight: int = 100,
+    ) -> None:
+        self.address = BrokerAddress.from_url(url)
+        self.client_id = client_id or f"clinicflow-{uuid.uuid4().hex[:12]}"
+        self._availability_topic = availability_topic
+        self._subscriptions: dict[str, tuple[int, list[RawHandler]]] = {}
+        self._listeners: list[ConnectionListener] = []
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
+        # Must come before connect() (see FIELD_NOTES): bursts of calls must not stall on the inflight window.
+        self._client.max_inflight_messages_set(max_inflight)
+        self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        if self.address.username:
+            self._client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls:
+            self._client.tls_set(ca_certs=ca_certs)
+        if availability_topic:
+            self._client.will_set(availability_topic, OFFLINE, qos=1, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Connect in the background; keeps retrying while the broker is down (safe at boot)."""
+        self._client.connect_async(self.address.host, self.address.port, keepalive=15)
+        self._client.loop_start()
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Block until connected (True) or the timeout passes (False)."""
+        return self._connected.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def stop(self) -> None:
+        """Say ``offline`` (retained) if we have an availability topic, then disconnect. Idempotent."""
+        if self._connected.is_set() and self._availability_topic:
+            info = self._client.publish(self._availability_topic, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(2)
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    def __enter__(self) -> "PahoMessageBus":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------- subscribing
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        self._listeners.append(listener)
+
+    def subscribe(self, topic_filter: str, handler: RawHandler, *, qos: int = 1) -> None:
+        """Call ``handler(topic, payload, retained)`` for every message matching ``topic_filter``."""
+        with self._lock:
+            entry = self._subscriptions.setdefault(topic_filter, (qos, []))
+            entry[1].append(handler)
+        if self._connected.is_set():
+            self._client.subscribe(topic_filter, qos)
+
+    def subscribe_model(
+        self, topic_filter: str, model: type[M], handler: Callable[[str, M, bool], None], *, qos: int = 1
+    ) -> None:
+        """Like ``subscribe`` but decodes into ``model``; payloads that do not decode are logged and dropped."""
+
+        def decode_then_handle(topic: str, payload: bytes, retained: bool) -> None:
+            try:
+                message = decode_payload(model, payload)
+            except ProtocolError as exc:
+                log.warning("dropped payload on %s: %s", topic, exc)
+                return
+            handler(topic, message, retained)
+
+        self.subscribe(topic_filter, decode_then_handle, qos=qos)
+
+    # --------------------------------------------------------------- publishing
+    def publish(self, topic: str, payload: BaseModel | bytes | str, *, retain: bool = False, qos: int = 1) -> mqtt.MQTTMessageInfo:
+        """Queue a message; models are encoded as v1 JSON. Returns paho's info (``wait_for_publish`` to block)."""
+        data = encode_payload(payload) if isinstance(payload, BaseModel) else payload
+        return self._client.publish(topic, data, qos=qos, retain=retain)
+
+    # ---------------------------------------------------------- paho callbacks
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
+        if getattr(reason_code, "is_failure", False):
+            log.error("broker %s:%s refused connection: %s", self.address.host, self.address.port, reason_code)
+            return
+        log.info("connected to broker %s:%s as %s", self.address.host, self.address.port, self.client_id)
+        with self._lock:
+            subscriptions = [(f, q) for f, (q, _) in self._subscriptions.items()]
+        if subscriptions:
+            client.subscribe(subscriptions)
+        if self._availability_topic:
+            client.publish(self._availability_topic, ONLINE, qos=1, retain=True)
+        self._connected.set()
+        self._notify(True)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if was_connected:
+            log.warning("lost broker %s:%s (%s); reconnecting", self.address.host, self.address.port, reason_code)
+            self._notify(False)
+
+    def _notify(self, connected: bool) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(connected)
+            except Exception:  # a listener's bug must not kill the network thread
+                log.exception("connection listener failed")
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            matching = [h for f, (_, hs) in self._subscriptions.items() if mqtt.topic_matches_sub(f, message.topic) for h in hs]
+        for handler in matching:
+            try:
+                handler(message.topic, message.payload, bool(message.retain))
+            except Exception:  # log and drop: a bad message never stops the loop
+                log.exception("handler failed for message on %s", message.topic)

@@ -1,0 +1,55 @@
+"""HTTP API models of the queue server (``/api/v1``), shared by the server and its clients.
+
+Errors always come back as ``{"detail": "<plain sentence>"}`` with a 4xx status:
+400/422 bad input, 401 no or bad token, 403 not allowed for this role or room,
+404 unknown appointment/room/ticket, 409 not allowed in the current state.
+Devices that may retry send an ``Idempotency-Key`` header on every state change.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AppointmentNo = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{4,32}$", description="appointment number as on the QR code or slip")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CheckInRequest(_Model):
+    appointment_no: AppointmentNo
+
+
+class TicketOut(_Model):
+    """A queue ticket as a patient or device sees it (never a full name)."""
+
+    ticket_id: str
+    number: str = Field(description="per-department prefix + per-day sequence, e.g. A012")
+    department: str
+    department_name: dict[str, str]
+    room: str | None = Field(None, description="room the ticket is queued for, if already assigned")
+    room_name: dict[str, str] = Field(default_factory=dict)
+    status: str = Field(description="waiting, called, serving, done, no_show, cancelled")
+    position: int | None = Field(None, description="1 = next; None once called")
+    estimated_wait_min: int | None = None
+    issued_at: datetime
+    masked_name: str = ""
+    status_url: str = Field(description="patient status page, encoded in the ticket's QR code")
+    already_checked_in: bool = False
+
+
+class CallOut(_Model):
+    """The result of calling a patient to a room."""
+
+    call_id: str
+    kind: str  # call | recall
+    room: str
+    ticket: TicketOut
+    reason: str = Field(description="why this ticket was next, in plain words")
+
+
+class ErrorOut(_Model):
+    detail: str

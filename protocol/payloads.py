@@ -1,0 +1,152 @@
+"""Versioned MQTT payload models (v1).
+
+Every payload is a frozen pydantic model that rejects unknown keys and carries
+``v``; ``decode_payload`` is the one way bytes from the network become a model,
+and it raises ``ProtocolError`` (never anything else) for bad input, so a
+subscriber can log and drop in one place.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protocol.errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+# A room snapshot with a long waiting list is a few KB; anything far bigger is
+# an attack or a bug, and must not reach a parser on a Pi.
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+TicketNumber = Annotated[str, Field(pattern=r"^[A-Z]{1,3}[0-9]{1,5}$")]
+ShortText = Annotated[str, Field(max_length=200)]
+LanguageTexts = Annotated[dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")], ShortText], Field(max_length=8)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+    v: Literal[1] = PROTOCOL_VERSION
+
+
+class RoomStatus(str, Enum):
+    OPEN = "open"
+    PAUSED = "paused"
+    CLOSED = "closed"
+
+
+class CallKind(str, Enum):
+    CALL = "call"
+    RECALL = "recall"
+
+
+class CurrentCall(BaseModel):
+    """The ticket a room is calling or serving now, as the public may see it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    call_id: Ident
+    ticket: TicketNumber
+    masked_name: ShortText = ""
+    called_at: datetime
+    recall_count: int = Field(0, ge=0)
+
+
+class RoomState(_Payload):
+    """Retained snapshot of one room: everything a screen needs to draw it from scratch."""
+
+    seq: int = Field(ge=0, description="monotonic per room, across server restarts")
+    ts: datetime
+    site: Ident
+    room: Ident
+    room_name: LanguageTexts = Field(default_factory=dict, description="display name per language")
+    department: Ident
+    department_name: LanguageTexts = Field(default_factory=dict)
+    status: RoomStatus
+    current: CurrentCall | None = None
+    next_tickets: tuple[TicketNumber, ...] = Field(default=(), max_length=20)
+    waiting_count: int = Field(0, ge=0)
+
+
+class CallEvent(_Payload):
+    """One call or recall of a ticket to a room, with the words to announce per language."""
+
+    id: Ident
+    seq: int = Field(ge=0, description="the room's seq of the snapshot this call produced")
+    ts: datetime
+    site: Ident
+    room: Ident
+    room_name: LanguageTexts = Field(default_factory=dict)
+    department: Ident
+    ticket: TicketNumber
+    kind: CallKind
+    masked_name: ShortText = ""
+    recall_count: int = Field(0, ge=0)
+    announce: LanguageTexts
+
+
+class Notice(_Payload):
+    """The scrolling notice line on call screens; empty texts clear it."""
+
+    ts: datetime
+    text: LanguageTexts = Field(default_factory=dict)
+    rooms: tuple[Ident, ...] = Field(default=(), description="empty: every screen of the site")
+
+
+class Alert(_Payload):
+    """Something staff must see: a long wait, a red-flag patient, a help request, a device offline."""
+
+    id: Ident
+    ts: datetime
+    kind: Literal["long_wait", "red_flag", "help", "device_offline", "paper_out"]
+    room: Ident | None = None
+    department: Ident | None = None
+    ticket: TicketNumber | None = None
+    device: Ident | None = None
+    message: ShortText
+
+
+class DeviceStatus(_Payload):
+    """Retained health of one device (kiosk, call screen, button box)."""
+
+    ts: datetime
+    device: Ident
+    role: Literal["kiosk", "door_screen", "hall_board", "button_box", "display"]
+    version: ShortText
+    uptime_s: float = Field(ge=0)
+    checks: dict[Ident, bool] = Field(default_factory=dict, description="name -> ok, e.g. speech, printer_paper")
+    details: dict[Ident, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def encode_payload(payload: BaseModel) -> bytes:
+    """Serialise a payload model to the JSON bytes that go on the wire."""
+    return payload.model_dump_json(exclude_none=False).encode("utf-8")
+
+
+def decode_payload(model: type[P], raw: bytes | bytearray | str) -> P:
+    """Parse wire bytes into ``model``; raise ProtocolError with a short reason for anything wrong."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        data: Any = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("payload is not a JSON object")
+    if data.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION and "v" in model.model_fields:
+        raise ProtocolError(f"unsupported payload version {data.get('v')!r}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
+        raise ProtocolError(f"invalid {model.__name__}: {where}: {first.get('msg')}") from None
