@@ -1,0 +1,1 @@
+"""The central queue service: queue rules, persistence, HTTP API, MQTT publisher, web pages."""
