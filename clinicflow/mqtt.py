@@ -86,6 +86,7 @@ class PahoMessageBus:
         self._listeners: list[ConnectionListener] = []
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._stopping = False
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
         # Must come before connect() (see FIELD_NOTES): bursts of calls must not stall on the inflight window.
         self._client.max_inflight_messages_set(max_inflight)
@@ -104,6 +105,7 @@ class PahoMessageBus:
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
         """Connect in the background; keeps retrying while the broker is down (safe at boot)."""
+        self._stopping = False
         self._client.connect_async(self.address.host, self.address.port, keepalive=15)
         self._client.loop_start()
 
@@ -117,6 +119,7 @@ class PahoMessageBus:
 
     def stop(self) -> None:
         """Say ``offline`` (retained) if we have an availability topic, then disconnect. Idempotent."""
+        self._stopping = True
         if self._connected.is_set() and self._availability_topic:
             info = self._client.publish(self._availability_topic, OFFLINE, qos=1, retain=True)
             try:
@@ -185,7 +188,7 @@ class PahoMessageBus:
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
-        if was_connected:
+        if was_connected and not self._stopping:
             log.warning("lost broker %s:%s (%s); reconnecting", self.address.host, self.address.port, reason_code)
             self._notify(False)
 
