@@ -122,6 +122,26 @@ class DeviceStatus(_Payload):
     details: dict[Ident, str | int | float | bool | None] = Field(default_factory=dict)
 
 
+class DeviceCommand(_Payload):
+    """A request to one device on its ``command`` topic; answered once on ``response`` with the same transaction."""
+
+    command: Ident = Field(description="self_test, reload, test_announcement, reboot, or one the device registered")
+    transaction: Annotated[str, Field(min_length=1, max_length=64)]
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceResponse(_Payload):
+    """A device's answer to a command or to a config push (zigbee2mqtt style: status ok|error, data, error)."""
+
+    ts: datetime
+    device: Ident
+    command: Ident = Field(description="the command answered, or 'config' for a config push")
+    transaction: Annotated[str, Field(max_length=64)] | None = None
+    status: Literal["ok", "error"]
+    data: dict[str, Any] = Field(default_factory=dict)
+    error: Annotated[str, Field(max_length=1000)] | None = None
+
+
 P = TypeVar("P", bound=BaseModel)
 
 

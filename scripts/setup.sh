@@ -16,6 +16,7 @@ APT_RUNTIME=(
   zbar-tools                                        # decoding printed QR codes (self-test, tests)
 )
 APT_TEST=(chromium chromium-driver)                 # web pages tested in real headless Chromium
+APT_TEST+=(systemd)                                 # systemd-analyze verifies the generated device units
 
 packages=("${APT_RUNTIME[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${APT_TEST[@]}")

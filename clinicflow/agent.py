@@ -1,0 +1,497 @@
+"""``DeviceAgent``: what makes a kiosk, call screen or button box manageable from afar.
+
+Every device app creates one agent over its ``PahoMessageBus`` (whose birth/will is
+the device's ``availability`` topic) and registers what it knows about itself::
+
+    agent = DeviceAgent(bus, site="demo", device_id="hall-2", role="hall_board",
+                        settings=device_config.settings_dict())
+    agent.add_check("speech", lambda: speaker.healthy)
+    agent.add_detail("last_render", lambda: view_model.last_render_iso)
+    agent.on_config(apply_settings_live)          # raise ValueError to refuse a push
+    agent.on_command("test_announcement", lambda args: announce_test(args))
+    agent.set_busy(lambda: session.active)        # a reboot waits while this is true
+    agent.start()
+
+The agent then
+- publishes a retained ``DeviceStatus`` every ``status_interval`` seconds, on every
+  (re)connect and on ``publish_status_now()``;
+- listens on the retained ``config`` topic: a push is a JSON object of ``[settings]``
+  keys merged over the file's settings, validated (``config.schema.validate_settings``)
+  and handed to every ``on_config`` callback; a bad push is refused, the old settings
+  stay, and the refusal is reported on ``response`` and in the status (check ``config``);
+- answers ``DeviceCommand``s on ``response`` with ``{status: ok|error, data, error,
+  transaction}`` through a dispatch table. Built-ins: ``self_test`` (runs the checks,
+  or the hook registered under that name), ``reload``, ``test_announcement`` (the app
+  must register it), ``reboot`` (waits while ``set_busy``'s predicate is true) and
+  ``status``.
+
+Threading: MQTT callbacks arrive on paho's thread and are handed to one worker thread,
+so config pushes and commands run one at a time, in order, and a slow self-test never
+stalls the network loop. Callbacks that touch a UI must hop to its thread themselves
+(Kivy: ``Clock.schedule_once``). ``reboot`` waits in its own thread.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from clinicflow import __version__
+from config.schema import ConfigError, validate_settings
+from protocol import topics
+from protocol.errors import ProtocolError
+from protocol.payloads import DeviceCommand, DeviceResponse, DeviceStatus, decode_payload
+
+log = logging.getLogger(__name__)
+
+Scalar = str | int | float | bool | None
+CommandHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
+"""Takes the command's ``args``; returns the response ``data``; raises to answer ``status: error``."""
+
+# Well-known names the fleet registry reads (docs/technicians.md lists them).
+CHECK_CONFIG = "config"
+CHECK_SPEECH = "speech"
+CHECK_PRINTER_PAPER = "printer_paper"
+DETAIL_UNDER_VOLTAGE = "under_voltage"
+DETAIL_LAST_RENDER = "last_render"
+DETAIL_PRINTER_PAPER = "printer_paper"
+
+BUILTIN_COMMANDS = ("self_test", "reload", "test_announcement", "reboot", "status")
+
+
+class MessageBus(Protocol):
+    """The part of ``PahoMessageBus`` the agent uses."""
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes, bool], None], *, qos: int = 1) -> None: ...
+    def publish(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 1) -> Any: ...
+    def add_connection_listener(self, listener: Callable[[bool], None]) -> None: ...
+
+
+def notify_systemd(state: str) -> bool:
+    """Send ``state`` (``READY=1``, ``WATCHDOG=1``...) to systemd when run as a notify unit; False otherwise."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):  # abstract socket namespace
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+        return True
+    except OSError as exc:
+        log.warning("could not notify systemd (%s): %s", state, exc)
+        return False
+
+
+def read_under_voltage(hwmon_root: Path = Path("/sys/class/hwmon")) -> bool | None:
+    """True while a Raspberry Pi reports under-voltage (the ``rpi_volt`` hwmon alarm); None where there is none."""
+    try:
+        for hwmon in hwmon_root.iterdir():
+            name = hwmon / "name"
+            if name.exists() and name.read_text().strip() == "rpi_volt":
+                return (hwmon / "in0_lcrit_alarm").read_text().strip() == "1"
+    except OSError:
+        return None
+    return None
+
+
+def _systemctl_reboot() -> None:
+    # The clinicflow user may reboot through the polkit rule installed by `clinicflow provision`.
+    subprocess.run(["systemctl", "reboot"], check=False, timeout=30)
+
+
+class DeviceAgent:
+    """Status, remote configuration and commands for one device over MQTT (see the module docstring)."""
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        *,
+        site: str,
+        device_id: str,
+        role: str,
+        version: str = __version__,
+        status_interval: float = 30.0,
+        settings: dict[str, Any] | None = None,
+        reboot: Callable[[], None] = _systemctl_reboot,
+        reboot_max_wait: float = 900.0,
+        busy_poll: float = 0.5,
+        hwmon_root: Path = Path("/sys/class/hwmon"),
+    ) -> None:
+        self.bus = bus
+        self.site = topics.validate_id(site, "site")
+        self.device_id = topics.validate_id(device_id, "device")
+        self.role = role
+        self.version = version
+        self.status_interval = status_interval
+        self._base_settings = dict(settings or {})
+        # The file's settings are the starting point; a file that does not validate is the app's
+        # start-up problem (config.loader reports it), so keep it as given rather than refuse here.
+        try:
+            self._settings: dict[str, Any] = validate_settings(role, self._base_settings).model_dump(mode="json")
+        except ConfigError:
+            self._settings = dict(self._base_settings)
+        self._config_revision: Scalar = None
+        self._config_error: str | None = None
+        self._checks: dict[str, Callable[[], bool]] = {}
+        self._details: dict[str, Callable[[], Any]] = {}
+        self._config_callbacks: list[Callable[[dict[str, Any]], None]] = []
+        self._commands: dict[str, CommandHandler] = {
+            "self_test": self._self_test,
+            "reload": self._reload,
+            "test_announcement": self._no_announcer,
+            "reboot": self._reboot_refused_here,  # replaced by the threaded path in _dispatch
+            "status": self._status_command,
+        }
+        self._busy: Callable[[], bool] = lambda: False
+        self._reboot_action = reboot
+        self._reboot_max_wait = reboot_max_wait
+        self._busy_poll = busy_poll
+        self._reboot_pending = False
+        self._hwmon_root = hwmon_root
+        self._started_at = time.monotonic()
+        self._stop = threading.Event()
+        self._lock = threading.RLock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"agent-{device_id}")
+        self._status_thread: threading.Thread | None = None
+        self._app_heartbeat = False
+        self._last_heartbeat: str | None = None
+        self._started = False
+
+    # ----------------------------------------------------------- registration
+    def add_check(self, name: str, fn: Callable[[], bool]) -> None:
+        """A health check shown as ok/failed in the status (``speech``, ``printer_paper``...)."""
+        self._checks[topics.validate_id(name, "check name")] = fn
+
+    def add_detail(self, name: str, fn: Callable[[], Any]) -> None:
+        """A value shown in the status (``last_render``, ``last_call_id``...); non-scalars are sent as text."""
+        self._details[topics.validate_id(name, "detail name")] = fn
+
+    def on_config(self, apply: Callable[[dict[str, Any]], None]) -> None:
+        """Register a callback that applies validated settings live; raise ValueError to refuse them."""
+        self._config_callbacks.append(apply)
+
+    def on_command(self, name: str, handler: CommandHandler) -> None:
+        """Answer command ``name`` with ``handler(args) -> data``; replaces a built-in of that name."""
+        self._commands[topics.validate_id(name, "command name")] = handler
+
+    def set_busy(self, predicate: Callable[[], bool]) -> None:
+        """While ``predicate()`` is true (a patient mid-session), a ``reboot`` command waits."""
+        self._busy = predicate
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings in force: the file's, or the last accepted push merged over them."""
+        with self._lock:
+            return dict(self._settings)
+
+    @property
+    def config_error(self) -> str | None:
+        """Why the last config push was refused, or None if it was accepted (or none came)."""
+        return self._config_error
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Subscribe to config and commands and start publishing status. The bus may be started before or after."""
+        if self._started:
+            return
+        self._started = True
+        self.bus.subscribe(topics.device(self.site, self.device_id, "config"), self._on_config_message)
+        self.bus.subscribe(topics.device(self.site, self.device_id, "command"), self._on_command_message)
+        self.bus.add_connection_listener(self._on_connection)
+        self._status_thread = threading.Thread(target=self._status_loop, name=f"status-{self.device_id}", daemon=True)
+        self._status_thread.start()
+        notify_systemd("READY=1")
+
+    def stop(self) -> None:
+        """Stop the status loop and the worker (pending work is dropped). Idempotent; does not stop the bus."""
+        self._stop.set()
+        if self._status_thread and self._status_thread is not threading.current_thread():
+            self._status_thread.join(5)
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def heartbeat(self) -> None:
+        """Call from the app's main loop (e.g. a Kivy Clock interval): pings systemd's watchdog and records the time.
+
+        Until the app calls this once, the agent's own loop pings the watchdog, so a unit
+        with ``WatchdogSec=`` still runs; once the app calls it, a stalled main loop stops
+        the pings and systemd restarts the process.
+        """
+        self._app_heartbeat = True
+        self._last_heartbeat = _now().isoformat()
+        notify_systemd("WATCHDOG=1")
+
+    # ----------------------------------------------------------------- status
+    def build_status(self) -> DeviceStatus:
+        """The status as it would be published now (runs every check and detail)."""
+        checks: dict[str, bool] = {}
+        for name, fn in list(self._checks.items()):
+            try:
+                checks[name] = bool(fn())
+            except Exception:  # a broken check is a failed check, never a dead agent
+                log.exception("check %s failed", name)
+                checks[name] = False
+        checks[CHECK_CONFIG] = self._config_error is None
+        details: dict[str, Scalar] = {}
+        for name, fn in list(self._details.items()):
+            try:
+                details[name] = _scalar(fn())
+            except Exception:
+                log.exception("detail %s failed", name)
+                details[name] = None
+        under_voltage = read_under_voltage(self._hwmon_root)
+        if under_voltage is not None:
+            details.setdefault(DETAIL_UNDER_VOLTAGE, under_voltage)
+        details["config_revision"] = self._config_revision
+        details["config_error"] = self._config_error[:200] if self._config_error else None
+        details["reboot_pending"] = self._reboot_pending
+        if self._last_heartbeat:
+            details.setdefault("last_heartbeat", self._last_heartbeat)
+        return DeviceStatus(ts=_now(), device=self.device_id, role=self.role, version=self.version,
+                            uptime_s=round(time.monotonic() - self._started_at, 1), checks=checks, details=details)
+
+    def publish_status_now(self) -> DeviceStatus:
+        """Publish the retained status at once (e.g. right after the printer ran out of paper)."""
+        status = self.build_status()
+        self.bus.publish(topics.device(self.site, self.device_id, "status"), status, retain=True, qos=1)
+        return status
+
+    def _status_loop(self) -> None:
+        watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        tick = min(self.status_interval, watchdog_usec / 2e6) if watchdog_usec else self.status_interval
+        next_status = time.monotonic() + self.status_interval
+        while not self._stop.wait(tick):
+            if watchdog_usec and not self._app_heartbeat:
+                notify_systemd("WATCHDOG=1")
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + self.status_interval
+                self._safely(self.publish_status_now)
+
+    def _on_connection(self, connected: bool) -> None:
+        if connected and not self._stop.is_set():
+            self._submit(self.publish_status_now)
+
+    # ----------------------------------------------------------------- config
+    def _on_config_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if not payload:  # the retained config was cleared: keep what we have
+            return
+        self._submit(self._handle_config, payload)
+
+    def _handle_config(self, payload: bytes) -> None:
+        revision: Scalar = None
+        try:
+            try:
+                data = json.loads(payload)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise ConfigError(f"config is not JSON ({exc}). Fix: publish a JSON object of settings keys") from None
+            if not isinstance(data, dict):
+                raise ConfigError("config must be a JSON object of settings keys, e.g. {\"rooms\": [\"r3\"]}")
+            revision = _scalar(data.pop("revision", None))
+            merged = {**self._base_settings, **data}
+            settings = validate_settings(self.role, merged).model_dump(mode="json")
+            self._apply(settings)
+        except (ValueError, ConfigError) as exc:
+            self._config_error = str(exc)
+            log.warning("refused config push (revision %s): %s", revision, exc)
+            self._respond("config", str(revision) if revision is not None else None, error=str(exc),
+                          data={"revision": revision, "kept": self.settings})
+        else:
+            with self._lock:
+                self._settings = settings
+            self._config_error = None
+            self._config_revision = revision
+            log.info("applied config revision %s", revision)
+            self._respond("config", str(revision) if revision is not None else None,
+                          data={"revision": revision, "settings": settings})
+        self._safely(self.publish_status_now)
+
+    def _apply(self, settings: dict[str, Any]) -> None:
+        """Hand settings to every callback; if one refuses, give the earlier ones the old settings back."""
+        old = self.settings
+        done: list[Callable[[dict[str, Any]], None]] = []
+        for callback in self._config_callbacks:
+            try:
+                callback(dict(settings))
+            except Exception as exc:
+                for applied in done:
+                    self._safely(applied, dict(old))
+                if isinstance(exc, ValueError):
+                    raise
+                log.exception("config callback failed")
+                raise ValueError(f"the device could not apply it: {exc}") from None
+            done.append(callback)
+
+    # --------------------------------------------------------------- commands
+    def _on_command_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if not payload:  # someone cleared a retained command: nothing to do
+            return
+        if retained:  # a stale retained command (someone published with retain) must not reboot us at boot
+            log.warning("ignored a retained command on %s", topic)
+            return
+        try:
+            command = decode_payload(DeviceCommand, payload)
+        except ProtocolError as exc:
+            transaction = _transaction_of(payload)
+            log.warning("dropped malformed command on %s: %s", topic, exc)
+            if transaction is not None:
+                self._respond("unknown", transaction, error=f"malformed command: {exc}")
+            return
+        if command.command == "reboot" and self._commands.get("reboot") == self._reboot_refused_here:
+            self._start_reboot(command)  # waits in its own thread so other commands still get answers
+            return
+        self._submit(self._run_command, command)
+
+    def _run_command(self, command: DeviceCommand) -> None:
+        handler = self._commands.get(command.command)
+        if handler is None:
+            known = ", ".join(sorted(self._commands))
+            self._respond(command.command, command.transaction, error=f"unknown command {command.command!r}; this device knows {known}")
+            return
+        try:
+            data = handler(dict(command.args)) or {}
+        except Exception as exc:
+            log.warning("command %s (%s) failed: %s", command.command, command.transaction, exc)
+            self._respond(command.command, command.transaction, error=str(exc) or type(exc).__name__,
+                          data=getattr(exc, "data", {}) or {})
+            return
+        self._respond(command.command, command.transaction, data=data)
+
+    def _self_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        status = self.build_status()
+        failed = sorted(name for name, ok in status.checks.items() if not ok)
+        if failed:
+            raise CommandFailed(f"failed checks: {', '.join(failed)}", data={"checks": status.checks})
+        return {"checks": status.checks}
+
+    def _reload(self, args: dict[str, Any]) -> dict[str, Any]:
+        settings = self.settings
+        self._apply(settings)
+        self._safely(self.publish_status_now)
+        return {"settings": settings}
+
+    def _no_announcer(self, args: dict[str, Any]) -> dict[str, Any]:
+        raise CommandFailed(f"a {self.role} has no speaker to announce with")
+
+    def _reboot_refused_here(self, args: dict[str, Any]) -> dict[str, Any]:
+        raise CommandFailed("reboot is handled by the agent's reboot thread")
+
+    def _status_command(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self.publish_status_now().model_dump(mode="json")
+
+    def _start_reboot(self, command: DeviceCommand) -> None:
+        with self._lock:
+            if self._reboot_pending:
+                self._respond("reboot", command.transaction, error="a reboot is already pending")
+                return
+            self._reboot_pending = True
+        threading.Thread(target=self._reboot_when_idle, args=(command,), name=f"reboot-{self.device_id}",
+                         daemon=True).start()
+
+    def _reboot_when_idle(self, command: DeviceCommand) -> None:
+        started = time.monotonic()
+        force = bool(command.args.get("force", False))
+        waited_for_session = False
+        self._safely(self.publish_status_now)
+        while not force and self._is_busy():
+            waited_for_session = True
+            if time.monotonic() - started > self._reboot_max_wait:
+                log.warning("reboot: still busy after %.0f s; rebooting anyway", self._reboot_max_wait)
+                break
+            if self._stop.wait(self._busy_poll):
+                self._reboot_pending = False
+                return
+        waited = round(time.monotonic() - started, 2)
+        log.warning("rebooting on command %s after waiting %.1f s", command.transaction, waited)
+        info = self._respond("reboot", command.transaction,
+                             data={"waited_s": waited, "waited_for_session": waited_for_session})
+        try:
+            if info is not None and hasattr(info, "wait_for_publish"):
+                info.wait_for_publish(2)
+        except (RuntimeError, ValueError):
+            pass
+        try:
+            self._reboot_action()
+        finally:
+            self._reboot_pending = False
+
+    def _is_busy(self) -> bool:
+        try:
+            return bool(self._busy())
+        except Exception:  # a broken predicate must not block a reboot forever; the max wait still applies
+            log.exception("busy predicate failed")
+            return True
+
+    # ---------------------------------------------------------------- helpers
+    def _respond(self, command: str, transaction: str | None, *, data: dict[str, Any] | None = None,
+                 error: str | None = None) -> Any:
+        response = DeviceResponse(ts=_now(), device=self.device_id, command=command if _is_ident(command) else "unknown",
+                                  transaction=transaction, status="error" if error else "ok",
+                                  data=_jsonable(data or {}), error=error[:1000] if error else None)
+        return self._safely(self.bus.publish, topics.device(self.site, self.device_id, "response"), response, qos=1)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self._worker.submit(self._safely, fn, *args)
+        except RuntimeError:  # shut down meanwhile
+            pass
+
+    @staticmethod
+    def _safely(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            log.exception("agent task %s failed", getattr(fn, "__name__", fn))
+            return None
+
+
+class CommandFailed(Exception):
+    """Raise from a command handler to answer ``status: error`` with ``data`` alongside the message."""
+
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.data = data or {}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _scalar(value: Any) -> Scalar:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data, default=str))
+
+
+def _is_ident(value: str) -> bool:
+    try:
+        topics.validate_id(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _transaction_of(payload: bytes) -> str | None:
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    transaction = data.get("transaction") if isinstance(data, dict) else None
+    return transaction if isinstance(transaction, str) and 0 < len(transaction) <= 64 else None

@@ -1,0 +1,161 @@
+"""HTTP models of the patient-facing kiosk API (``/api/v1/patient/...``, ``/api/v1/payments/...``).
+
+A kiosk identifies a patient once (QR code, ID/insurance card, or phone + last four ID
+digits) and gets a short-lived ``session`` it sends as ``X-Patient-Session`` with every
+patient call; the kiosk token alone cannot read anyone's bills or reports. Names only
+ever come back masked. Amounts are decimal strings (never floats).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.api import AppointmentNo
+
+Digits = Annotated[str, Field(pattern=r"^[0-9]{6,15}$")]
+CardNumber = Annotated[str, Field(pattern=r"^[0-9A-Za-z]{4,32}$")]
+Last4 = Annotated[str, Field(pattern=r"^[0-9Xx]{4}$")]
+PaymentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+Texts = dict[str, str]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IdentifyRequest(_Model):
+    """Exactly the fields of one method: ``qr`` (appointment_no), ``card`` (card_number), ``phone`` (phone + id_last4)."""
+
+    method: Literal["qr", "card", "phone"]
+    appointment_no: AppointmentNo | None = None
+    card_number: CardNumber | None = None
+    phone: Digits | None = None
+    id_last4: Last4 | None = None
+
+
+class PatientOut(_Model):
+    session: str = Field(description="send as X-Patient-Session; expires after a few minutes of inactivity")
+    masked_name: str
+    age: int
+    language: str
+    priority: tuple[str, ...] = Field(default=(), description="elderly, pregnant, disabled")
+    offer_accessibility: bool = Field(description="65 or over: the kiosk offers large text and voice")
+    insured: bool
+    pay_later_eligible: bool
+    appointment_no: str | None = Field(None, description="the appointment whose QR code identified the patient")
+
+
+class AppointmentOut(_Model):
+    appointment_no: str
+    department: str
+    department_name: Texts
+    slot_start: datetime
+    slot_end: datetime
+    clinician: str | None = None
+    status: str = Field(description="booked, checked_in, cancelled")
+    timing: Literal["early", "on_time", "late", "closed"] = Field(
+        description="early: check-in opens at checkin_opens_at; late: past the slot (and grace); closed: checked in or cancelled")
+    checkin_opens_at: datetime
+    late_after: datetime
+
+
+class AppointmentsOut(_Model):
+    appointments: tuple[AppointmentOut, ...]
+    now: datetime
+
+
+class SlotOut(_Model):
+    start: datetime
+    end: datetime
+    available: int
+
+
+class WalkInDepartmentOut(_Model):
+    department: str
+    name: Texts
+    icon: str = Field(description="icon name the kiosk draws")
+    slots: tuple[SlotOut, ...] = ()
+
+
+class WalkInDepartmentsOut(_Model):
+    departments: tuple[WalkInDepartmentOut, ...]
+
+
+class RegistrationRequest(_Model):
+    department: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
+    slot_start: datetime | None = None
+    red_flag: str | None = Field(None, max_length=64, description="the symptom guide's red-flag rule id, if any")
+
+
+class BillItemOut(_Model):
+    description: Texts
+    amount: Decimal
+    insurance_covered: Decimal
+    self_pay: Decimal
+
+
+class BillOut(_Model):
+    bill_id: str
+    items: tuple[BillItemOut, ...]
+    total: Decimal
+    insurance_part: Decimal
+    self_pay: Decimal
+
+
+class BillsOut(_Model):
+    bills: tuple[BillOut, ...]
+    total: Decimal
+    insurance_part: Decimal
+    self_pay: Decimal
+    methods: tuple[str, ...] = Field(description="payment methods this patient may use now")
+
+
+class PaymentRequest(_Model):
+    payment_id: PaymentId = Field(description="chosen by the kiosk and journalled before the request: the idempotency key")
+    bill_ids: tuple[str, ...] = Field(min_length=1)
+    method: Literal["insurance_card", "qr", "bank_card", "pay_later"]
+    amount: Decimal = Field(description="the self-pay total the patient saw")
+    card_number: CardNumber | None = Field(None, description="insurance card number (insurance_card)")
+    terminal_ref: Annotated[str, Field(max_length=64)] | None = Field(None, description="approval reference (bank_card)")
+
+
+class PaymentOut(_Model):
+    payment_id: str
+    status: Literal["pending", "paid", "failed", "deferred"]
+    method: str
+    amount: Decimal
+    bill_ids: tuple[str, ...]
+    qr_payload: str | None = Field(None, description="QR payments: what the patient's phone scans")
+    expires_at: datetime | None = None
+    provider_ref: str | None = None
+    detail: str = ""
+
+
+class ReportOut(_Model):
+    report_id: str
+    title: Texts
+    ready: bool
+    ready_at: datetime | None = None
+    prints: int
+    reprints_left: int
+
+
+class ReportsOut(_Model):
+    reports: tuple[ReportOut, ...]
+    max_prints: int
+
+
+class HelpRequest(_Model):
+    device: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    reason: Literal["help", "red_flag", "payment", "printer", "other"] = "help"
+    department: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")] | None = None
+    message: Annotated[str, Field(max_length=200)] = ""
+
+
+class HelpOut(_Model):
+    help_id: str
+    created_at: datetime
+    directions: Texts = Field(description="where the manual window is")
