@@ -1,0 +1,260 @@
+"""A clinician's call-button box at a room: four buttons, a busy LED and a buzzer on GPIO.
+
+    box = CallButtonBox(client=RoomApiClient(base_url, room="r1", token=token),
+                        pins=ButtonBoxPins(), pin_factory=None)   # gpiozero picks the factory
+
+Buttons (wired to ground, internal pull-ups, debounced in software):
+
+* **call next**: ``POST /api/v1/rooms/{room}/call-next``
+* **recall**: ``POST .../recall`` (the current patient is called again)
+* **no-show**: ``POST .../no-show`` (the called patient did not come)
+* **pause**: toggles ``POST .../pause`` / ``POST .../resume`` by the room's current state
+
+Feedback: the LED is on while a request is under way, blinks slowly while the room is
+paused, and flashes fast three times after an error; the buzzer beeps once for success
+and three times for an error (what a clinician notices without looking). One request at
+a time: presses while one is under way are ignored, so a nervous double press never
+calls two patients; every request carries an ``Idempotency-Key`` so a retry after a
+lost answer does not either.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.errors import DeviceError
+
+from hardware.debounce import DebouncedButton
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("call_next", "recall", "no_show", "pause")
+
+
+class RoomApiError(DeviceError):
+    """The queue server refused or did not answer a button's request; ``detail`` is its sentence."""
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+class RoomApiClient:
+    """The part of the queue server's HTTP API a button box uses, for one room (httpx, bearer token)."""
+
+    def __init__(self, base_url: str, *, room: str, token: str, timeout: float = 5.0,
+                 transport: Any = None) -> None:
+        import httpx
+
+        self.room = room
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    def _post(self, op: str) -> dict:
+        import httpx
+
+        try:
+            resp = self._http.post(f"/api/v1/rooms/{self.room}/{op}", headers={"Idempotency-Key": uuid.uuid4().hex})
+        except httpx.HTTPError as exc:
+            raise RoomApiError(f"the queue server did not answer: {exc}") from None
+        return self._body(resp)
+
+    @staticmethod
+    def _body(resp: Any) -> dict:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        if resp.status_code >= 400:
+            detail = body.get("detail") if isinstance(body, dict) else None
+            raise RoomApiError(detail if isinstance(detail, str) else f"HTTP {resp.status_code}", resp.status_code)
+        return body if isinstance(body, dict) else {"result": body}
+
+    def room_status(self) -> str:
+        """The room's status: open, paused or closed."""
+        import httpx
+
+        try:
+            resp = self._http.get(f"/api/v1/rooms/{self.room}/state")
+        except httpx.HTTPError as exc:
+            raise RoomApiError(f"the queue server did not answer: {exc}") from None
+        return str(self._body(resp).get("status", ""))
+
+    def call_next(self) -> dict:
+        return self._post("call-next")
+
+    def recall(self) -> dict:
+        return self._post("recall")
+
+    def no_show(self) -> dict:
+        return self._post("no-show")
+
+    def pause(self) -> dict:
+        return self._post("pause")
+
+    def resume(self) -> dict:
+        return self._post("resume")
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@dataclass(frozen=True)
+class ButtonBoxPins:
+    """BCM pin numbers of a button box (defaults: a common 4-button HAT layout)."""
+
+    call_next: int | str = 17
+    recall: int | str = 27
+    no_show: int | str = 22
+    pause: int | str = 23
+    busy_led: int | str = 24
+    buzzer: int | str = 25
+
+    @classmethod
+    def parse(cls, text: str) -> "ButtonBoxPins":
+        """From ``"call_next=17,recall=27,..."``; unknown names raise ValueError."""
+        values: dict[str, int | str] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, pin = part.partition("=")
+            if name.strip() not in cls.__dataclass_fields__:
+                raise ValueError(f"unknown button box pin {name!r}; use {', '.join(cls.__dataclass_fields__)}")
+            values[name.strip()] = int(pin) if pin.strip().isdigit() else pin.strip()
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ButtonResult:
+    """What one press did: the action, whether it worked, and the server's answer or error sentence."""
+
+    action: str
+    ok: bool
+    detail: str = ""
+    response: dict | None = None
+
+
+class CallButtonBox:
+    """The button box: debounced buttons -> one worker -> the room's API; LED and buzzer feedback.
+
+    ``on_result`` (optional) is called with a ``ButtonResult`` after every handled press, from
+    the worker thread. ``close()`` is idempotent; the box works in a ``with`` block.
+    """
+
+    def __init__(self, *, client: RoomApiClient, pins: ButtonBoxPins = ButtonBoxPins(), pin_factory: Any = None,
+                 settle_s: float = 0.03, on_result: Callable[[ButtonResult], None] | None = None) -> None:
+        from gpiozero import LED, Buzzer
+
+        self.client = client
+        self.on_result = on_result
+        self.paused = False
+        self._busy = threading.Event()
+        self._press_lock = threading.Lock()
+        self._jobs: queue.Queue[str | None] = queue.Queue()
+        self._closed = False
+        self.buttons: dict[str, DebouncedButton] = {}
+        try:
+            for action in ACTIONS:
+                button = DebouncedButton(getattr(pins, action), settle_s=settle_s, pin_factory=pin_factory, name=action)
+                button.when_pressed = (lambda a=action: self.press(a))
+                self.buttons[action] = button
+            self.led = LED(pins.busy_led, pin_factory=pin_factory)
+            self.buzzer = Buzzer(pins.buzzer, pin_factory=pin_factory)
+        except Exception:
+            self._close_devices()
+            raise
+        self._worker = threading.Thread(target=self._run, name="buttonbox", daemon=True)
+        self._worker.start()
+
+    def press(self, action: str) -> bool:
+        """Handle a press of ``action`` (what a debounced button calls); False if ignored because busy."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown button {action!r}")
+        with self._press_lock:  # each button has its own thread: check-and-set must be atomic
+            if self._closed or self._busy.is_set():
+                log.info("button %s ignored: a request is under way", action)
+                return False
+            self._busy.set()
+        self.led.on()
+        self._jobs.put(action)
+        return True
+
+    @property
+    def busy(self) -> bool:
+        return self._busy.is_set()
+
+    def sync_pause_state(self) -> None:
+        """Read the room's status so the LED shows a pause set elsewhere (e.g. on the web console)."""
+        try:
+            self.paused = self.client.room_status() == "paused"
+        except RoomApiError as exc:
+            log.warning("could not read the room's status: %s", exc)
+            return
+        self._idle_led()
+
+    def _run(self) -> None:
+        while (action := self._jobs.get()) is not None:
+            try:
+                result = self._do(action)
+            finally:
+                self._busy.clear()
+            self._feedback(result)
+            if self.on_result is not None:
+                try:
+                    self.on_result(result)
+                except Exception:
+                    log.exception("button box on_result handler failed")
+
+    def _do(self, action: str) -> ButtonResult:
+        try:
+            if action == "pause":
+                paused = self.client.room_status() == "paused"
+                response = self.client.resume() if paused else self.client.pause()
+                self.paused = not paused
+            else:
+                response = getattr(self.client, action)()
+        except RoomApiError as exc:
+            log.warning("button %s failed: %s", action, exc.detail)
+            return ButtonResult(action, False, exc.detail)
+        return ButtonResult(action, True, "", response)
+
+    def _idle_led(self) -> None:
+        if self.paused:
+            self.led.blink(on_time=0.5, off_time=1.5, background=True)
+        else:
+            self.led.off()
+
+    def _feedback(self, result: ButtonResult) -> None:
+        if self._closed:
+            return
+        if result.ok:
+            self.buzzer.beep(on_time=0.1, off_time=0.1, n=1, background=True)
+            self._idle_led()
+        else:
+            self.buzzer.beep(on_time=0.15, off_time=0.1, n=3, background=True)
+            self.led.blink(on_time=0.1, off_time=0.1, n=3, background=True)
+
+    def _close_devices(self) -> None:
+        for button in getattr(self, "buttons", {}).values():
+            button.close()
+        for dev in (getattr(self, "led", None), getattr(self, "buzzer", None)):
+            if dev is not None:
+                dev.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._jobs.put(None)
+        self._worker.join(timeout=10)
+        self._close_devices()
+
+    def __enter__(self) -> "CallButtonBox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
