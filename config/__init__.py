@@ -1,0 +1,1 @@
+"""Device configuration and fleet set-up: the per-device TOML schema, provisioning and broker security."""

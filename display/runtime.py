@@ -1,0 +1,320 @@
+"""``CallScreen``: a call screen's whole behaviour without a window (the public entry for tests and benches).
+
+    from display.runtime import CallScreen
+    from hardware.speech import FakeSpeaker
+
+    screen = CallScreen("mqtt://127.0.0.1:1883", "demo", ["r1"], speaker=FakeSpeaker())
+    screen.start()
+    screen.wait_for_call(ticket="A012", timeout=5)      # the view-model shows it
+    screen.announcer.wait_for(1)                         # and it was announced
+    screen.view_model.ticket_text, screen.announcements  # what a patient saw and heard
+    screen.stop()
+
+It subscribes to the site's room snapshots, calls, notice and server availability through
+``PahoMessageBus``; ``CallGate`` decides what is new; the ``Announcer`` speaks; the view-model
+is updated only on the UI thread: Kivy's main thread in the app (``ui_call`` schedules onto
+``Clock``), or, headless, one private thread that plays that role.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import tzinfo
+from typing import Any
+
+import clinicflow
+from clinicflow.mqtt import PahoMessageBus
+from display.announcer import Announcement, Announcer
+from display.gate import CallGate
+from display.health import make_status_reporter
+from display.viewmodel import CallScreenViewModel
+from display.watchdog import Watchdog
+from hardware.speech.port import Speaker
+from protocol import topics
+from protocol.announce import announcement_texts
+from protocol.errors import ProtocolError
+from protocol.payloads import CallEvent, Notice, RoomState, decode_payload
+from protocol.topics import OFFLINE, ONLINE
+
+log = logging.getLogger(__name__)
+
+UiCall = Callable[[Callable[[], None]], None]
+"""Runs a function on the UI thread, later (never inline from the network thread)."""
+
+
+class HeadlessUiThread:
+    """One thread that plays the UI thread's role when there is no window: runs callables in order."""
+
+    def __init__(self, name: str = "headless-ui") -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def __call__(self, fn: Callable[[], None]) -> None:
+        self._queue.put(fn)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far has run."""
+        done = threading.Event()
+        self._queue.put(done.set)
+        return done.wait(timeout)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while (fn := self._queue.get()) is not None:
+            try:
+                fn()
+            except Exception:  # one bad update must not freeze the screen
+                log.exception("UI update failed")
+
+
+class CallScreen:
+    """One call screen: MQTT in, view-model and announcements out.
+
+    ``rooms`` empty on a hall board means every room of the site. ``ui_call`` defaults to a
+    private headless UI thread; the Kivy app passes a function that schedules on ``Clock``.
+    Set ``tick_interval`` to ``None`` when the caller ticks the clock itself (the app does).
+    """
+
+    def __init__(
+        self,
+        bus_url: str,
+        site: str,
+        rooms: Sequence[str] = (),
+        *,
+        speaker: Speaker | None,
+        layout: str = "door",
+        languages: Sequence[str] = ("zh", "en"),
+        repeats: int = 2,
+        device_id: str | None = None,
+        offline_after: float = 30.0,
+        status_interval: float = 30.0,
+        watchdog_timeout: float | None = None,
+        on_stall: Callable[[float], None] | None = None,
+        ui_call: UiCall | None = None,
+        tick_interval: float | None = 1.0,
+        anticipate: int = 2,
+        tz: tzinfo | None = None,
+        bus: PahoMessageBus | None = None,
+    ) -> None:
+        topics.validate_id(site, "site")
+        for room in rooms:
+            topics.validate_id(room, "room")
+        if layout == "door" and len(rooms) != 1:
+            raise ValueError("a door screen shows exactly one room: pass --rooms with one room id")
+        self.site = site
+        self.layout = layout
+        self.device_id = topics.validate_id(device_id or f"display-{'-'.join(rooms) or 'hall'}", "device id")
+        self.languages = tuple(languages)
+        self.speaker = speaker
+        self.view_model = CallScreenViewModel(layout=layout, rooms=list(rooms), languages=self.languages,
+                                              offline_after=offline_after, tz=tz)
+        self.gate = CallGate(set(rooms) or None)
+        self.announcer = Announcer(speaker, languages=self.languages, repeats=repeats, on_health=self._speech_health)
+        self.bus = bus or PahoMessageBus(bus_url, client_id=f"clinicflow-{self.device_id}",
+                                         availability_topic=topics.device(site, self.device_id, "availability"))
+        self._own_ui = ui_call is None
+        self._ui: UiCall = ui_call or HeadlessUiThread()
+        self.tick_interval = tick_interval
+        self.anticipate_count = anticipate
+        self.dropped = 0
+        self.shown_at: dict[str, float] = {}
+        """call id -> time.monotonic() when the view-model showed it (for latency measurements)."""
+        self._shown = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.watchdog = Watchdog(timeout=watchdog_timeout, on_stall=on_stall) if watchdog_timeout else None
+        self.status = make_status_reporter(self.bus, site=site, device_id=self.device_id,
+                                           role="door_screen" if layout == "door" else "hall_board",
+                                           version=clinicflow.__version__, status_interval=status_interval)
+        self._subscribe()
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> "CallScreen":
+        self.announcer.start()
+        self.status.add_check("speech", lambda: self.announcer.healthy and (self.speaker is None or self.speaker.healthy))
+        self.status.add_check("broker", lambda: self.bus.connected)
+        self.status.add_check("ui", lambda: self.watchdog is None or not self.watchdog.stalled)
+        self.status.add_detail("layout", lambda: self.layout)
+        self.status.add_detail("rooms", lambda: ",".join(self.view_model.rooms))
+        self.status.add_detail("last_render", lambda: round(self.view_model.last_render, 3))
+        self.status.add_detail("last_call_id", lambda: self.view_model.last_call_id or None)
+        self.status.add_detail("speech_error", lambda: self.announcer.last_error or None)
+        self.status.add_detail("dropped_messages", lambda: self.dropped)
+        self.status.add_detail("announcements_pending", lambda: self.announcer.pending)
+        self.status.start()
+        if self.watchdog is not None:
+            self.watchdog.start()
+        if self.tick_interval:
+            self._spawn(self._ticker, "clock")
+        self.bus.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop announcing, say offline (retained) and disconnect. Idempotent."""
+        self._stop.set()
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        self.status.stop()
+        self.announcer.stop()
+        self.bus.stop()
+        if self._own_ui and isinstance(self._ui, HeadlessUiThread):
+            self._ui.stop()
+
+    def __enter__(self) -> "CallScreen":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -------------------------------------------------------------- records
+    @property
+    def announcements(self) -> list[Announcement]:
+        """Finished announcements, in the order they were spoken."""
+        return list(self.announcer.announcements)
+
+    def wait_for_call(self, *, call_id: str | None = None, ticket: str | None = None, timeout: float = 5.0) -> bool:
+        """Block until the view-model has shown the call with this id (or ticket)."""
+        def seen() -> bool:
+            if call_id is not None:
+                return call_id in self.shown_at
+            return any(h["ticket"] == ticket for h in self.view_model.history)
+
+        with self._shown:
+            return self._shown.wait_for(seen, timeout)
+
+    def wait_until(self, predicate: Callable[[CallScreenViewModel], bool], timeout: float = 5.0) -> bool:
+        """Poll-free wait: re-check ``predicate(view_model)`` after every UI update, until true or timeout."""
+        with self._shown:
+            return self._shown.wait_for(lambda: predicate(self.view_model), timeout)
+
+    def tick(self) -> None:
+        """Run the once-a-second work on the UI thread (clock, banners, watchdog beat)."""
+        self._on_ui(self.view_model.tick)
+        if self.watchdog is not None:
+            self._ui(self.watchdog.beat)
+
+    # ------------------------------------------------------------- plumbing
+    def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """Act on one MQTT message (the bus calls this on its thread). Anything not ours is logged and dropped."""
+        where = topics.parse(topic)
+        if where is None or where.site != self.site:
+            self._drop(topic, "not a topic of this site")
+            return
+        handler = {
+            "room_state": self._on_room_state,
+            "calls": self._on_call,
+            "notice": self._on_notice,
+            "server_availability": self._on_server_availability,
+        }.get(where.kind)
+        if handler is None:
+            self._drop(topic, f"unexpected topic kind {where.kind}")
+            return
+        handler(topic, payload, retained)
+
+    def _subscribe(self) -> None:
+        for topic_filter in (topics.all_room_states(self.site), topics.calls(self.site), topics.notice(self.site),
+                             topics.server_availability(self.site)):
+            self.bus.subscribe(topic_filter, self.handle)
+        self.bus.add_connection_listener(lambda up: self._on_ui(lambda: self.view_model.set_connected(up)))
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _ticker(self) -> None:
+        while not self._stop.wait(self.tick_interval or 1.0):
+            self.tick()
+
+    def _on_ui(self, fn: Callable[[], None]) -> None:
+        def run_then_notify() -> None:
+            try:
+                fn()
+            finally:
+                with self._shown:
+                    self._shown.notify_all()
+
+        self._ui(run_then_notify)
+
+    def _drop(self, topic: str, reason: str) -> None:
+        self.dropped += 1
+        log.warning("dropped message on %s: %s", topic, reason)
+
+    def _decode(self, topic: str, model: type[Any], payload: bytes) -> Any:
+        try:
+            return decode_payload(model, payload)
+        except ProtocolError as exc:
+            self._drop(topic, str(exc))
+            return None
+
+    def _on_room_state(self, topic: str, payload: bytes, retained: bool) -> None:
+        where = topics.parse(topic)
+        state = self._decode(topic, RoomState, payload)
+        if state is None or where is None:
+            return
+        if (state.site, state.room) != (where.site, where.room):
+            self._drop(topic, f"snapshot of {state.site}/{state.room} on another room's topic")
+            return
+        if not self.gate.accept_state(state, retained):
+            return
+        self._anticipate(state)
+        self._on_ui(lambda: self.view_model.show_state(state))
+
+    def _on_call(self, topic: str, payload: bytes, retained: bool) -> None:
+        received = time.monotonic()
+        event = self._decode(topic, CallEvent, payload)
+        if event is None:
+            return
+        if event.site != self.site:
+            self._drop(topic, f"call for site {event.site!r} on site {self.site!r}")
+            return
+        if retained:
+            # Calls are never retained by the server: a retained one is someone's mistake, and old.
+            self._drop(topic, "retained call event")
+            return
+        if not self.gate.accept_call(event):
+            return
+        # Announce straight from the network thread: the speech worker need not wait for a frame.
+        self.announcer.submit(event, received)
+
+        def show() -> None:
+            self.view_model.show_call(event)
+            self.shown_at[event.id] = time.monotonic()
+
+        self._on_ui(show)
+
+    def _on_notice(self, topic: str, payload: bytes, retained: bool) -> None:
+        notice = self._decode(topic, Notice, payload)
+        if notice is not None:
+            self._on_ui(lambda: self.view_model.show_notice(notice))
+
+    def _on_server_availability(self, topic: str, payload: bytes, retained: bool) -> None:
+        if payload not in (ONLINE.encode(), OFFLINE.encode()):
+            self._drop(topic, "availability is neither online nor offline")
+            return
+        online = payload == ONLINE.encode()
+        self._on_ui(lambda: self.view_model.set_server_online(online))
+
+    def _anticipate(self, state: RoomState) -> None:
+        """Pre-render the announcements of the next tickets in line: their calls then speak at once."""
+        if not self.anticipate_count or self.speaker is None:
+            return
+        texts = []
+        for ticket in state.next_tickets[: self.anticipate_count]:
+            for language, text in announcement_texts(ticket, state.room, dict(state.room_name)).items():
+                texts.append((text, language))
+        self.announcer.anticipate(texts)
+
+    def _speech_health(self, ok: bool, error: str) -> None:
+        self._on_ui(lambda: self.view_model.set_speech(ok, error))
+        try:
+            self.status.publish_status_now()
+        except Exception:
+            log.exception("could not publish status")

@@ -1,0 +1,57 @@
+"""Protocol payloads as the queue server sends them, for the screenshot driver, tests and benches.
+
+Rooms follow the demo hospital (site ``demo``): internal r1/r2 (prefix A), surgery r3 (B),
+pediatrics r4 (C), emergency r9 (E).
+"""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+
+from protocol.announce import announcement_texts
+from protocol.payloads import CallEvent, CallKind, CurrentCall, Notice, RoomState, RoomStatus
+from protocol.privacy import mask_name
+
+DEMO_ROOMS: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
+    "r1": ("internal", {"zh": "1 诊室", "en": "room 1", "yue": "1 診室"}, {"zh": "内科", "en": "Internal medicine"}),
+    "r2": ("internal", {"zh": "2 诊室", "en": "room 2", "yue": "2 診室"}, {"zh": "内科", "en": "Internal medicine"}),
+    "r3": ("surgery", {"zh": "3 诊室", "en": "room 3", "yue": "3 診室"}, {"zh": "外科", "en": "Surgery"}),
+    "r4": ("pediatrics", {"zh": "4 诊室", "en": "room 4", "yue": "4 診室"}, {"zh": "儿科", "en": "Pediatrics"}),
+    "r9": ("emergency", {"zh": "急诊 9 室", "en": "emergency room 9", "yue": "急症 9 室"}, {"zh": "急诊", "en": "Emergency"}),
+}
+PREFIX = {"internal": "A", "surgery": "B", "pediatrics": "C", "emergency": "E"}
+_ids = itertools.count(1)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def room_state(room: str, seq: int, ticket: str | None = None, *, site: str = "demo", name: str = "张三丰",
+               status: RoomStatus | str = RoomStatus.OPEN, next_tickets: tuple[str, ...] = (), recall_count: int = 0,
+               call_id: str | None = None, waiting: int | None = None) -> RoomState:
+    """A room snapshot with ``ticket`` being served (masked ``name``) and ``next_tickets`` waiting."""
+    department, room_name, department_name = DEMO_ROOMS.get(room, ("internal", {"en": room}, {"en": "Clinic"}))
+    current = None
+    if ticket:
+        current = CurrentCall(call_id=call_id or f"c{seq}-{room}", ticket=ticket, masked_name=mask_name(name),
+                              called_at=now(), recall_count=recall_count)
+    return RoomState(seq=seq, ts=now(), site=site, room=room, room_name=room_name, department=department,
+                     department_name=department_name, status=RoomStatus(status), current=current,
+                     next_tickets=tuple(next_tickets), waiting_count=len(next_tickets) if waiting is None else waiting)
+
+
+def call_event(room: str, seq: int, ticket: str, *, site: str = "demo", kind: CallKind | str = CallKind.CALL,
+               call_id: str | None = None, name: str = "张三丰", recall_count: int = 0) -> CallEvent:
+    """A call (or recall) event with the server's announcement texts."""
+    department, room_name, _ = DEMO_ROOMS.get(room, ("internal", {"en": room}, {}))
+    kind = CallKind(kind)
+    return CallEvent(id=call_id or f"call-{next(_ids)}-{room}-{seq}", seq=seq, ts=now(), site=site, room=room,
+                     room_name=room_name, department=department, ticket=ticket, kind=kind,
+                     masked_name=mask_name(name), recall_count=recall_count,
+                     announce=announcement_texts(ticket, room, room_name, recall=kind == CallKind.RECALL))
+
+
+def notice(zh: str = "李医生门诊推迟 20 分钟，请耐心等候", en: str = "Dr. Li's clinic is running 20 minutes late",
+           rooms: tuple[str, ...] = ()) -> Notice:
+    return Notice(ts=now(), text={"zh": zh, "en": en}, rooms=rooms)

@@ -1,0 +1,224 @@
+"""``CallScreenViewModel``: everything a call screen shows, as Kivy properties, with no widgets.
+
+The kv files bind to these properties; nothing here touches a window, so tests drive it
+directly. Call its methods on ONE thread (the Kivy main thread in the app, the headless
+UI thread in ``display.runtime``): the MQTT thread hops there first.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, tzinfo
+
+from kivy.event import EventDispatcher
+from kivy.properties import (
+    BooleanProperty,
+    ListProperty,
+    NumericProperty,
+    ObjectProperty,
+    OptionProperty,
+    StringProperty,
+)
+
+from display.strings import label, pick
+from protocol.payloads import CallEvent, CallKind, Notice, RoomState, RoomStatus
+from protocol.privacy import mask_name
+
+HISTORY_LENGTH = 8
+
+
+class CallScreenViewModel(EventDispatcher):
+    """State of a door screen (one room) or a hall board (many rooms, plus the latest calls)."""
+
+    layout = OptionProperty("door", options=["door", "hall"])
+    languages = ListProperty(["zh", "en"])
+    rooms = ListProperty([])
+    """Room ids shown, in order. Empty at start on a hall board means "every room that reports"."""
+
+    # door screen: the first configured room
+    room_title = StringProperty("")
+    room_subtitle = StringProperty("")
+    caption_text = StringProperty("")
+    ticket_text = StringProperty("")
+    name_text = StringProperty("")
+    next_caption = StringProperty("")
+    next_text = StringProperty("")
+    status_text = StringProperty("")
+    waiting_text = StringProperty("")
+    highlight = BooleanProperty(False)
+    """True for a while after a recall of the door screen's room: the view draws it highlighted."""
+
+    # hall board
+    tiles = ListProperty([])
+    """One dict per room: room, title, subtitle, ticket, name, status, status_text, next_text, highlight."""
+    history = ListProperty([])
+    """Latest calls, newest first: ticket, room_title, time_text, recall, kind_text, call_id."""
+    recent_caption = StringProperty("")
+
+    # every layout
+    clock_text = StringProperty("")
+    notice_text = StringProperty("")
+    banner_text = StringProperty("")
+    connected = BooleanProperty(False)
+    server_online = BooleanProperty(True)
+    speech_ok = BooleanProperty(True)
+    speech_error = StringProperty("")
+    last_update = ObjectProperty(None, allownone=True)
+    """Wall-clock datetime of the last message from the broker."""
+    last_render = NumericProperty(0.0)
+    """time.time() of the last change to what is shown (reported in the device status)."""
+    last_call_id = StringProperty("")
+    calls_shown = NumericProperty(0)
+
+    def __init__(self, *, layout: str = "door", rooms: list[str] | tuple[str, ...] = (),
+                 languages: list[str] | tuple[str, ...] = ("zh", "en"), offline_after: float = 30.0,
+                 highlight_seconds: float = 15.0, tz: tzinfo | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        if not languages:
+            raise ValueError("a call screen needs at least one language")
+        self.layout = layout
+        self.rooms = list(rooms)
+        self.languages = list(languages)
+        self.offline_after = offline_after
+        self.highlight_seconds = highlight_seconds
+        self.tz = tz
+        self._fixed_rooms = bool(rooms)
+        self._states: dict[str, RoomState] = {}
+        self._highlight_until: dict[str, float] = {}
+        self._disconnected_since: datetime | None = None
+        self._notice: Notice | None = None
+        self.caption_text = label(self.primary, "now_serving")
+        self.next_caption = label(self.primary, "next")
+        self.recent_caption = label(self.primary, "recent")
+        self._render()
+
+    @property
+    def primary(self) -> str:
+        return self.languages[0]
+
+    @property
+    def secondary(self) -> str | None:
+        return self.languages[1] if len(self.languages) > 1 else None
+
+    # ------------------------------------------------------------ inputs
+    def show_state(self, state: RoomState, now: datetime | None = None) -> None:
+        """Draw a room from its snapshot (the caller has already decided it is current)."""
+        if self._fixed_rooms and state.room not in self.rooms:
+            return
+        if state.room not in self.rooms:
+            self.rooms = sorted([*self.rooms, state.room])
+        self._states[state.room] = state
+        self._touch(now)
+        self._render()
+
+    def show_call(self, event: CallEvent, now: datetime | None = None) -> None:
+        """Add a new call to the history; a recall highlights its room."""
+        if self._fixed_rooms and event.room not in self.rooms:
+            return
+        when = event.ts.astimezone(self.tz) if self.tz else event.ts.astimezone()
+        title = pick(dict(event.room_name), self.primary, event.room)
+        entry = {
+            "call_id": event.id, "ticket": event.ticket, "room": event.room, "room_title": title,
+            "time_text": when.strftime("%H:%M"), "recall": event.kind == CallKind.RECALL,
+            "kind_text": label(self.primary, "recall") if event.kind == CallKind.RECALL else "",
+        }
+        self.history = [entry, *[h for h in self.history if h["call_id"] != event.id]][:HISTORY_LENGTH]
+        if event.kind == CallKind.RECALL:
+            self._highlight_until[event.room] = time.monotonic() + self.highlight_seconds
+        self.last_call_id = event.id
+        self.calls_shown += 1
+        self._touch(now)
+        self._render()
+
+    def show_notice(self, notice: Notice) -> None:
+        """Set (or, with empty texts, clear) the scrolling notice line."""
+        if notice.rooms and self._fixed_rooms and not set(notice.rooms) & set(self.rooms):
+            return
+        self._notice = notice
+        texts = dict(notice.text)
+        parts = [pick(texts, self.primary)]
+        if self.secondary and texts.get(self.secondary) and texts.get(self.secondary) != parts[0]:
+            parts.append(texts[self.secondary])
+        self.notice_text = "    ".join(p for p in parts if p)
+
+    def set_connected(self, connected: bool, now: datetime | None = None) -> None:
+        """The broker link came up or went down; the offline banner appears after ``offline_after``."""
+        now = now or self._now()
+        self.connected = connected
+        self._disconnected_since = None if connected else (self._disconnected_since or now)
+        if connected:
+            self.last_update = now
+        self._update_banner(now)
+
+    def set_server_online(self, online: bool) -> None:
+        self.server_online = online
+        self._update_banner(self._now())
+
+    def set_speech(self, ok: bool, error: str = "") -> None:
+        self.speech_ok, self.speech_error = ok, ("" if ok else error)
+
+    def tick(self, now: datetime | None = None) -> None:
+        """Once a second: the clock, the offline banner, and expiring recall highlights."""
+        now = now or self._now()
+        self.clock_text = now.strftime("%H:%M")
+        self._update_banner(now)
+        if self._highlight_until and min(self._highlight_until.values()) <= time.monotonic():
+            self._highlight_until = {r: t for r, t in self._highlight_until.items() if t > time.monotonic()}
+            self._render()
+
+    # ----------------------------------------------------------- drawing
+    def _now(self) -> datetime:
+        return datetime.now(self.tz) if self.tz else datetime.now().astimezone()
+
+    def _touch(self, now: datetime | None) -> None:
+        self.last_update = now or self._now()
+        self.last_render = time.time()
+
+    def _update_banner(self, now: datetime) -> None:
+        parts = []
+        if not self.connected and self._disconnected_since is not None and \
+                now - self._disconnected_since >= timedelta(seconds=self.offline_after):
+            last = self.last_update or self._disconnected_since
+            last = last.astimezone(now.tzinfo) if now.tzinfo else last
+            parts.append(label(self.primary, "offline", hhmm=last.strftime("%H:%M")))
+        if not self.server_online:
+            parts.append(label(self.primary, "server_offline"))
+        self.banner_text = "  ·  ".join(parts)
+
+    def _tile(self, room: str) -> dict[str, object]:
+        state = self._states.get(room)
+        lang, second = self.primary, self.secondary
+        if state is None:
+            return {"room": room, "title": room, "subtitle": "", "ticket": label(lang, "none"), "name": "",
+                    "status": "unknown", "status_text": "", "next_text": "", "waiting_text": "", "highlight": False}
+        names = dict(state.room_name)
+        title = pick(names, lang, room)
+        subtitle = pick(names, second, "") if second else ""
+        current = state.current
+        return {
+            "room": room,
+            "title": title,
+            "subtitle": "" if subtitle == title else subtitle,
+            "ticket": current.ticket if current else label(lang, "none"),
+            # Defence in depth: even if a server sent a full name, a public screen shows it masked.
+            "name": mask_name(current.masked_name) if current else "",
+            "status": state.status.value,
+            "status_text": label(lang, state.status.value) if state.status != RoomStatus.OPEN else "",
+            "next_text": "  ".join(state.next_tickets[:5]),
+            "waiting_text": label(lang, "waiting", n=state.waiting_count) if state.waiting_count else "",
+            "highlight": self._highlight_until.get(room, 0) > time.monotonic(),
+        }
+
+    def _render(self) -> None:
+        tiles = [self._tile(r) for r in self.rooms]
+        self.tiles = tiles
+        if tiles:
+            door = tiles[0]
+            self.room_title = str(door["title"])
+            self.room_subtitle = str(door["subtitle"])
+            self.ticket_text = str(door["ticket"])
+            self.name_text = str(door["name"])
+            self.next_text = str(door["next_text"])
+            self.status_text = str(door["status_text"])
+            self.waiting_text = str(door["waiting_text"])
+            self.highlight = bool(door["highlight"])
+        self.last_render = time.time()

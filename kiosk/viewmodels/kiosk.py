@@ -1,0 +1,344 @@
+"""``KioskViewModel``: the root of the kiosk's state: screen, language, modes, patient, idle timer, voice.
+
+The screens are thin kv over this object and the flow view-models it owns
+(``home``, ``identify``, ``checkin``, ``register``, ``payment``, ``reports``, ``ticket``, ``help``).
+Window-less use (tests, the lead's end-to-end test)::
+
+    from kiosk.server_client import KioskServerClient
+    from kiosk.viewmodels import KioskViewModel
+    from hardware.ticket_printer import FakeTicketPrinter
+
+    kiosk = KioskViewModel(client=KioskServerClient(url, token=token), printer=FakeTicketPrinter())
+    kiosk.checkin.type_code("AP1001"); kiosk.checkin.submit()
+    kiosk.screen            -> "ticket"
+    kiosk.ticket.ticket     -> protocol.api.TicketOut (number, room, position, status_url)
+
+With the default ``InlineTasks`` every call completes before the method returns.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kivy.event import EventDispatcher
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
+
+from kiosk.clock import ManualClock, Scheduler
+from kiosk.i18n import Translator
+from kiosk.symptom_guide import SymptomGuide
+from kiosk.tasks import InlineTasks, Tasks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KioskSettings:
+    """Site settings of one kiosk (from its device config)."""
+
+    device_id: str = "kiosk-1"
+    site: str = "demo"
+    timezone: str = "Asia/Shanghai"
+    idle_timeout: float = 60.0  # seconds without a touch before all patient data is cleared
+    idle_warning: float = 15.0  # the countdown turns prominent in the last seconds
+    retry_interval: float = 5.0  # server unreachable: retry this often
+    qr_poll_interval: float = 2.0
+    directions: dict[str, str] = field(default_factory=lambda: {
+        "zh": "人工服务窗口：门诊大厅一楼 1 号窗口",
+        "en": "Staffed desk: window 1, outpatient hall, ground floor",
+    })
+    accessibility_age: int = 65
+
+
+# Screens that need an identified patient first.
+NEEDS_PATIENT = {"appointments", "payment", "reports", "register"}
+
+
+class KioskViewModel(EventDispatcher):
+    screen = StringProperty("home")
+    language = StringProperty("zh")
+    large_text = BooleanProperty(False)
+    voice = BooleanProperty(False)
+    patient = ObjectProperty(None, allownone=True)  # protocol.api_patient.PatientOut while identified
+    offer_accessibility = BooleanProperty(False)  # show the "large text and voice?" offer (65+)
+    idle_remaining = NumericProperty(0)
+    idle_warning = BooleanProperty(False)
+    touches = NumericProperty(0)  # every touch or key press by the patient (tests count steps with it)
+    printer_fault = StringProperty("")  # "" or what is wrong with the receipt printer (device status)
+    server_reachable = BooleanProperty(True)
+    focus_index = NumericProperty(-1)  # voice mode: the option the next/select keys are on
+
+    def __init__(self, *, client: Any, printer: Any = None, tasks: Tasks | None = None,
+                 clock: Scheduler | None = None, speaker: Any = None, speech_tasks: Tasks | None = None,
+                 journal: Any = None, report_printer: Any = None, terminal: Any = None,
+                 settings: KioskSettings | None = None, guide: SymptomGuide | None = None,
+                 language: str = "zh", **kw) -> None:
+        super().__init__(**kw)
+        from kiosk.viewmodels.checkin import AppointmentsViewModel, CheckInViewModel
+        from kiosk.viewmodels.help import HelpViewModel
+        from kiosk.viewmodels.home import HomeViewModel
+        from kiosk.viewmodels.identify import IdentifyViewModel
+        from kiosk.viewmodels.payment import PaymentViewModel
+        from kiosk.viewmodels.register import RegistrationViewModel
+        from kiosk.viewmodels.reports import ReportsViewModel
+        from kiosk.viewmodels.ticket import TicketViewModel
+
+        self.client = client
+        self.printer = printer
+        self.tasks: Tasks = tasks or InlineTasks()
+        self.clock: Scheduler = clock or ManualClock()
+        self.speaker = speaker
+        self.speech_tasks: Tasks = speech_tasks or self.tasks
+        self.journal = journal
+        self.report_printer = report_printer
+        self.terminal = terminal
+        self.settings = settings or KioskSettings()
+        self.guide = guide or SymptomGuide.load()
+        self.tr = Translator(language)
+        self.language = language
+        self.spoken_log: list[str] = []  # what voice mode said (also kept when the speaker fails)
+        self._history: list[str] = []
+        self.generation = 0  # bumped when a session ends: late answers for an old patient are dropped
+
+        self.home = HomeViewModel(self)
+        self.identify = IdentifyViewModel(self)
+        self.checkin = CheckInViewModel(self)
+        self.appointments = AppointmentsViewModel(self)
+        self.register = RegistrationViewModel(self)
+        self.payment = PaymentViewModel(self)
+        self.reports = ReportsViewModel(self)
+        self.ticket = TicketViewModel(self)
+        self.help = HelpViewModel(self)
+        self.flows = {"home": self.home, "identify": self.identify, "checkin": self.checkin,
+                      "appointments": self.appointments, "register": self.register, "payment": self.payment,
+                      "reports": self.reports, "ticket": self.ticket, "help": self.help}
+        for flow in self.flows.values():
+            flow.bind(prompt=lambda *_: self._prompt_changed())
+        self.home.enter()
+
+    # -- navigation -----------------------------------------------------------------------------
+    @property
+    def current(self):
+        return self.flows[self.screen]
+
+    def go(self, screen: str, *, remember: bool = True) -> None:
+        """Show ``screen`` (identifying the patient first when the flow needs it)."""
+        if screen in NEEDS_PATIENT and self.patient is None:
+            self.identify.start(then=screen)
+            screen = "identify"
+        if remember and self.screen != screen and self.screen != "identify":
+            self._history.append(self.screen)
+        self.focus_index = -1
+        self.screen = screen
+        self.flows[screen].enter()
+        self.restart_idle()
+        self.speak_screen()
+
+    def back(self) -> None:
+        self.touch()
+        target = self._history.pop() if self._history else "home"
+        self.go(target, remember=False)
+
+    def go_home(self) -> None:
+        """End the visit: forget the patient and everything shown for them."""
+        self.end_session()
+
+    # -- patient session ------------------------------------------------------------------------
+    def set_patient(self, patient: Any) -> None:
+        self.patient = patient
+        if patient is not None:
+            self.offer_accessibility = bool(patient.offer_accessibility) and not (self.large_text and self.voice)
+            if patient.language in ("zh", "en") and patient.language != self.language:
+                self.set_language(patient.language, touched=False)
+
+    def accept_accessibility(self) -> None:
+        """The patient (65+) took the offer: large text and voice on."""
+        self.touch()
+        self.offer_accessibility = False
+        self.large_text = True
+        self.set_voice(True)
+
+    def decline_accessibility(self) -> None:
+        self.touch()
+        self.offer_accessibility = False
+
+    def end_session(self) -> None:
+        """Clear every trace of the patient from screen and memory and return to Home."""
+        session = getattr(self.patient, "session", None)
+        self.generation += 1
+        self.patient = None
+        self.offer_accessibility = False
+        for flow in self.flows.values():
+            flow.reset()
+        self._history.clear()
+        self.focus_index = -1
+        self.screen = "home"
+        self.home.enter()
+        self.idle_remaining = 0
+        self.idle_warning = False
+        if session and self.client is not None:
+            client = self.client
+            self.tasks.run(lambda: client.end_session(session), lambda *_: None)
+        self.speak_screen()
+
+    # -- modes and language ---------------------------------------------------------------------
+    def set_language(self, language: str, *, touched: bool = True) -> None:
+        if touched:
+            self.touch()
+        self.tr.set_language(language)
+        self.language = language
+        for flow in self.flows.values():
+            if flow is self.current or flow is self.home:
+                flow.refresh_texts()
+        self.speak_screen()
+
+    def toggle_large_text(self) -> None:
+        self.touch()
+        self.large_text = not self.large_text
+
+    def set_voice(self, on: bool) -> None:
+        self.voice = on
+        self.focus_index = -1
+        if on:
+            self.speak_screen()
+
+    def toggle_voice(self) -> None:
+        self.touch()
+        self.set_voice(not self.voice)
+
+    # -- idle timeout ---------------------------------------------------------------------------
+    def touch(self) -> None:
+        """A patient action: count it and restart the idle countdown."""
+        self.touches += 1
+        self.restart_idle()
+
+    def restart_idle(self) -> None:
+        if self.screen != "home" or self.patient is not None:
+            self.idle_remaining = self.settings.idle_timeout
+        self.idle_warning = False
+
+    def tick(self, dt: float) -> None:
+        """Called every second by the app (or by tests): counts down and clears the session at zero."""
+        if self.screen == "home" and self.patient is None:
+            self.idle_remaining = 0
+            return
+        if any(flow.busy for flow in self.flows.values()):
+            return  # never time out in the middle of a payment or a print
+        self.idle_remaining = max(0.0, self.idle_remaining - dt)
+        self.idle_warning = 0 < self.idle_remaining <= self.settings.idle_warning
+        if self.idle_remaining <= 0:
+            log.info("idle timeout: clearing the patient session")
+            self.end_session()
+
+    # -- input devices --------------------------------------------------------------------------
+    def on_scan(self, code: str) -> None:
+        """A code from the scanner (keyboard wedge or serial): an appointment QR code."""
+        code = code.strip()
+        if not code:
+            return
+        self.restart_idle()
+        if self.screen == "identify":
+            self.identify.scanned(code)
+        else:
+            self.checkin.scanned(code)
+
+    def on_card(self, card_number: str) -> None:
+        """A card was read (ID or insurance card)."""
+        self.restart_idle()
+        if self.screen == "payment" and self.payment.state == "insert_card":
+            self.payment.card_read(card_number)
+        elif self.patient is None:
+            if self.screen != "identify":
+                self.identify.start(then="appointments")
+                self.screen = "identify"
+            self.identify.card_read(card_number)
+
+    # -- devices --------------------------------------------------------------------------------
+    def printer_failed(self, message: str) -> None:
+        self.printer_fault = message
+
+    def printer_ok(self) -> None:
+        self.printer_fault = ""
+
+    def format_time(self, when: Any) -> str:
+        from zoneinfo import ZoneInfo
+
+        return when.astimezone(ZoneInfo(self.settings.timezone)).strftime("%H:%M")
+
+    # -- voice mode -----------------------------------------------------------------------------
+    def _prompt_changed(self) -> None:
+        if self.voice:
+            self.speak_screen()
+
+    def speak_screen(self) -> None:
+        """Read the screen's prompt and its options aloud (voice mode)."""
+        if not self.voice:
+            return
+        flow = self.current
+        parts = [flow.prompt] if flow.prompt else []
+        if flow.error:
+            parts.append(flow.error)
+        options = flow.voice_options()
+        if options:
+            parts.append(self.tr("Press Next to hear the {n} choices, Select to choose, Back to go back.",
+                                 n=len(options)))
+        self.say(" ".join(parts))
+
+    def say(self, text: str) -> None:
+        if not text:
+            return
+        self.spoken_log.append(text)
+        speaker, language = self.speaker, self.language
+        if speaker is None:
+            return
+        self.speech_tasks.run(lambda: speaker.say(text, language), self._speech_done)
+
+    @staticmethod
+    def _speech_done(_result: Any, error: BaseException | None) -> None:
+        if error is not None:
+            log.warning("voice mode could not speak: %s", error)
+
+    def key_next(self) -> None:
+        """Physical "next" key: move to the next option and read it."""
+        self.touch()
+        options = self.current.voice_options()
+        if not options:
+            self.speak_screen()
+            return
+        self.focus_index = (self.focus_index + 1) % len(options)
+        self.say(options[self.focus_index][0])
+
+    def key_select(self) -> None:
+        """Physical "select" key: choose the option read last."""
+        options = self.current.voice_options()
+        if not options or not 0 <= self.focus_index < len(options):
+            self.touch()
+            self.speak_screen()
+            return
+        label, action = options[self.focus_index]
+        self.focus_index = -1
+        action()
+
+    def key_back(self) -> None:
+        self.back()
+
+    # -- helpers for flows ----------------------------------------------------------------------
+    def run(self, flow: Any, work: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        """Run blocking work for ``flow`` (busy while it runs; idle timeout paused)."""
+        flow.busy = True
+        generation = self.generation
+
+        def finished(result: Any, error: BaseException | None) -> None:
+            flow.busy = False
+            if generation != self.generation:
+                log.info("dropping a late answer for a session that has ended")
+                return
+            if error is not None:
+                from kiosk.server_client import ServerUnavailableError
+
+                self.server_reachable = not isinstance(error, ServerUnavailableError)
+            else:
+                self.server_reachable = True
+            done(result, error)
+
+        self.tasks.run(work, finished)

@@ -1,0 +1,353 @@
+"""Payment: outstanding bills itemised with the insurance / self-pay split; four ways to pay; a receipt.
+
+Every payment is journalled (``kiosk.payment_journal``) before anything is charged, under
+a ``payment_id`` that is also the server's idempotency key, so a retry or a restart can
+never charge twice. A failed, declined or expired payment says so and takes nothing.
+
+Touches after identification: choose a method (1), confirm where needed (2), finish (3).
+"""
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from kivy.properties import ListProperty, NumericProperty, ObjectProperty, OptionProperty, StringProperty
+
+from kiosk.server_client import ServerUnavailableError, new_key
+from kiosk.viewmodels.base import FlowViewModel, VoiceOption
+from protocol.api_patient import PaymentRequest
+from protocol.errors import ClinicflowError, ConflictError, DeviceError
+
+log = logging.getLogger(__name__)
+
+METHOD_LABELS = {
+    "insurance_card": "Insurance card",
+    "qr": "Scan to pay (QR code)",
+    "bank_card": "Bank card",
+    "pay_later": "Pay later",
+}
+
+
+def money(amount: Decimal) -> str:
+    return f"¥{amount:.2f}"
+
+
+class PaymentViewModel(FlowViewModel):
+    state = OptionProperty("loading", options=["loading", "bills", "nothing", "insert_card", "qr", "terminal",
+                                               "confirm_later", "paid", "failed"])
+    bills = ObjectProperty(None, allownone=True)  # protocol.api_patient.BillsOut
+    methods = ListProperty([])
+    method = StringProperty("")
+    payment = ObjectProperty(None, allownone=True)  # protocol.api_patient.PaymentOut
+    qr_payload = StringProperty("")
+    countdown = NumericProperty(0)  # seconds left to pay by QR
+    summary = StringProperty("")  # "Total ¥175.00, insurance ¥120.00, you pay ¥55.00"
+    result = StringProperty("")
+    receipt_problem = StringProperty("")
+
+    def __init__(self, kiosk, **kw) -> None:
+        super().__init__(kiosk, **kw)
+        self._payment_id: str | None = None
+        self._timers: list = []
+
+    # -- bills ----------------------------------------------------------------------------------
+    def enter(self) -> None:
+        if self.state in ("loading", "bills", "nothing"):
+            self.state = "loading"
+            self.prompt = self.tr("Loading your bills...")
+            session = self.kiosk.patient.session
+            self.kiosk.run(self, lambda: self.kiosk.client.bills(session), self._loaded)
+        else:
+            self._describe()
+
+    def refresh_texts(self) -> None:
+        self._describe()
+
+    def _loaded(self, bills: Any, error: BaseException | None) -> None:
+        if error is not None:
+            self.state = "failed"
+            self.result = self._unreachable() if isinstance(error, ServerUnavailableError) \
+                else self.tr("Your bills could not be loaded. Please ask at the desk.")
+            self._describe()
+            return
+        self.bills = bills
+        self.methods = list(bills.methods)
+        self.state = "bills" if bills.bills else "nothing"
+        self._describe()
+
+    def _unreachable(self) -> str:
+        return self.tr("The hospital system is not reachable. Nothing was charged. Please go to the staffed desk: {where}",
+                       where=self.tr.pick(self.kiosk.settings.directions))
+
+    def _describe(self) -> None:
+        tr, b = self.tr, self.bills
+        if b is not None:
+            self.summary = tr("Total {total}, insurance pays {ins}, you pay {own}.", total=money(b.total),
+                              ins=money(b.insurance_part), own=money(b.self_pay))
+        self.prompt = {
+            "loading": tr("Loading your bills..."),
+            "bills": self.summary + " " + tr("Choose how to pay."),
+            "nothing": tr("You have nothing to pay."),
+            "insert_card": tr("Insert your insurance card to pay {own}.", own=money(b.self_pay) if b else ""),
+            "qr": tr("Scan the QR code with your phone to pay {own}.", own=money(b.self_pay) if b else ""),
+            "terminal": tr("Insert or tap your bank card on the card terminal to pay {own}.", own=money(b.self_pay) if b else ""),
+            "confirm_later": tr("Pay {own} later at the desk or in the app? Press Confirm.", own=money(b.self_pay) if b else ""),
+            "paid": self.result,
+            "failed": self.result,
+        }[self.state]
+
+    def on_state(self, *_):
+        self._describe()
+
+    def method_label(self, method: str) -> str:
+        return self.tr(METHOD_LABELS[method])
+
+    # -- choosing a method ------------------------------------------------------------------------
+    def choose(self, method: str) -> None:
+        """A method button (touch 1)."""
+        self.kiosk.touch()
+        if self.state != "bills" or method not in self.methods:
+            return
+        self.method = method
+        self.error = ""
+        if method == "insurance_card":
+            self.state = "insert_card"
+        elif method == "qr":
+            self._start(PaymentRequest(payment_id=self._new_id(), bill_ids=self._bill_ids(), method="qr",
+                                       amount=self.bills.self_pay))
+        elif method == "bank_card":
+            self.state = "terminal"
+            self._charge_card()
+        elif method == "pay_later":
+            self.state = "confirm_later"
+
+    def confirm_pay_later(self) -> None:
+        self.kiosk.touch()
+        if self.state == "confirm_later":
+            self._start(PaymentRequest(payment_id=self._new_id(), bill_ids=self._bill_ids(), method="pay_later",
+                                       amount=self.bills.self_pay))
+
+    def card_read(self, card_number: str) -> None:
+        """The card reader read the insurance card (no touch needed)."""
+        if self.state != "insert_card":
+            return
+        try:
+            request = PaymentRequest(payment_id=self._new_id(), bill_ids=self._bill_ids(), method="insurance_card",
+                                     amount=self.bills.self_pay, card_number=card_number.strip())
+        except ValueError:
+            self.error = self.tr("The card could not be read. Please take it out and insert it again.")
+            return
+        self._start(request)
+
+    def cancel(self) -> None:
+        """Back to the bills (a QR code still shown is withdrawn; nothing is charged)."""
+        self.kiosk.touch()
+        self._stop_timers()
+        if self.state == "qr" and self._payment_id:
+            pid, client = self._payment_id, self.kiosk.client
+            self.kiosk.run(self, lambda: client.cancel_payment(pid), self._settled)
+            return
+        self.state = "bills"
+
+    def _bill_ids(self) -> tuple[str, ...]:
+        return tuple(b.bill_id for b in self.bills.bills)
+
+    def _new_id(self) -> str:
+        self._payment_id = "k" + new_key()
+        return self._payment_id
+
+    # -- the payment itself ---------------------------------------------------------------------
+    def _journal(self, request: PaymentRequest) -> bool:
+        journal = self.kiosk.journal
+        if journal is None:
+            return True
+        from kiosk.payment_journal import PaymentInFlightError
+
+        try:
+            journal.start(request.payment_id, request.bill_ids, request.method, request.amount)
+        except PaymentInFlightError:
+            self.state = "failed"
+            self.result = self.tr("A payment for these bills is still being processed. Nothing more was charged. Please ask at the desk.")
+            return False
+        return True
+
+    def _start(self, request: PaymentRequest) -> None:
+        if not self._journal(request):
+            return
+        session, client = self.kiosk.patient.session, self.kiosk.client
+        self.kiosk.run(self, lambda: client.pay(session, request), self._answered)
+
+    def _charge_card(self) -> None:
+        terminal = self.kiosk.terminal
+        if terminal is None:
+            self.state = "bills"
+            self.error = self.tr("Bank cards cannot be used at this kiosk.")
+            return
+        request = PaymentRequest(payment_id=self._new_id(), bill_ids=self._bill_ids(), method="bank_card",
+                                 amount=self.bills.self_pay)
+        if not self._journal(request):
+            return
+        amount, pid = request.amount, request.payment_id
+        self.kiosk.run(self, lambda: terminal.charge(amount, reference=pid), lambda ref, err: self._card_done(request, ref, err))
+
+    def _card_done(self, request: PaymentRequest, approval: Any, error: BaseException | None) -> None:
+        if error is not None:
+            self._journal_state(request.payment_id, "failed")
+            self.state = "failed"
+            self.result = self.tr("The card payment did not go through ({why}). Nothing was charged.",
+                                  why=str(error) or type(error).__name__)
+            return
+        ref = getattr(approval, "reference", None) or str(approval)
+        # The money is taken: journal that before telling the server, so a crash now is reconciled.
+        self._journal_state(request.payment_id, "terminal_approved", terminal_ref=ref)
+        request = request.model_copy(update={"terminal_ref": ref})
+        session, client = self.kiosk.patient.session, self.kiosk.client
+
+        def record() -> Any:
+            return client.pay(session, request)
+
+        self.kiosk.run(self, record, self._answered)
+
+    def _journal_state(self, payment_id: str, state: str, **kw: Any) -> None:
+        if self.kiosk.journal is not None:
+            self.kiosk.journal.update(payment_id, state, **kw)
+
+    def _answered(self, payment: Any, error: BaseException | None) -> None:
+        if error is not None:
+            pid = self._payment_id
+            if isinstance(error, ServerUnavailableError):
+                # Unknown outcome: the journal keeps it open; reconciliation settles it.
+                self.state = "failed"
+                self.result = self.tr("The hospital system did not answer. If anything was charged it will be settled automatically; you will not pay twice. Please ask at the desk: {where}",
+                                      where=self.tr.pick(self.kiosk.settings.directions))
+            else:
+                if pid:
+                    entry = self.kiosk.journal.get(pid) if self.kiosk.journal else None
+                    if entry is None or entry.state != "terminal_approved":
+                        self._journal_state(pid, "failed")
+                self.state = "failed"
+                why = getattr(error, "detail", str(error))
+                self.result = self.tr("The payment did not go through: {why} Nothing was charged.", why=why) \
+                    if isinstance(error, (ConflictError, ClinicflowError)) else str(error)
+            return
+        self.payment = payment
+        if payment.status == "pending" and payment.method == "qr":
+            self.qr_payload = payment.qr_payload or ""
+            self.state = "qr"
+            self._start_countdown(payment)
+            return
+        self._settled(payment, None)
+
+    def _start_countdown(self, payment: Any) -> None:
+        from datetime import datetime, timezone
+
+        left = (payment.expires_at - datetime.now(timezone.utc)).total_seconds() if payment.expires_at else 120
+        self.countdown = max(0, int(left))
+        self._tick()
+
+    def _tick(self) -> None:
+        if self.state != "qr":
+            return
+        if self.countdown <= 0:
+            pid, client = self._payment_id, self.kiosk.client
+            self.kiosk.run(self, lambda: client.cancel_payment(pid), self._settled)
+            return
+        pid, client = self._payment_id, self.kiosk.client
+        if not self.busy:
+            self.kiosk.run(self, lambda: client.payment(pid), self._polled)
+        step = min(self.kiosk.settings.qr_poll_interval, 1.0)
+        self._timers.append(self.kiosk.clock.schedule(step, self._countdown_step))
+
+    def _countdown_step(self) -> None:
+        self.countdown = max(0, self.countdown - min(self.kiosk.settings.qr_poll_interval, 1.0))
+        self.kiosk.restart_idle()  # waiting for the phone is not idling
+        self._tick()
+
+    def _polled(self, payment: Any, error: BaseException | None) -> None:
+        if error is not None or payment is None or self.state != "qr":
+            return  # keep polling; a network blip does not end the payment
+        if payment.status != "pending":
+            self._stop_timers()
+            self._settled(payment, None)
+
+    def _stop_timers(self) -> None:
+        for cancel in self._timers:
+            cancel()
+        self._timers.clear()
+
+    def _settled(self, payment: Any, error: BaseException | None) -> None:
+        self._stop_timers()
+        if error is not None:
+            self.state = "failed"
+            self.result = self._unreachable()
+            return
+        self.payment = payment
+        pid = payment.payment_id
+        if payment.status == "paid":
+            self._journal_state(pid, "paid")
+            self.result = self.tr("Paid {amount}. Thank you. Your receipt is printing.", amount=money(payment.amount))
+            self.state = "paid"
+            self._print_receipt(payment)
+        elif payment.status == "deferred":
+            self._journal_state(pid, "deferred")
+            self.result = self.tr("Done: {amount} will be paid later. Your slip is printing.", amount=money(payment.amount))
+            self.state = "paid"
+            self._print_receipt(payment)
+        else:
+            self._journal_state(pid, "failed")
+            self.state = "failed"
+            self.result = self.tr("The payment was not completed. Nothing was charged.") if self.method != "qr" else \
+                self.tr("The QR code has expired. Nothing was charged.")
+
+    def _print_receipt(self, payment: Any) -> None:
+        from hardware.receipt_layout import Receipt
+
+        tr = self.tr
+        rows = [(tr.pick(item.description), money(item.self_pay)) for bill in self.bills.bills for item in bill.items]
+        rows += [(tr("Total"), money(self.bills.total)), (tr("Insurance"), money(self.bills.insurance_part)),
+                 (tr("You paid") if payment.status == "paid" else tr("To pay later"), money(payment.amount)),
+                 (tr("Method"), tr(METHOD_LABELS[payment.method])), (tr("Reference"), payment.payment_id[-10:])]
+        receipt = Receipt(title=tr("Payment receipt"), rows=tuple(rows), footer=tr("Keep this receipt."))
+        printer = self.kiosk.printer
+
+        def done(_r: Any, error: BaseException | None) -> None:
+            if error is not None:
+                self.kiosk.printer_failed("paper_out" if "paper" in str(error).lower() else str(error))
+                self.receipt_problem = tr("The receipt could not be printed. Please take a photo of this screen; the desk can print it again.")
+                return
+            self.kiosk.printer_ok()
+            self._journal_state(payment.payment_id, "done")
+
+        if printer is None:
+            done(None, DeviceError("no printer"))
+            return
+        self.kiosk.run(self, lambda: printer.print_receipt(receipt), done)
+
+    def finish(self) -> None:
+        self.kiosk.touch()
+        self.kiosk.end_session()
+
+    def voice_options(self) -> list[VoiceOption]:
+        if self.state == "bills":
+            return [(self.method_label(m), lambda m=m: self.choose(m)) for m in self.methods]
+        if self.state == "confirm_later":
+            return [(self.tr("Confirm"), self.confirm_pay_later), (self.tr("Cancel"), self.cancel)]
+        if self.state in ("qr", "insert_card", "terminal"):
+            return [(self.tr("Cancel"), self.cancel)]
+        if self.state in ("paid", "failed", "nothing"):
+            return [(self.tr("Finish"), self.finish)]
+        return []
+
+    def reset(self) -> None:
+        super().reset()
+        self._stop_timers()
+        self.state = "loading"
+        self.bills = None
+        self.methods = []
+        self.method = ""
+        self.payment = None
+        self.qr_payload = ""
+        self.countdown = 0
+        self.summary = self.result = self.receipt_problem = ""
+        self._payment_id = None

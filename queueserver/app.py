@@ -1,0 +1,414 @@
+"""The queue server's HTTP side: ``create_app`` builds the FastAPI application around a ``QueueService``.
+
+Endpoints (all JSON under ``/api/v1``; see docs/api.md): check-in and walk-in tickets,
+room operations, tickets, statistics, alerts, live event streams (server-sent events), and
+two web pages: ``/console/{room}`` for clinicians and ``/status/{ticket_id}`` for patients.
+Errors are always ``{"detail": "<plain sentence>"}``.
+
+Handlers are plain ``def`` functions: FastAPI runs them in its thread pool, where the
+synchronous store and hospital backend belong.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from protocol.api import CallOut, CheckInRequest, ErrorOut, TicketOut
+from protocol.errors import ClinicflowError, ConflictError, NotFoundError
+from protocol.payloads import RoomState
+from queueserver.auth import Principal, TokenBook
+from queueserver.service import BadRequestError, ForbiddenError, QueueService
+
+log = logging.getLogger(__name__)
+PAGES = Path(__file__).with_name("pages")
+ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
+
+
+class ApiError(ClinicflowError):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WalkInRequest(_In):
+    department: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    priority: Literal["elderly", "pregnant", "disabled"] | None = None
+    emergency: bool = False
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}$")] = "zh"
+
+
+class CallTicketRequest(_In):
+    ticket_id: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class TransferRequest(_In):
+    department: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    room: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    placement: Literal["front", "keep", "back"] = "keep"
+
+
+class RoomStatusRequest(_In):
+    status: Literal["open", "paused", "closed"]
+
+
+class SurveyRequest(_In):
+    score: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, Field(max_length=500)] = ""
+
+
+class Broadcaster:
+    """Wakes the live streams after every committed change (called from worker threads)."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cond: asyncio.Condition | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._cond = asyncio.Condition()
+
+    def changed(self, rooms: set[str], tickets: set[str]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._bump()))
+
+    async def _bump(self) -> None:
+        assert self._cond is not None
+        async with self._cond:
+            self.version += 1
+            self._cond.notify_all()
+
+    async def wait(self, seen: int, timeout: float) -> int:
+        assert self._cond is not None
+        async with self._cond:
+            try:
+                await asyncio.wait_for(self._cond.wait_for(lambda: self.version != seen), timeout)
+            except asyncio.TimeoutError:
+                pass
+            return self.version
+
+
+def create_app(
+    service: QueueService,
+    tokens: TokenBook,
+    *,
+    on_startup: Callable[[], None] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+    alert_interval: float = 15.0,
+    keepalive: float = 15.0,
+) -> FastAPI:
+    """The FastAPI app of one site. ``on_startup``/``on_shutdown`` run in the lifespan (the CLI starts MQTT there)."""
+    broadcaster = Broadcaster()
+    service.add_listener(broadcaster.changed)
+    stop_alerts = threading.Event()
+
+    def alert_loop() -> None:
+        while not stop_alerts.wait(alert_interval):
+            try:
+                service.check_alerts()
+            except Exception:
+                log.exception("long-wait check failed")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broadcaster.bind(asyncio.get_running_loop())
+        if on_startup:
+            await run_in_threadpool(on_startup)
+        thread = threading.Thread(target=alert_loop, name="long-wait-alerts", daemon=True)
+        if alert_interval > 0:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop_alerts.set()
+            if on_shutdown:
+                await run_in_threadpool(on_shutdown)
+
+    app = FastAPI(title="clinicflow queue server", version="1", lifespan=lifespan,
+                  description="Queue tickets, calling rules, room operations and statistics. See docs/api.md.")
+    app.state.service = service
+    app.state.tokens = tokens
+    app.state.broadcaster = broadcaster
+
+    # ------------------------------------------------------------ errors
+    @app.exception_handler(ClinicflowError)
+    async def _domain_error(request: Request, exc: ClinicflowError) -> JSONResponse:
+        if isinstance(exc, ApiError):
+            status = exc.status
+        elif isinstance(exc, NotFoundError):
+            status = 404
+        elif isinstance(exc, ForbiddenError):
+            status = 403
+        elif isinstance(exc, BadRequestError):
+            status = 400
+        elif isinstance(exc, ConflictError):
+            status = 409
+        else:
+            status = 400
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:3]:
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            problems.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "Invalid request: " + "; ".join(problems) + "."}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is no such address: {request.url.path}."
+        return JSONResponse({"detail": detail}, status_code=exc.status_code)
+
+    # -------------------------------------------------------------- auth
+    def principal(authorization: Annotated[str | None, Header()] = None,
+                  access_token: Annotated[str | None, Query(include_in_schema=False)] = None) -> Principal:
+        token = None
+        if authorization and authorization.lower().startswith("bearer "):
+            token = authorization[7:].strip()
+        elif access_token:  # EventSource cannot send headers: live streams take the token as a parameter
+            token = access_token
+        if not token:
+            raise ApiError(401, "This needs a bearer token: send 'Authorization: Bearer <token>'.")
+        found = tokens.lookup(token)
+        if found is None:
+            raise ApiError(401, "The token is not valid for this server.")
+        return found
+
+    Who = Annotated[Principal, Depends(principal)]
+
+    def need(who: Principal, *roles: str, room: str | None = None, what: str = "do this") -> None:
+        if who.role not in roles:
+            raise ApiError(403, f"A {who.role} token cannot {what}.")
+        if room is not None and not who.may_use_room(room):
+            if service.hospital.room(room) is None:
+                raise NotFoundError(f"There is no room {room!r}.")
+            raise ApiError(403, f"This clinician token is not for room {room}; it is for "
+                                f"{', '.join(sorted(who.rooms or ()))}.")
+
+    def idem(request: Request, who: Principal, key: str | None, body: BaseModel | None = None) -> dict:
+        if key is not None and not (1 <= len(key) <= 100):
+            raise ApiError(400, "Idempotency-Key must be 1 to 100 characters.")
+        payload = body.model_dump_json() if body is not None else ""
+        fp = hashlib.sha256(f"{request.method} {request.url.path} {payload}".encode()).hexdigest()
+        return {"idem_key": f"{who.name}:{key}" if key else None, "fingerprint": fp}
+
+    IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+    def reply(result: tuple[int, object]) -> JSONResponse:
+        status, body = result
+        return JSONResponse(body, status_code=status)
+
+    # ------------------------------------------------------------ basics
+    @app.get("/api/v1/health", tags=["server"])
+    def health() -> dict:
+        """Liveness (no token): the site and whether MQTT is connected."""
+        bus = getattr(app.state, "bus", None)
+        return {"status": "ok", "site": service.site, "mqtt_connected": bool(bus and bus.connected)}
+
+    @app.get("/api/v1/hospital", tags=["server"], responses=ERRORS)
+    def hospital(who: Who) -> dict:
+        """Departments and rooms of the site (kiosks show walk-in departments from this)."""
+        h = service.hospital
+        return {"site": service.site, "name": dict(h.site.name), "timezone": h.site.timezone,
+                "departments": [{"id": d.id, "prefix": d.prefix, "name": dict(d.name), "emergency": d.emergency,
+                                 "slot_minutes": d.slot_minutes} for d in h.departments],
+                "rooms": [{"id": r.id, "name": dict(r.name), "departments": list(r.departments)} for r in h.rooms],
+                "priority_groups": list(h.rules.priority_groups)}
+
+    # ------------------------------------------------------------ tickets
+    @app.post("/api/v1/checkins", tags=["tickets"], status_code=201, response_model=TicketOut, responses=ERRORS)
+    def check_in(body: CheckInRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+        """Check in an appointment: 201 and a new ticket, or 200 with ``already_checked_in`` for a repeat."""
+        need(who, "kiosk", "admin", "clinician", what="check patients in")
+        return reply(service.check_in(body.appointment_no, **idem(request, who, key, body)))
+
+    @app.post("/api/v1/walkins", tags=["tickets"], status_code=201, response_model=TicketOut, responses=ERRORS)
+    def walk_in(body: WalkInRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+        """A ticket without an appointment. Only staff (clinician, admin) may issue emergency tickets."""
+        need(who, "kiosk", "admin", "clinician", what="issue tickets")
+        if body.emergency and who.role == "kiosk":
+            raise ApiError(403, "A kiosk cannot issue emergency tickets: staff triage emergencies.")
+        return reply(service.walk_in(body.department, priority=body.priority, emergency=body.emergency,
+                                     language=body.language, source="walk_in" if who.role == "kiosk" else "desk",
+                                     **idem(request, who, key, body)))
+
+    @app.get("/api/v1/tickets/{ticket_id}", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
+    def get_ticket(ticket_id: str) -> TicketOut:
+        """A ticket by its id (no token: the unguessable id printed in the QR code is the key)."""
+        return service.ticket(ticket_id)
+
+    @app.get("/api/v1/tickets/{ticket_id}/status", tags=["tickets"], responses=ERRORS)
+    def ticket_status(ticket_id: str) -> dict:
+        """The patient page's view of a ticket: TicketOut plus ``survey_open``/``survey_done``."""
+        return service.ticket_detail(ticket_id)
+
+    @app.post("/api/v1/tickets/{ticket_id}/survey", tags=["tickets"], responses=ERRORS)
+    def survey(ticket_id: str, body: SurveyRequest) -> dict:
+        """The patient's rating (1-5) and comment, once, after the visit is finished."""
+        return service.survey(ticket_id, body.score, body.comment)
+
+    @app.post("/api/v1/tickets/{ticket_id}/transfer", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
+    def transfer(ticket_id: str, body: TransferRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+        """Move a ticket to another department or room, keeping its number; placement front, keep or back."""
+        need(who, "clinician", "admin", what="transfer patients")
+        scope = who.rooms if who.role == "clinician" else None
+        return reply(service.transfer(ticket_id, department=body.department, room=body.room,
+                                      placement=body.placement, by_rooms=scope, **idem(request, who, key, body)))
+
+    @app.post("/api/v1/tickets/{ticket_id}/return", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
+    def return_with_results(ticket_id: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+        """A patient seen today is back with test results: queued near the front of the same room."""
+        need(who, "kiosk", "clinician", "admin", what="re-queue patients")
+        return reply(service.return_with_results(ticket_id, **idem(request, who, key)))
+
+    @app.post("/api/v1/tickets/{ticket_id}/cancel", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
+    def cancel(ticket_id: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+        need(who, "clinician", "admin", what="cancel tickets")
+        return reply(service.cancel(ticket_id, reason=f"cancelled by {who.name}", **idem(request, who, key)))
+
+    # -------------------------------------------------------------- rooms
+    @app.get("/api/v1/rooms", tags=["rooms"], response_model=list[RoomState], responses=ERRORS)
+    def list_rooms(who: Who) -> list[RoomState]:
+        return [service.room_state(r.id) for r in service.hospital.rooms]
+
+    @app.get("/api/v1/rooms/{room}/state", tags=["rooms"], response_model=RoomState, responses=ERRORS)
+    def room_state(room: str, who: Who) -> RoomState:
+        """The room's snapshot, the same model as the retained MQTT message."""
+        return service.room_state(room)
+
+    @app.get("/api/v1/rooms/{room}/console", tags=["rooms"], responses=ERRORS)
+    def console_view(room: str, who: Who) -> dict:
+        """What the clinician page shows: current ticket and its reason, the queue with reasons, alerts."""
+        need(who, "clinician", "admin", room=room, what="see the waiting list")
+        return service.console(room)
+
+    def room_op(path: str, method: Callable[..., tuple[int, object]], summary: str) -> None:
+        def handler(room: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+            need(who, "clinician", "admin", room=room, what="call patients")
+            return reply(method(room, **idem(request, who, key)))
+        handler.__name__ = path.replace("-", "_")
+        app.post(f"/api/v1/rooms/{{room}}/{path}", tags=["rooms"], summary=summary, responses=ERRORS)(handler)
+
+    room_op("call-next", service.call_next, "Finish the current patient and call the next by the rules (CallOut)")
+    room_op("recall", service.recall, "Call the current ticket again (CallOut)")
+    room_op("no-show", service.no_show, "The called patient did not come (TicketOut)")
+    room_op("start", service.start_service, "The called patient is in the room (TicketOut)")
+    room_op("finish", service.finish, "The current patient is done (TicketOut)")
+    room_op("pause", lambda room, **kw: service.set_room_status(room, "paused", **kw), "Pause the room (RoomState)")
+    room_op("resume", lambda room, **kw: service.set_room_status(room, "open", **kw), "Resume the room (RoomState)")
+
+    @app.post("/api/v1/rooms/{room}/call", tags=["rooms"], response_model=CallOut, responses=ERRORS)
+    def call_ticket(room: str, body: CallTicketRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+        """Call a chosen waiting ticket (out of order: the reason records it)."""
+        need(who, "clinician", "admin", room=room, what="call patients")
+        return reply(service.call_ticket(room, body.ticket_id, **idem(request, who, key, body)))
+
+    # -------------------------------------------------------------- admin
+    @app.patch("/api/v1/admin/rooms/{room}", tags=["admin"], response_model=RoomState, responses=ERRORS)
+    def admin_room(room: str, body: RoomStatusRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+        need(who, "admin", what="change rooms")
+        return reply(service.set_room_status(room, body.status, **idem(request, who, key, body)))
+
+    @app.post("/api/v1/admin/end-of-day", tags=["admin"], responses=ERRORS)
+    def end_of_day(request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+        """Cancel every ticket still waiting or called; finish the ones being served."""
+        need(who, "admin", what="end the day")
+        return reply(service.end_of_day(**idem(request, who, key)))
+
+    @app.post("/api/v1/admin/check-alerts", tags=["admin"], responses=ERRORS)
+    def check_alerts(who: Who) -> list[dict]:
+        """Run the long-wait check now (it also runs every few seconds by itself)."""
+        need(who, "admin", what="run checks")
+        return [a.model_dump(mode="json") for a in service.check_alerts()]
+
+    @app.get("/api/v1/alerts", tags=["stats"], responses=ERRORS)
+    def alerts(who: Who, room: str | None = None) -> list[str]:
+        """Current long waits, as sentences (for one room, or every room the token may see)."""
+        need(who, "clinician", "admin", room=room, what="see alerts")
+        rooms = [room] if room else [r.id for r in service.hospital.rooms if who.may_use_room(r.id)]
+        return [a for r in rooms for a in service.console(r)["alerts"]]
+
+    @app.get("/api/v1/stats", tags=["stats"], responses=ERRORS)
+    def stats(who: Who, day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None) -> dict:
+        """Per department and room for a day (default today): tickets, waits, service, no-shows, recalls, survey."""
+        need(who, "admin", "clinician", what="read statistics")
+        return service.stats(day)
+
+    @app.get("/api/v1/stats.csv", tags=["stats"], responses=ERRORS)
+    def stats_csv(who: Who, day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None) -> Response:
+        need(who, "admin", "clinician", what="read statistics")
+        text = service.stats_csv(day)
+        name = f"clinicflow-stats-{day or service.today()}.csv"
+        return PlainTextResponse(text, media_type="text/csv",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    # ------------------------------------------------------- live streams
+    def sse(request: Request, render: Callable[[], dict]) -> StreamingResponse:
+        async def events() -> AsyncIterator[str]:
+            last = None
+            seen = -1
+            while not await request.is_disconnected():
+                try:
+                    data = await run_in_threadpool(render)
+                except ClinicflowError as exc:
+                    yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
+                    return
+                text = json.dumps(data, ensure_ascii=False, default=str)
+                if text != last:
+                    yield f"data: {text}\n\n"
+                    last = text
+                else:
+                    yield ": keep-alive\n\n"
+                seen = await broadcaster.wait(seen if seen >= 0 else broadcaster.version, keepalive)
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @app.get("/api/v1/rooms/{room}/events", tags=["live"], responses=ERRORS)
+    def room_events(room: str, request: Request, who: Who) -> StreamingResponse:
+        """Server-sent events: the console view of the room after every change (token as ?access_token=)."""
+        need(who, "clinician", "admin", room=room, what="see the waiting list")
+        return sse(request, lambda: service.console(room))
+
+    @app.get("/api/v1/tickets/{ticket_id}/events", tags=["live"], responses=ERRORS)
+    def ticket_events(ticket_id: str, request: Request) -> StreamingResponse:
+        """Server-sent events: the patient page's view of a ticket after every change."""
+        service.ticket(ticket_id)  # 404 before the stream starts
+        return sse(request, lambda: service.ticket_detail(ticket_id))
+
+    # -------------------------------------------------------------- pages
+    console_html = (PAGES / "console.html").read_text(encoding="utf-8")
+    status_html = (PAGES / "status.html").read_text(encoding="utf-8")
+
+    @app.get("/console/{room}", response_class=HTMLResponse, include_in_schema=False)
+    def console_page(room: str) -> HTMLResponse:
+        if service.hospital.room(room) is None:
+            return HTMLResponse(f"<h1>There is no room {room!r}.</h1>", status_code=404)
+        return HTMLResponse(console_html)
+
+    @app.get("/status/{ticket_id}", response_class=HTMLResponse, include_in_schema=False)
+    def status_page(ticket_id: str) -> HTMLResponse:
+        return HTMLResponse(status_html)
+
+    return app

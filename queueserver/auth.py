@@ -1,0 +1,83 @@
+"""Bearer tokens per role: kiosk, display (read only), clinician (scoped to rooms), admin.
+
+Tokens are generated at the first start into ``<data-dir>/tokens.json`` (mode 0600, never in
+the repository) and read from there on every later start. The file maps a token name to its
+role, rooms and secret::
+
+    {"kiosk": {"role": "kiosk", "token": "..."},
+     "clinician:zhou": {"role": "clinician", "rooms": ["r1"], "token": "..."}, ...}
+
+``clinician`` (no suffix) is the hospital file's clinician ``demo`` if there is one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from queueserver.hospital_file import Hospital
+
+ROLES = ("kiosk", "display", "clinician", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a token's name, role and (clinicians) rooms."""
+
+    name: str
+    role: str
+    rooms: frozenset[str] | None = None  # None: every room
+
+    def may_use_room(self, room: str) -> bool:
+        return self.role == "admin" or self.rooms is None or room in self.rooms
+
+
+class TokenBook:
+    """The tokens of one server, looked up in constant time per request."""
+
+    def __init__(self, entries: dict[str, dict]) -> None:
+        self.entries = entries
+        self._by_secret = {
+            e["token"]: Principal(name, e["role"], frozenset(e["rooms"]) if e.get("rooms") is not None else None)
+            for name, e in entries.items()
+        }
+
+    def lookup(self, token: str) -> Principal | None:
+        return self._by_secret.get(token)
+
+    def tokens(self) -> dict[str, str]:
+        """Token name -> secret (what the test fixture and the demo hand to devices)."""
+        return {name: e["token"] for name, e in self.entries.items()}
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path, hospital: Hospital) -> "TokenBook":
+        """Read ``tokens.json``; create it (0600) on first start; add tokens for clinicians added since."""
+        path = Path(data_dir) / "tokens.json"
+        entries: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+        changed = not path.exists()
+        wanted: dict[str, dict] = {"kiosk": {"role": "kiosk"}, "display": {"role": "display"},
+                                   "admin": {"role": "admin"}}
+        for clin in hospital.clinicians:
+            wanted[f"clinician:{clin.id}"] = {"role": "clinician", "rooms": list(clin.rooms)}
+        if any(c.id == "demo" for c in hospital.clinicians):
+            wanted["clinician"] = dict(wanted["clinician:demo"])
+        for name, spec in wanted.items():
+            if name not in entries:
+                entries[name] = {**spec, "token": secrets.token_urlsafe(24)}
+                changed = True
+            elif entries[name].get("rooms") != spec.get("rooms") and spec["role"] == "clinician":
+                entries[name]["rooms"] = spec["rooms"]  # the hospital file is the truth for room scopes
+                changed = True
+        if changed:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(entries, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        os.chmod(path, 0o600)
+        return cls(entries)

@@ -1,0 +1,116 @@
+"""``clinicflow server``: the queue server's composition root.
+
+Reads the hospital file, opens (and migrates) the store, opens the hospital backend (the
+embedded SQLite one, seeded with the demo hospital when empty), creates the role tokens,
+connects to the MQTT broker and serves the API and pages with uvicorn.
+
+    clinicflow server --data-dir /var/lib/clinicflow --broker mqtt://127.0.0.1:1883
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+log = logging.getLogger("queueserver")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="clinicflow server", description="Run the central queue server.")
+    p.add_argument("--data-dir", default=os.environ.get("CLINICFLOW_DATA_DIR", "clinicflow-data"),
+                   help="where the database, tokens.json and report PDFs live (default: ./clinicflow-data)")
+    p.add_argument("--db", help="SQLite file (default: DATA_DIR/queue.sqlite3) or a database URL "
+                                "such as postgresql+psycopg://user@host/dbname")
+    p.add_argument("--his-db", help="SQLite file of the embedded hospital backend (default: the --db file "
+                                    "for SQLite, else DATA_DIR/hospital.sqlite3)")
+    p.add_argument("--broker", default=os.environ.get("CLINICFLOW_BROKER", "mqtt://127.0.0.1:1883"),
+                   help="MQTT broker URL (mqtt://host:port or mqtts://user:pass@host:port); 'none' to run without")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    p.add_argument("--site", help="site id used in MQTT topics (default: the hospital file's site id)")
+    p.add_argument("--hospital", help="hospital TOML file (default: the shipped demo hospital)")
+    p.add_argument("--public-url", help="base URL patients' phones reach, used in ticket QR codes "
+                                        "(default: http://HOST:PORT)")
+    p.add_argument("--no-seed", action="store_true", help="do not seed the demo patients into an empty backend")
+    p.add_argument("--alert-interval", type=float, default=15.0, help="seconds between long-wait checks (0: off)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    import uvicorn
+
+    from queueserver.app import create_app
+    from queueserver.auth import TokenBook
+    from queueserver.hospital.embedded import EmbeddedHospitalBackend
+    from queueserver.hospital_file import HospitalFileError, load_hospital
+    from queueserver.publisher import MqttPublisher, server_bus
+    from queueserver.service import QueueService
+    from queueserver.store import Store
+
+    try:
+        hospital = load_hospital(args.hospital)
+    except HospitalFileError as exc:
+        print(f"clinicflow server: {exc}", file=sys.stderr)
+        return 2
+    site = args.site or hospital.site.id
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = args.db or str(data_dir / "queue.sqlite3")
+    store = Store(db)
+    store.migrate()
+    his_path = args.his_db or (db if store.is_sqlite else str(data_dir / "hospital.sqlite3"))
+    backend = EmbeddedHospitalBackend(his_path, timezone_name=hospital.site.timezone)
+    if not args.no_seed and backend.is_empty():
+        from queueserver.hospital.seed import seed_demo
+
+        seed_demo(backend, reports_dir=data_dir / "reports")
+        log.info("seeded the demo hospital into %s", his_path)
+    tokens = TokenBook.load_or_create(data_dir, hospital)
+    public_url = args.public_url or f"http://{args.host}:{args.port}"
+
+    bus = None
+    if args.broker and args.broker != "none":
+        bus = server_bus(args.broker, site, instance=uuid.uuid4().hex[:8])
+    service = QueueService(store, hospital, backend, publisher=MqttPublisher(bus, site) if bus else None,
+                           public_url=public_url, site=site)
+    service.ensure_rooms()
+
+    def on_startup() -> None:
+        if bus is None:
+            return
+        # Every (re)connect republishes all snapshots: the first connect is "on start", later ones
+        # restore retained state on a broker that restarted without persistence.
+        bus.add_connection_listener(lambda up: up and threading.Thread(
+            target=service.republish_all, name="republish", daemon=True).start())
+        bus.start()
+        if not bus.wait_connected(5):
+            log.warning("MQTT broker %s not reachable yet; serving HTTP and retrying in the background", args.broker)
+
+    def on_shutdown() -> None:
+        if bus is not None:
+            bus.stop()
+        backend.close()
+        store.dispose()
+
+    app = create_app(service, tokens, on_startup=on_startup, on_shutdown=on_shutdown,
+                     alert_interval=args.alert_interval)
+    app.state.bus = bus
+    log.info("clinicflow server for site %s on http://%s:%s (db %s, broker %s, tokens in %s)", site, args.host,
+             args.port, store.url.split("@")[-1], args.broker, data_dir / "tokens.json")
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level if args.log_level != "info"
+                            else "warning", access_log=False, timeout_graceful_shutdown=3, lifespan="on")
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""``EmbeddedHospitalBackend``: the default ``HospitalBackend``, a small hospital kept in SQLite.
+
+Used by the demo and the tests, and by a site that has no HIS to connect yet. Tables are
+prefixed ``his_`` so the backend can share one SQLite file with the queue server's own
+tables, or live in a file of its own. One connection guarded by a lock keeps every method
+thread-safe (uvicorn calls it from a thread pool); WAL with ``synchronous=FULL`` makes a
+recorded payment survive a power cut once the call has returned.
+
+Seed the demo hospital with :func:`queueserver.hospital.seed.seed_demo`.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from protocol.errors import ConflictError, NotFoundError
+from queueserver.hospital.port import (
+    Appointment,
+    Bill,
+    BillItem,
+    LabReport,
+    Patient,
+    PaymentRecord,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS his_patients (
+    patient_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    birth_date TEXT NOT NULL,
+    phone TEXT,
+    id_last4 TEXT,
+    pregnant INTEGER NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    insured INTEGER NOT NULL DEFAULT 1,
+    pay_later_eligible INTEGER NOT NULL DEFAULT 0,
+    language TEXT NOT NULL DEFAULT 'zh'
+);
+CREATE INDEX IF NOT EXISTS his_patients_phone ON his_patients(phone);
+CREATE TABLE IF NOT EXISTS his_cards (
+    card_number TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES his_patients(patient_id),
+    kind TEXT NOT NULL DEFAULT 'id'
+);
+CREATE TABLE IF NOT EXISTS his_appointments (
+    appointment_no TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES his_patients(patient_id),
+    department TEXT NOT NULL,
+    slot_start TEXT NOT NULL,
+    slot_end TEXT NOT NULL,
+    clinician TEXT,
+    room TEXT,
+    status TEXT NOT NULL DEFAULT 'booked'
+);
+CREATE INDEX IF NOT EXISTS his_appointments_patient ON his_appointments(patient_id);
+CREATE TABLE IF NOT EXISTS his_bills (
+    bill_id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES his_patients(patient_id),
+    status TEXT NOT NULL DEFAULT 'outstanding',
+    payment_id TEXT
+);
+CREATE TABLE IF NOT EXISTS his_bill_items (
+    bill_id TEXT NOT NULL REFERENCES his_bills(bill_id),
+    seq INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    insurance_covered TEXT NOT NULL,
+    PRIMARY KEY (bill_id, seq)
+);
+CREATE TABLE IF NOT EXISTS his_payments (
+    payment_id TEXT PRIMARY KEY,
+    bill_ids TEXT NOT NULL,
+    method TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    status TEXT NOT NULL,
+    paid_at TEXT,
+    provider_ref TEXT
+);
+CREATE TABLE IF NOT EXISTS his_reports (
+    report_id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES his_patients(patient_id),
+    title TEXT NOT NULL,
+    ready INTEGER NOT NULL,
+    ready_at TEXT,
+    pdf_path TEXT,
+    prints INTEGER NOT NULL DEFAULT 0,
+    extra TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+PAYMENT_METHODS = frozenset({"insurance_card", "qr", "bank_card", "pay_later"})
+PAYMENT_STATUSES = frozenset({"pending", "paid", "failed", "deferred"})
+_FINAL = frozenset({"paid", "failed", "deferred"})
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # a naive datetime here is a bug in the caller; refuse to guess
+        raise ValueError("datetimes given to the hospital backend must be timezone-aware")
+    return value.isoformat()
+
+
+class EmbeddedHospitalBackend:
+    """SQLite implementation of :class:`~queueserver.hospital.port.HospitalBackend`.
+
+    ``db_path`` may be ``":memory:"`` for a throw-away hospital. ``timezone`` is the
+    hospital's local zone: "today" for :meth:`appointments_for_patient` is a local day.
+    """
+
+    def __init__(self, db_path: str | Path, *, timezone_name: str = "Asia/Shanghai") -> None:
+        self.db_path = str(db_path)
+        self.tz = ZoneInfo(timezone_name)
+        if self.db_path != ":memory:":
+            Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the database; idempotent."""
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.ProgrammingError:
+                pass
+
+    def __enter__(self) -> "EmbeddedHospitalBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _tx(self):
+        """A write transaction (``BEGIN IMMEDIATE`` so concurrent writers queue, not fail)."""
+        backend = self
+
+        class _Tx:
+            def __enter__(self_inner):
+                backend._lock.acquire()
+                backend._db.execute("BEGIN IMMEDIATE")
+                return backend._db
+
+            def __exit__(self_inner, exc_type, exc, tb):
+                try:
+                    backend._db.execute("ROLLBACK" if exc_type else "COMMIT")
+                finally:
+                    backend._lock.release()
+                return False
+
+        return _Tx()
+
+    def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- writing the hospital (seed, admin tools) ---------------------------------------------
+    def is_empty(self) -> bool:
+        return not self._query("SELECT 1 FROM his_patients LIMIT 1")
+
+    def clear(self) -> None:
+        """Delete every patient, appointment, bill, payment and report (re-seeding)."""
+        with self._tx() as db:
+            for table in ("his_bill_items", "his_payments", "his_bills", "his_reports", "his_appointments",
+                          "his_cards", "his_patients"):
+                db.execute(f"DELETE FROM {table}")
+
+    def add_patient(self, patient: Patient, *, card_kinds: dict[str, str] | None = None) -> None:
+        """Insert or replace a patient and their cards (``card_kinds``: card number -> "id"/"insurance")."""
+        kinds = card_kinds or {}
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO his_patients VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(patient_id) DO UPDATE SET "
+                "name=excluded.name, birth_date=excluded.birth_date, phone=excluded.phone, "
+                "id_last4=excluded.id_last4, pregnant=excluded.pregnant, disabled=excluded.disabled, "
+                "insured=excluded.insured, pay_later_eligible=excluded.pay_later_eligible, "
+                "language=excluded.language",
+                (patient.patient_id, patient.name, patient.birth_date.isoformat(), patient.phone,
+                 patient.id_last4, int(patient.pregnant), int(patient.disabled), int(patient.insured),
+                 int(patient.pay_later_eligible), patient.language),
+            )
+            db.execute("DELETE FROM his_cards WHERE patient_id = ?", (patient.patient_id,))
+            for number in patient.card_numbers:
+                db.execute("INSERT OR REPLACE INTO his_cards VALUES (?,?,?)",
+                           (number, patient.patient_id, kinds.get(number, "id")))
+
+    def add_appointment(self, appt: Appointment) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO his_appointments VALUES (?,?,?,?,?,?,?,?)",
+                (appt.appointment_no.upper(), appt.patient_id, appt.department, _iso(appt.slot_start),
+                 _iso(appt.slot_end), appt.clinician, appt.room, appt.status),
+            )
+
+    def add_bill(self, bill: Bill) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO his_bills (bill_id, patient_id, status) VALUES (?,?,?) "
+                       "ON CONFLICT(bill_id) DO UPDATE SET patient_id=excluded.patient_id, status=excluded.status",
+                       (bill.bill_id, bill.patient_id, bill.status))
+            db.execute("DELETE FROM his_bill_items WHERE bill_id = ?", (bill.bill_id,))
+            for seq, item in enumerate(bill.items):
+                db.execute("INSERT INTO his_bill_items VALUES (?,?,?,?,?)",
+                           (bill.bill_id, seq, json.dumps(item.description, ensure_ascii=False),
+                            str(item.amount), str(item.insurance_covered)))
+
+    def add_report(self, report: LabReport) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO his_reports VALUES (?,?,?,?,?,?,?,?)",
+                (report.report_id, report.patient_id, json.dumps(report.title, ensure_ascii=False),
+                 int(report.ready), _iso(report.ready_at), str(report.pdf_path) if report.pdf_path else None,
+                 report.prints, json.dumps(report.extra, ensure_ascii=False)),
+            )
+
+    def set_report_ready(self, report_id: str, pdf_path: Path) -> LabReport:
+        """Mark a report finished (what the lab system does when results are signed off)."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE his_reports SET ready = 1, pdf_path = ? WHERE report_id = ?",
+                             (str(pdf_path), report_id))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"There is no report {report_id}.")
+        report = self.get_report(report_id)
+        assert report is not None
+        return report
+
+    # -- patients ----------------------------------------------------------------------------------
+    def _patient(self, row: sqlite3.Row | None) -> Patient | None:
+        if row is None:
+            return None
+        cards = tuple(r["card_number"] for r in self._query(
+            "SELECT card_number FROM his_cards WHERE patient_id = ? ORDER BY card_number", (row["patient_id"],)))
+        return Patient(
+            patient_id=row["patient_id"], name=row["name"], birth_date=date.fromisoformat(row["birth_date"]),
+            phone=row["phone"], id_last4=row["id_last4"], card_numbers=cards, pregnant=bool(row["pregnant"]),
+            disabled=bool(row["disabled"]), insured=bool(row["insured"]),
+            pay_later_eligible=bool(row["pay_later_eligible"]), language=row["language"],
+        )
+
+    def get_patient(self, patient_id: str) -> Patient | None:
+        rows = self._query("SELECT * FROM his_patients WHERE patient_id = ?", (patient_id,))
+        return self._patient(rows[0] if rows else None)
+
+    def find_patient_by_card(self, card_number: str) -> Patient | None:
+        rows = self._query("SELECT patient_id FROM his_cards WHERE card_number = ?", (card_number.strip().upper(),))
+        return self.get_patient(rows[0]["patient_id"]) if rows else None
+
+    def find_patient_by_phone(self, phone: str, id_last4: str) -> Patient | None:
+        # Both must match: a phone number alone is not enough to show someone's bills.
+        rows = self._query("SELECT * FROM his_patients WHERE phone = ? AND upper(id_last4) = ?",
+                           (phone.strip(), id_last4.strip().upper()))
+        return self._patient(rows[0]) if len(rows) == 1 else None
+
+    # -- appointments ------------------------------------------------------------------------------
+    @staticmethod
+    def _appointment(row: sqlite3.Row) -> Appointment:
+        return Appointment(
+            appointment_no=row["appointment_no"], patient_id=row["patient_id"], department=row["department"],
+            slot_start=datetime.fromisoformat(row["slot_start"]), slot_end=datetime.fromisoformat(row["slot_end"]),
+            clinician=row["clinician"], room=row["room"], status=row["status"],
+        )
+
+    def find_appointment(self, appointment_no: str) -> Appointment | None:
+        rows = self._query("SELECT * FROM his_appointments WHERE appointment_no = ?",
+                           (appointment_no.strip().upper(),))
+        return self._appointment(rows[0]) if rows else None
+
+    def appointments_for_patient(self, patient_id: str, day: date) -> list[Appointment]:
+        start = datetime.combine(day, time(0), self.tz)
+        end = start + timedelta(days=1)
+        rows = self._query("SELECT * FROM his_appointments WHERE patient_id = ?", (patient_id,))
+        found = [self._appointment(r) for r in rows]
+        # Compare as instants: slots may have been stored with any UTC offset.
+        return sorted((a for a in found if start <= a.slot_start < end), key=lambda a: a.slot_start)
+
+    def mark_checked_in(self, appointment_no: str) -> None:
+        with self._tx() as db:
+            cur = db.execute("UPDATE his_appointments SET status = 'checked_in' WHERE appointment_no = ? "
+                             "AND status != 'cancelled'", (appointment_no.strip().upper(),))
+            if cur.rowcount == 0:
+                exists = db.execute("SELECT status FROM his_appointments WHERE appointment_no = ?",
+                                    (appointment_no.strip().upper(),)).fetchone()
+                if exists is None:
+                    raise NotFoundError(f"There is no appointment {appointment_no}.")
+                raise ConflictError(f"Appointment {appointment_no} was cancelled.")
+
+    # -- bills and payments ------------------------------------------------------------------------
+    def _bill(self, row: sqlite3.Row) -> Bill:
+        items = tuple(
+            BillItem(description=json.loads(r["description"]), amount=Decimal(r["amount"]),
+                     insurance_covered=Decimal(r["insurance_covered"]))
+            for r in self._query("SELECT * FROM his_bill_items WHERE bill_id = ? ORDER BY seq", (row["bill_id"],))
+        )
+        return Bill(bill_id=row["bill_id"], patient_id=row["patient_id"], items=items, status=row["status"])
+
+    def get_bill(self, bill_id: str) -> Bill | None:
+        rows = self._query("SELECT * FROM his_bills WHERE bill_id = ?", (bill_id,))
+        return self._bill(rows[0]) if rows else None
+
+    def outstanding_bills(self, patient_id: str) -> list[Bill]:
+        rows = self._query("SELECT * FROM his_bills WHERE patient_id = ? AND status = 'outstanding' "
+                           "ORDER BY bill_id", (patient_id,))
+        return [self._bill(r) for r in rows]
+
+    @staticmethod
+    def _payment(row: sqlite3.Row) -> PaymentRecord:
+        return PaymentRecord(
+            payment_id=row["payment_id"], bill_ids=tuple(json.loads(row["bill_ids"])), method=row["method"],
+            amount=Decimal(row["amount"]), status=row["status"], paid_at=_dt(row["paid_at"]),
+            provider_ref=row["provider_ref"],
+        )
+
+    def get_payment(self, payment_id: str) -> PaymentRecord | None:
+        rows = self._query("SELECT * FROM his_payments WHERE payment_id = ?", (payment_id,))
+        return self._payment(rows[0]) if rows else None
+
+    def record_payment(self, payment: PaymentRecord) -> PaymentRecord:
+        """Record a payment (or its new status) for some bills; idempotent on ``payment_id``.
+
+        A payment moves ``pending`` -> ``paid``/``failed``/``deferred`` once; recording it
+        again returns what is stored and changes nothing, so a retried request never settles
+        a bill twice. Raises ``NotFoundError`` for an unknown bill, ``ConflictError`` when a
+        bill is already settled by another payment or the amount is not the self-pay total.
+        """
+        if payment.method not in PAYMENT_METHODS:
+            raise ValueError(f"Unknown payment method {payment.method!r}.")
+        if payment.status not in PAYMENT_STATUSES:
+            raise ValueError(f"Unknown payment status {payment.status!r}.")
+        if not payment.bill_ids:
+            raise ValueError("A payment must name at least one bill.")
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM his_payments WHERE payment_id = ?", (payment.payment_id,)).fetchone()
+            if row is not None:
+                stored = self._payment(row)
+                if stored.status in _FINAL or payment.status == "pending" or stored.status == payment.status:
+                    return stored  # a retry: same answer as the first time
+                if set(stored.bill_ids) != set(payment.bill_ids) or stored.amount != payment.amount:
+                    raise ConflictError(f"Payment {payment.payment_id} was started for other bills or another amount.")
+            total = Decimal("0")
+            for bill_id in payment.bill_ids:
+                bill_row = db.execute("SELECT * FROM his_bills WHERE bill_id = ?", (bill_id,)).fetchone()
+                if bill_row is None:
+                    raise NotFoundError(f"There is no bill {bill_id}.")
+                if bill_row["status"] != "outstanding" and bill_row["payment_id"] != payment.payment_id:
+                    raise ConflictError(f"Bill {bill_id} is already {bill_row['status']}.")
+                total += sum((Decimal(r["amount"]) - Decimal(r["insurance_covered"]) for r in db.execute(
+                    "SELECT amount, insurance_covered FROM his_bill_items WHERE bill_id = ?", (bill_id,))),
+                    Decimal("0"))
+            if payment.amount != total:
+                raise ConflictError(f"The amount {payment.amount} does not match the self-pay total {total}.")
+            paid_at = payment.paid_at
+            if payment.status == "paid" and paid_at is None:
+                paid_at = datetime.now(timezone.utc)
+            db.execute(
+                "INSERT OR REPLACE INTO his_payments VALUES (?,?,?,?,?,?,?)",
+                (payment.payment_id, json.dumps(list(payment.bill_ids)), payment.method, str(payment.amount),
+                 payment.status, _iso(paid_at), payment.provider_ref),
+            )
+            if payment.status in ("paid", "deferred"):
+                for bill_id in payment.bill_ids:
+                    db.execute("UPDATE his_bills SET status = ?, payment_id = ? WHERE bill_id = ?",
+                               (payment.status, payment.payment_id, bill_id))
+            row = db.execute("SELECT * FROM his_payments WHERE payment_id = ?", (payment.payment_id,)).fetchone()
+            return self._payment(row)
+
+    # -- reports -----------------------------------------------------------------------------------
+    @staticmethod
+    def _report(row: sqlite3.Row) -> LabReport:
+        return LabReport(
+            report_id=row["report_id"], patient_id=row["patient_id"], title=json.loads(row["title"]),
+            ready=bool(row["ready"]), ready_at=_dt(row["ready_at"]),
+            pdf_path=Path(row["pdf_path"]) if row["pdf_path"] else None, prints=row["prints"],
+            extra=json.loads(row["extra"]),
+        )
+
+    def get_report(self, report_id: str) -> LabReport | None:
+        rows = self._query("SELECT * FROM his_reports WHERE report_id = ?", (report_id,))
+        return self._report(rows[0]) if rows else None
+
+    def reports_for_patient(self, patient_id: str) -> list[LabReport]:
+        rows = self._query("SELECT * FROM his_reports WHERE patient_id = ? ORDER BY report_id", (patient_id,))
+        return [self._report(r) for r in rows]
+
+    def record_report_print(self, report_id: str) -> LabReport:
+        """Count one print of a ready report (the reprint limit is the kiosk API's setting, not the HIS's)."""
+        with self._tx() as db:
+            row = db.execute("SELECT ready FROM his_reports WHERE report_id = ?", (report_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"There is no report {report_id}.")
+            if not row["ready"]:
+                raise ConflictError(f"Report {report_id} is not ready yet.")
+            db.execute("UPDATE his_reports SET prints = prints + 1 WHERE report_id = ?", (report_id,))
+        report = self.get_report(report_id)
+        assert report is not None
+        return report

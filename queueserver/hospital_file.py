@@ -1,0 +1,173 @@
+"""The hospital file: site, departments, rooms, clinicians and calling rules, in TOML.
+
+Loaded once at start (``load_hospital``) and validated with pydantic; every problem is
+reported as ``key: what is wrong. Fix: ...`` so the person at the server can correct the
+file without reading code. The shipped demo is ``queueserver/demo_hospital.toml``.
+"""
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from protocol.errors import ClinicflowError
+
+DEMO_HOSPITAL = Path(__file__).with_name("demo_hospital.toml")
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Names = Annotated[dict[str, Annotated[str, Field(min_length=1, max_length=100)]], Field(min_length=1)]
+
+
+class HospitalFileError(ClinicflowError, ValueError):
+    """A hospital file that cannot be read or does not validate; ``problems`` lists each one."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Rules(_Strict):
+    """How the next patient is chosen, and the limits of the room operations (see docs/queue-rules.md)."""
+
+    priority_ratio: int = Field(2, ge=1, le=20, description="one priority patient for every N others")
+    priority_groups: tuple[str, ...] = ("elderly", "pregnant", "disabled")
+    elderly_age: int = Field(65, ge=50, le=120)
+    checkin_opens_before_min: int = Field(60, ge=0, le=24 * 60, description="how early an appointment may check in")
+    late_grace_min: int = Field(15, ge=0, le=240, description="lateness after slot start that keeps the place")
+    ageing_bound_min: int = Field(60, ge=5, le=24 * 60, description="nobody waits longer because others outrank them")
+    max_recalls: int = Field(3, ge=0, le=10)
+    recall_min_interval_s: int = Field(20, ge=0, le=600)
+    no_show_skip_min: int = Field(5, ge=0, le=240, description="a no-show is callable again after this long")
+    no_show_cancel_after: int = Field(2, ge=1, le=10, description="cancelled at this many no-shows")
+    long_wait_alert_min: int = Field(30, ge=1, le=24 * 60)
+    default_service_min: float = Field(8.0, gt=0, le=240, description="service time assumed before any is measured")
+
+    @field_validator("priority_groups")
+    @classmethod
+    def _known_groups(cls, groups: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(groups) - {"elderly", "pregnant", "disabled"})
+        if unknown:
+            raise ValueError(f"unknown priority group(s) {', '.join(unknown)}")
+        return groups
+
+
+class Department(_Strict):
+    id: Ident
+    prefix: Annotated[str, Field(pattern=r"^[A-Z]{1,3}$")]
+    name: Names
+    slot_minutes: int = Field(15, ge=5, le=120)
+    daily_capacity: int = Field(999, ge=1, le=99999)
+    opens: time = time(0, 0)
+    closes: time | None = Field(None, description="none: open until midnight")
+    emergency: bool = Field(False, description="every ticket of this department is an emergency")
+
+
+class Room(_Strict):
+    id: Ident
+    name: Names
+    departments: tuple[Ident, ...] = Field(min_length=1)
+
+
+class Clinician(_Strict):
+    id: Ident
+    name: str = ""
+    rooms: tuple[Ident, ...] = Field(min_length=1)
+
+
+class Site(_Strict):
+    id: Ident
+    name: Names = {"en": "Hospital"}
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class Hospital(_Strict):
+    """One site's queue configuration."""
+
+    site: Site
+    rules: Rules = Rules()
+    departments: tuple[Department, ...] = Field(min_length=1)
+    rooms: tuple[Room, ...] = Field(min_length=1)
+    clinicians: tuple[Clinician, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> "Hospital":
+        problems = []
+        for kind, items in (("department", self.departments), ("room", self.rooms), ("clinician", self.clinicians)):
+            ids = [i.id for i in items]
+            for dup in sorted({i for i in ids if ids.count(i) > 1}):
+                problems.append(f"{kind} id {dup!r} is used twice")
+        prefixes = [d.prefix for d in self.departments]
+        for dup in sorted({p for p in prefixes if prefixes.count(p) > 1}):
+            problems.append(f"ticket prefix {dup!r} is used by two departments")
+        dept_ids = {d.id for d in self.departments}
+        room_ids = {r.id for r in self.rooms}
+        for room in self.rooms:
+            for dept in room.departments:
+                if dept not in dept_ids:
+                    problems.append(f"room {room.id!r} serves unknown department {dept!r}")
+        for clin in self.clinicians:
+            for room_id in clin.rooms:
+                if room_id not in room_ids:
+                    problems.append(f"clinician {clin.id!r} works in unknown room {room_id!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.site.timezone)
+
+    def department(self, dept_id: str) -> Department | None:
+        return next((d for d in self.departments if d.id == dept_id), None)
+
+    def room(self, room_id: str) -> Room | None:
+        return next((r for r in self.rooms if r.id == room_id), None)
+
+    def rooms_for(self, dept_id: str) -> list[Room]:
+        return [r for r in self.rooms if dept_id in r.departments]
+
+
+def parse_hospital(data: dict, *, source: str = "hospital file") -> Hospital:
+    """Validate a parsed hospital file; raise HospitalFileError naming every bad key."""
+    try:
+        return Hospital.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+            problems.append(f"{loc}: {msg}{shown}")
+        raise HospitalFileError(f"{source} is not valid:\n  " + "\n  ".join(problems), problems) from None
+
+
+def load_hospital(path: str | Path | None = None) -> Hospital:
+    """Read and validate a hospital TOML file (default: the shipped demo hospital)."""
+    path = Path(path or DEMO_HOSPITAL)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HospitalFileError(f"cannot read hospital file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise HospitalFileError(f"{path} is not valid TOML: {exc}") from None
+    return parse_hospital(data, source=str(path))

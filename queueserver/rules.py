@@ -1,0 +1,217 @@
+"""Who is called next, and why: the clinical calling rules as pure functions (no I/O, no clock).
+
+Given the waiting tickets of one room, the moment ``now`` and the room's priority counter,
+:func:`order_queue` returns the whole calling order with a plain-words reason for each
+ticket; :func:`choose_next` is its first entry. The order, from the front:
+
+1. emergencies, first come first served;
+2. tickets that have waited at least ``ageing_bound_min`` (longest wait first), so nobody
+   waits past the bound because others keep outranking them;
+3. the rest, in two lanes merged at ``priority_ratio``: one priority patient (elderly,
+   pregnant, disabled) for every N others. Within each lane: patients returning with test
+   results first, then appointments inside their slot (by slot), then walk-ins and late
+   arrivals (by arrival). A late arrival (after slot start + grace) has lost the slot's
+   place and queues like a walk-in from the time it arrived;
+4. appointments that arrived early: they wait for their slot, and are called before it only
+   when nobody else is waiting;
+5. tickets held back after a no-show, until their skip time has passed.
+
+The room's counter ``others_since_priority`` is the number of non-priority calls since the
+last priority call; :func:`counter_after` updates it after a call. Everything is a function
+of its arguments, so the server, the tests and the estimates all agree.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from datetime import timezone as _timezone
+
+from queueserver.hospital_file import Rules
+
+EMERGENCY = "emergency"
+AGED = "aged"
+PRIORITY = "priority"
+RETURNING = "returning"
+APPOINTMENT = "appointment"
+WALK_IN = "walk_in"
+LATE = "late"
+EARLY = "early"
+HELD = "held"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A ticket in the queue, as the rules see it (all datetimes timezone-aware)."""
+
+    ticket_id: str
+    number: str
+    arrived_at: datetime  # check-in, or the moment it re-entered the queue
+    issue_seq: int = 0  # tie-breaker: the order tickets were issued in
+    slot_start: datetime | None = None
+    slot_end: datetime | None = None
+    emergency: bool = False
+    priority: str | None = None  # plain words, e.g. "age 78", "pregnant"; None: not a priority patient
+    returning: bool = False  # back with test results, or transferred "to the front"
+    front_reason: str | None = None  # the words for a returning ticket; default "returning with test results"
+    not_before: datetime | None = None  # held after a no-show until this moment
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One ticket's place in the calling order: the category that put it there and why."""
+
+    ticket: Waiting
+    category: str
+    reason: str
+
+
+def _hm(moment: datetime, tz: tzinfo) -> str:
+    return moment.astimezone(tz).strftime("%H:%M")
+
+
+def is_late(t: Waiting, rules: Rules) -> bool:
+    """An appointment that arrived after its slot start plus the grace period has lost its place."""
+    return t.slot_start is not None and t.arrived_at > t.slot_start + timedelta(minutes=rules.late_grace_min)
+
+
+def wait_started(t: Waiting, rules: Rules) -> datetime:
+    """When the ticket's wait counts from: an early appointment's wait starts at its slot."""
+    if t.slot_start is not None and not t.returning and not is_late(t, rules):
+        return max(t.arrived_at, t.slot_start)
+    return t.arrived_at
+
+
+def waited_minutes(t: Waiting, now: datetime, rules: Rules) -> float:
+    return max(0.0, (now - wait_started(t, rules)).total_seconds() / 60)
+
+
+def _lane_key(t: Waiting, rules: Rules, now: datetime) -> tuple:
+    """Order inside a lane: returning first, then appointments inside their slot, then walk-ins and late ones."""
+    if t.returning:
+        return (0, t.arrived_at, t.issue_seq)
+    if t.slot_start is not None and not is_late(t, rules):
+        return (1, t.slot_start, t.arrived_at, t.issue_seq)
+    return (2, t.arrived_at, t.issue_seq)
+
+
+def _lane_reason(t: Waiting, rules: Rules, tz: tzinfo) -> tuple[str, str]:
+    if t.returning:
+        return RETURNING, t.front_reason or "returning with test results"
+    if t.slot_start is not None and is_late(t, rules):
+        return LATE, (f"late for appointment {_hm(t.slot_start, tz)} (more than {rules.late_grace_min} min): "
+                      f"queued as a walk-in from {_hm(t.arrived_at, tz)}")
+    if t.slot_start is not None:
+        return APPOINTMENT, f"appointment {_hm(t.slot_start, tz)}, inside slot"
+    return WALK_IN, f"walk-in, arrived {_hm(t.arrived_at, tz)}"
+
+
+def order_queue(
+    waiting: Sequence[Waiting],
+    *,
+    now: datetime,
+    rules: Rules,
+    others_since_priority: int = 0,
+    tz: tzinfo = _timezone.utc,
+) -> list[Placed]:
+    """The full calling order of ``waiting`` at ``now`` (see the module docstring), each with its reason."""
+    bound = timedelta(minutes=rules.ageing_bound_min)
+    ratio = rules.priority_ratio
+    emergencies, aged, priority, ordinary, early, held = [], [], [], [], [], []
+    for t in waiting:
+        if t.not_before is not None and t.not_before > now and not t.emergency:
+            held.append(t)
+        elif t.emergency:
+            emergencies.append(t)
+        elif now - wait_started(t, rules) >= bound:
+            aged.append(t)
+        elif t.slot_start is not None and not t.returning and not is_late(t, rules) and t.slot_start > now:
+            early.append(t)
+        elif t.priority:
+            priority.append(t)
+        else:
+            ordinary.append(t)
+
+    out: list[Placed] = []
+    for t in sorted(emergencies, key=lambda t: (t.arrived_at, t.issue_seq)):
+        out.append(Placed(t, EMERGENCY, "emergency: called first"))
+    for t in sorted(aged, key=lambda t: (wait_started(t, rules), t.issue_seq)):
+        minutes = int(waited_minutes(t, now, rules))
+        out.append(Placed(t, AGED, f"waited {minutes} min, over the {rules.ageing_bound_min} min limit"))
+
+    priority.sort(key=lambda t: _lane_key(t, rules, now))
+    ordinary.sort(key=lambda t: _lane_key(t, rules, now))
+    pi = oi = 0
+    counter = others_since_priority
+    while pi < len(priority) or oi < len(ordinary):
+        if pi < len(priority) and (counter >= ratio or oi >= len(ordinary)):
+            t = priority[pi]
+            pi += 1
+            counter = 0
+            turn = f"1 of every {ratio + 1} calls" if oi < len(ordinary) else "nobody else waiting"
+            _, lane = _lane_reason(t, rules, tz)
+            out.append(Placed(t, PRIORITY, f"priority: {t.priority}, {turn} ({lane})"))
+        else:
+            t = ordinary[oi]
+            oi += 1
+            counter += 1
+            out.append(Placed(t, *_lane_reason(t, rules, tz)))
+
+    for t in sorted(early, key=lambda t: (t.slot_start, t.arrived_at, t.issue_seq)):
+        out.append(Placed(t, EARLY, f"appointment {_hm(t.slot_start, tz)}, arrived early: waits for the slot "
+                                    "unless nobody else is waiting"))
+    for t in sorted(held, key=lambda t: (t.not_before, t.issue_seq)):
+        out.append(Placed(t, HELD, f"missed a call: back in the queue at {_hm(t.not_before, tz)}"))
+    return out
+
+
+def choose_next(
+    waiting: Sequence[Waiting],
+    *,
+    now: datetime,
+    rules: Rules,
+    others_since_priority: int = 0,
+    tz: tzinfo = _timezone.utc,
+) -> Placed | None:
+    """The ticket to call now, with its reason; None when nobody is waiting.
+
+    An early appointment or a held no-show is only ever first when nobody else is waiting;
+    the reason then says so.
+    """
+    order = order_queue(waiting, now=now, rules=rules, others_since_priority=others_since_priority, tz=tz)
+    if not order:
+        return None
+    first = order[0]
+    if first.category == EARLY:
+        slot = _hm(first.ticket.slot_start, tz)  # type: ignore[arg-type]
+        return Placed(first.ticket, EARLY, f"appointment {slot}, arrived early: called because nobody else is waiting")
+    if first.category == HELD:
+        return Placed(first.ticket, HELD, "missed an earlier call: called again because nobody else is waiting")
+    return first
+
+
+def counter_after(placed: Placed, others_since_priority: int) -> int:
+    """The room's ``others_since_priority`` after calling ``placed``.
+
+    A priority call resets it; an emergency does not count; every other call counts as one "other".
+    """
+    if placed.category == PRIORITY or (placed.ticket.priority and placed.category in (AGED, EARLY, HELD)):
+        return 0
+    if placed.category == EMERGENCY:
+        return others_since_priority
+    return others_since_priority + 1
+
+
+def estimated_wait_min(position: int, *, open_rooms: int, service_min: float) -> int:
+    """Minutes until a ticket at ``position`` (1 = next) is likely called: the ones ahead of it, shared by the rooms."""
+    if position <= 0:
+        return 0
+    return int(math.ceil((position - 1) * service_min / max(1, open_rooms)))
+
+
+def long_waits(waiting: Sequence[Waiting], *, now: datetime, rules: Rules) -> list[tuple[Waiting, int]]:
+    """Tickets waiting at least ``long_wait_alert_min``, with their minutes, longest first."""
+    found = [(t, int(waited_minutes(t, now, rules))) for t in waiting
+             if waited_minutes(t, now, rules) >= rules.long_wait_alert_min]
+    return sorted(found, key=lambda x: -x[1])

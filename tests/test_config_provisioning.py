@@ -1,0 +1,135 @@
+"""A technician with a box of Pis: `devices add` on the server, `provision` on each device (into a temp root)."""
+from __future__ import annotations
+
+import json
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from config import devices_cli, provision
+from config.bundle import read_bundle
+from config.loader import broker_url, load_config
+from config.registry import DeviceRegistry, token_hash
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def server_data(tmp_path) -> Path:
+    return tmp_path / "server"
+
+
+def _add(server_data: Path, *args: str) -> None:
+    assert devices_cli.main(["--data-dir", str(server_data), "add", "--server-url", "http://queue.local:8000",
+                             "--broker-url", "mqtt://broker.local:1883", *args]) == 0
+
+
+def test_devices_add_creates_identity_credentials_acl_and_a_bundle(server_data, capsys):
+    _add(server_data, "--role", "display", "--rooms", "3,4", "--name", "hall-2", "--label", "Surgery waiting")
+    out = capsys.readouterr().out
+    assert "added hall_board hall-2 at site demo for rooms r3, r4" in out
+
+    record = DeviceRegistry.in_data_dir(server_data).get("hall-2")
+    assert record.role == "hall_board" and record.rooms == ("r3", "r4") and record.api_role == "display"
+    passwd = (server_data / "broker" / "passwd").read_text()
+    assert passwd.startswith("hall-2:$7$")  # PBKDF2-SHA512, hashed by mosquitto_passwd
+    acl = (server_data / "broker" / "acl").read_text()
+    assert "user hall-2\n" in acl and "topic write clinicflow/v1/demo/devices/hall-2/status" in acl
+
+    bundle = read_bundle(server_data / "bundles" / "hall-2.cfbundle")
+    assert _mode(server_data / "bundles" / "hall-2.cfbundle") == 0o600
+    assert token_hash(bundle.api_token) == record.token_sha256
+    assert bundle.mqtt_password not in passwd and bundle.mqtt_password not in bundle.config_toml
+    assert not re.search(r"^(password|token)\s*=", bundle.config_toml, re.MULTILINE)
+
+    # A second device of the same name is refused; --replace issues new credentials.
+    assert devices_cli.main(["--data-dir", str(server_data), "add", "--role", "kiosk", "--name", "hall-2"]) == 1
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_the_qr_code_carries_the_whole_bundle(server_data, tmp_path):
+    _add(server_data, "--role", "kiosk", "--name", "kiosk-7", "--usb-id", "04b8:0e28", "--printer-model", "Epson TM-T20III")
+    png = server_data / "bundles" / "kiosk-7.png"
+    scanned = subprocess.run(["zbarimg", "--quiet", "--raw", str(png)], capture_output=True, text=True, timeout=30)
+    assert scanned.returncode == 0, scanned.stderr
+    (tmp_path / "scanned.txt").write_text(scanned.stdout)
+    assert read_bundle(tmp_path / "scanned.txt") == read_bundle(server_data / "bundles" / "kiosk-7.cfbundle")
+
+
+def test_provision_writes_config_secrets_and_a_watchdogged_unit_then_changes_nothing(server_data, tmp_path, capsys):
+    _add(server_data, "--role", "display", "--rooms", "3,4", "--name", "hall-2")
+    bundle_file = server_data / "bundles" / "hall-2.cfbundle"
+    root = tmp_path / "pi"
+
+    assert provision.main([str(bundle_file), "--root", str(root), "--dry-run"]) == 0
+    assert "would write /etc/clinicflow/device.toml" in capsys.readouterr().out
+    assert not root.exists()
+
+    assert provision.main([str(bundle_file), "--root", str(root), "--exec", "/opt/clinicflow/.venv/bin/clinicflow"]) == 0
+    first = capsys.readouterr().out
+    assert "wrote      /etc/systemd/system/clinicflow-display.service" in first
+
+    config = load_config(root / "etc/clinicflow/device.toml")
+    assert config.device.id == "hall-2" and config.settings.rooms == ("r3", "r4")
+    bundle = read_bundle(bundle_file)
+    assert (root / "etc/clinicflow/secrets/mqtt-password").read_text().strip() == bundle.mqtt_password
+    assert _mode(root / "etc/clinicflow/secrets/mqtt-password") == 0o600
+    assert _mode(root / "etc/clinicflow/secrets/api-token") == 0o600
+    assert _mode(root / "etc/clinicflow/secrets") == 0o700
+
+    unit = (root / "etc/systemd/system/clinicflow-display.service").read_text()
+    for line in ("Restart=always", "WatchdogSec=30", "Type=notify", "WorkingDirectory=/var/lib/clinicflow/hall-2",
+                 "ExecStart=/opt/clinicflow/.venv/bin/clinicflow display", "User=clinicflow",
+                 "Environment=CLINICFLOW_CONFIG=/etc/clinicflow/device.toml", "StartLimitIntervalSec=0"):
+        assert line in unit, line
+    assert (root / "var/lib/clinicflow/hall-2").is_dir()
+    assert "clinicflow" in (root / "etc/polkit-1/rules.d/50-clinicflow-reboot.rules").read_text()
+
+    # Idempotent: the same bundle again changes nothing.
+    assert provision.main([str(bundle_file), "--root", str(root), "--exec", "/opt/clinicflow/.venv/bin/clinicflow"]) == 0
+    again = capsys.readouterr().out
+    assert "provision: nothing to change" in again and "wrote" not in again
+
+
+def test_reprovisioning_a_pi_for_another_role_removes_the_old_unit(server_data, tmp_path, capsys):
+    root = tmp_path / "pi"
+    _add(server_data, "--role", "display", "--rooms", "3", "--name", "door-3")
+    assert provision.main([str(server_data / "bundles" / "door-3.cfbundle"), "--root", str(root)]) == 0
+    assert (root / "etc/systemd/system/clinicflow-display.service").exists()
+    _add(server_data, "--role", "button_box", "--rooms", "3", "--name", "buttons-3")
+    assert provision.main([str(server_data / "bundles" / "buttons-3.cfbundle"), "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "removed    /etc/systemd/system/clinicflow-display.service" in out
+    unit = (root / "etc/systemd/system/clinicflow-buttonbox.service").read_text()
+    assert "ExecStart=" in unit and "buttonbox" in unit and "GPIOZERO_PIN_FACTORY=lgpio" in unit
+    # systemd itself accepts the unit: no unknown keys, no bad values.
+    verified = subprocess.run(["systemd-analyze", "verify", str(root / "etc/systemd/system/clinicflow-buttonbox.service")],
+                              capture_output=True, text=True, timeout=30)
+    assert verified.returncode == 0 and "clinicflow-buttonbox.service" not in verified.stderr, verified.stderr
+    assert load_config(root / "etc/clinicflow/device.toml").hardware.buttons.call_next_pin == 17
+
+
+def test_a_damaged_or_foreign_bundle_is_refused(tmp_path, capsys):
+    (tmp_path / "x.cfbundle").write_text(json.dumps({"kind": "something-else"}))
+    assert provision.main([str(tmp_path / "x.cfbundle"), "--root", str(tmp_path / "pi")]) == 1
+    assert "not a clinicflow provisioning bundle" in capsys.readouterr().err
+    (tmp_path / "y.txt").write_text("CFPB1:not-base64!!")
+    assert provision.main([str(tmp_path / "y.txt"), "--root", str(tmp_path / "pi")]) == 1
+    assert "damaged" in capsys.readouterr().err
+    assert not (tmp_path / "pi").exists()
+
+
+def test_a_provisioned_device_reads_its_password_from_the_secret_file(server_data, tmp_path):
+    _add(server_data, "--role", "kiosk", "--name", "kiosk-2")
+    root = tmp_path / "pi"
+    assert provision.main([str(server_data / "bundles" / "kiosk-2.cfbundle"), "--root", str(root)]) == 0
+    text = (root / "etc/clinicflow/device.toml").read_text().replace("/etc/clinicflow", str(root / "etc/clinicflow"))
+    (root / "etc/clinicflow/device.toml").write_text(text)
+    config = load_config(root / "etc/clinicflow/device.toml")
+    password = read_bundle(server_data / "bundles" / "kiosk-2.cfbundle").mqtt_password
+    assert broker_url(config) == f"mqtt://kiosk-2:{password}@broker.local:1883"
