@@ -8,7 +8,7 @@ Devices that may retry send an ``Idempotency-Key`` header on every state change.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,3 +53,42 @@ class CallOut(_Model):
 
 class ErrorOut(_Model):
     detail: str
+
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class WalkInRequest(_Model):
+    """``POST /api/v1/walkins``: a ticket without an appointment (kiosk registration, staff at a desk)."""
+
+    department: Ident
+    priority: Literal["elderly", "pregnant", "disabled"] | None = None
+    emergency: bool = Field(False, description="staff only: a kiosk token gets 403")
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}$")] = "zh"
+
+
+class CallTicketRequest(_Model):
+    """``POST /api/v1/rooms/{room}/call``: call this waiting ticket out of order."""
+
+    ticket_id: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class TransferRequest(_Model):
+    """``POST /api/v1/tickets/{id}/transfer``: same number, another department and/or room."""
+
+    department: Ident | None = None
+    room: Ident | None = None
+    placement: Literal["front", "keep", "back"] = "keep"
+
+
+class RoomStatusRequest(_Model):
+    """``PATCH /api/v1/admin/rooms/{room}``."""
+
+    status: Literal["open", "paused", "closed"]
+
+
+class SurveyRequest(_Model):
+    """``POST /api/v1/tickets/{id}/survey``: once, after the visit."""
+
+    score: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, Field(max_length=500)] = ""

@@ -14,6 +14,7 @@ APT_RUNTIME=(
   espeak-ng alsa-utils sox                          # speech, playback, WAV measurement
   cups cups-client printer-driver-cups-pdf libcups2-dev   # A4 report printing through CUPS
   zbar-tools                                        # decoding printed QR codes (self-test, tests)
+  libusb-1.0-0 linux-libc-dev                       # USB receipt printers (pyusb); evdev builds against input.h
 )
 APT_TEST=(chromium chromium-driver)                 # web pages tested in real headless Chromium
 APT_TEST+=(systemd)                                 # systemd-analyze verifies the generated device units
