@@ -13,23 +13,35 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from protocol.api import CallOut, CheckInRequest, ErrorOut, TicketOut
+from protocol.api import (
+    CallOut,
+    CallTicketRequest,
+    CheckInRequest,
+    ErrorOut,
+    RoomStatusRequest,
+    SurveyRequest,
+    TicketOut,
+    TransferRequest,
+    WalkInRequest,
+)
 from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
 from queueserver.auth import Principal, TokenBook
+from queueserver.hospital_file import HospitalFileError, parse_hospital
 from queueserver.service import BadRequestError, ForbiddenError, QueueService
 
 log = logging.getLogger(__name__)
@@ -42,36 +54,6 @@ class ApiError(ClinicflowError):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class WalkInRequest(_In):
-    department: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-    priority: Literal["elderly", "pregnant", "disabled"] | None = None
-    emergency: bool = False
-    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}$")] = "zh"
-
-
-class CallTicketRequest(_In):
-    ticket_id: Annotated[str, Field(min_length=1, max_length=40)]
-
-
-class TransferRequest(_In):
-    department: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
-    room: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
-    placement: Literal["front", "keep", "back"] = "keep"
-
-
-class RoomStatusRequest(_In):
-    status: Literal["open", "paused", "closed"]
-
-
-class SurveyRequest(_In):
-    score: Annotated[int, Field(ge=1, le=5)]
-    comment: Annotated[str, Field(max_length=500)] = ""
 
 
 class Broadcaster:
@@ -114,8 +96,15 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
     alert_interval: float = 15.0,
     keepalive: float = 15.0,
+    hospital_path: Path | None = None,
+    republish_interval: float = 0.0,
 ) -> FastAPI:
-    """The FastAPI app of one site. ``on_startup``/``on_shutdown`` run in the lifespan (the CLI starts MQTT there)."""
+    """The FastAPI app of one site. ``on_startup``/``on_shutdown`` run in the lifespan (the CLI starts MQTT there).
+
+    ``hospital_path``: where the admin API saves a changed hospital configuration (JSON).
+    ``republish_interval``: seconds between republishing every room snapshot (0: only on change
+    and on connect; the CLI turns it on for PostgreSQL, where several replicas may publish).
+    """
     broadcaster = Broadcaster()
     service.add_listener(broadcaster.changed)
     stop_alerts = threading.Event()
@@ -127,6 +116,15 @@ def create_app(
             except Exception:
                 log.exception("long-wait check failed")
 
+    def republish_loop() -> None:
+        # With several replicas two snapshots of a room can reach the broker out of order, leaving an
+        # older retained one; screens order by seq, and this bounds how long a newcomer sees it.
+        while not stop_alerts.wait(republish_interval):
+            try:
+                service.republish_all()
+            except Exception:
+                log.exception("periodic republish failed")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broadcaster.bind(asyncio.get_running_loop())
@@ -135,6 +133,8 @@ def create_app(
         thread = threading.Thread(target=alert_loop, name="long-wait-alerts", daemon=True)
         if alert_interval > 0:
             thread.start()
+        if republish_interval > 0:
+            threading.Thread(target=republish_loop, name="republish", daemon=True).start()
         try:
             yield
         finally:
@@ -331,6 +331,27 @@ def create_app(
         need(who, "admin", what="change rooms")
         return reply(service.set_room_status(room, body.status, **idem(request, who, key, body)))
 
+    @app.get("/api/v1/admin/hospital", tags=["admin"], responses=ERRORS)
+    def get_hospital_config(who: Who) -> dict:
+        """The running hospital configuration (the hospital file as JSON)."""
+        need(who, "admin", what="read the hospital configuration")
+        return service.hospital.model_dump(mode="json")
+
+    @app.put("/api/v1/admin/hospital", tags=["admin"], responses=ERRORS)
+    def put_hospital_config(body: dict, who: Who) -> dict:
+        """Replace the hospital configuration (validated like the file; saved to DATA_DIR/hospital.json)."""
+        need(who, "admin", what="change the hospital configuration")
+        try:
+            new = parse_hospital(body, source="the hospital configuration")
+        except HospitalFileError as exc:
+            raise ApiError(422, "; ".join(exc.problems)) from None
+        service.replace_hospital(new)
+        if hospital_path is not None:
+            tmp = hospital_path.with_suffix(".tmp")
+            tmp.write_text(new.model_dump_json(indent=2), encoding="utf-8")
+            os.replace(tmp, hospital_path)
+        return new.model_dump(mode="json")
+
     @app.post("/api/v1/admin/end-of-day", tags=["admin"], responses=ERRORS)
     def end_of_day(request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """Cancel every ticket still waiting or called; finish the ones being served."""
@@ -411,4 +432,8 @@ def create_app(
     def status_page(ticket_id: str) -> HTMLResponse:
         return HTMLResponse(status_html)
 
+    from queueserver.patient_api import patient_router  # kiosk patient API (docs/kiosk.md)
+    app.include_router(patient_router(service, tokens))
+    from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)
+    app.include_router(fleet_router())
     return app

@@ -9,6 +9,7 @@ connects to the MQTT broker and serves the API and pages with uvicorn.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -25,8 +26,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="where the database, tokens.json and report PDFs live (default: ./clinicflow-data)")
     p.add_argument("--db", help="SQLite file (default: DATA_DIR/queue.sqlite3) or a database URL "
                                 "such as postgresql+psycopg://user@host/dbname")
-    p.add_argument("--his-db", help="SQLite file of the embedded hospital backend (default: the --db file "
-                                    "for SQLite, else DATA_DIR/hospital.sqlite3)")
+    p.add_argument("--his-db", help="SQLite file of the embedded hospital backend (default: DATA_DIR/hospital.sqlite3; "
+                                    "a file of its own, so its writes never wait for the queue's)")
     p.add_argument("--broker", default=os.environ.get("CLINICFLOW_BROKER", "mqtt://127.0.0.1:1883"),
                    help="MQTT broker URL (mqtt://host:port or mqtts://user:pass@host:port); 'none' to run without")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -51,23 +52,28 @@ def main(argv: list[str] | None = None) -> int:
     from queueserver.app import create_app
     from queueserver.auth import TokenBook
     from queueserver.hospital.embedded import EmbeddedHospitalBackend
-    from queueserver.hospital_file import HospitalFileError, load_hospital
+    from queueserver.hospital_file import HospitalFileError, load_hospital, parse_hospital
     from queueserver.publisher import MqttPublisher, server_bus
     from queueserver.service import QueueService
     from queueserver.store import Store
 
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    saved = data_dir / "hospital.json"  # written by the admin API; used unless --hospital is given
     try:
-        hospital = load_hospital(args.hospital)
-    except HospitalFileError as exc:
+        if args.hospital is None and saved.exists():
+            hospital = parse_hospital(json.loads(saved.read_text(encoding="utf-8")), source=str(saved))
+            log.info("hospital configuration from %s (changed through the admin API)", saved)
+        else:
+            hospital = load_hospital(args.hospital)
+    except (HospitalFileError, ValueError) as exc:
         print(f"clinicflow server: {exc}", file=sys.stderr)
         return 2
     site = args.site or hospital.site.id
-    data_dir = Path(args.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
     db = args.db or str(data_dir / "queue.sqlite3")
     store = Store(db)
     store.migrate()
-    his_path = args.his_db or (db if store.is_sqlite else str(data_dir / "hospital.sqlite3"))
+    his_path = args.his_db or str(data_dir / "hospital.sqlite3")
     backend = EmbeddedHospitalBackend(his_path, timezone_name=hospital.site.timezone)
     if not args.no_seed and backend.is_empty():
         from queueserver.hospital.seed import seed_demo
@@ -102,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         store.dispose()
 
     app = create_app(service, tokens, on_startup=on_startup, on_shutdown=on_shutdown,
-                     alert_interval=args.alert_interval)
+                     alert_interval=args.alert_interval, hospital_path=saved,
+                     republish_interval=0.0 if store.is_sqlite else 30.0)
     app.state.bus = bus
     log.info("clinicflow server for site %s on http://%s:%s (db %s, broker %s, tokens in %s)", site, args.host,
              args.port, store.url.split("@")[-1], args.broker, data_dir / "tokens.json")

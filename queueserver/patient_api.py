@@ -35,12 +35,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Protocol
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 
 from protocol.api import TicketOut
@@ -92,8 +92,8 @@ class PatientApiSettings:
 
     timezone: str = "Asia/Shanghai"
     session_ttl: float = 300.0
-    checkin_opens_min: int = 30  # check-in opens this long before the slot
-    late_grace_min: int = 15  # after the slot's end plus this, the patient is "late"
+    checkin_opens_min: int = 60  # check-in opens this long before the slot
+    late_grace_min: int = 15  # after the slot's start plus this, the patient is "late" (loses the slot's place)
     max_report_prints: int = 2  # first print plus one reprint
     pay_later_enabled: bool = True  # the hospital allows deferred payment for eligible patients
     elderly_age: int = 65
@@ -238,7 +238,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         out = []
         for a in hospital.appointments_for_patient(patient.patient_id, current.astimezone(tz).date()):
             opens = a.slot_start - timedelta(minutes=cfg.checkin_opens_min)
-            late_after = a.slot_end + timedelta(minutes=cfg.late_grace_min)
+            late_after = a.slot_start + timedelta(minutes=cfg.late_grace_min)
             if a.status != "booked":
                 timing = "closed"
             elif current < opens:
@@ -273,16 +273,13 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
             raise HTTPException(404, f"There is no department {body.department!r}.")
         if tickets is None:
             raise HTTPException(409, "Walk-in registration is not available at this site.")
-        emergency = body.department == "emergency" or bool(body.red_flag)
+        if body.department == "emergency" or body.red_flag:
+            # Staff triage emergencies: the kiosk sends the patient there and raises a red-flag help request.
+            raise HTTPException(403, "Emergency tickets are issued by staff; go to the emergency department.")
 
         def issue() -> TicketOut:
-            ticket = tickets.issue_walk_in(department="emergency" if emergency else body.department, patient=patient,
-                                           slot_start=body.slot_start, emergency=emergency, idempotency_key=idempotency_key)
-            if body.red_flag and alert is not None:
-                alert(Alert(id=uuid.uuid4().hex[:16], ts=datetime.now(timezone.utc), kind="red_flag",
-                            department="emergency", ticket=ticket.number,
-                            message=f"Red flag at kiosk ({body.red_flag}): patient {ticket.number} sent to emergency"))
-            return ticket
+            return tickets.issue_walk_in(department=body.department, patient=patient, slot_start=body.slot_start,
+                                         emergency=False, idempotency_key=idempotency_key)
         try:
             return remember(f"reg:{idempotency_key}" if idempotency_key else None, issue)
         except NotFoundError as exc:
@@ -419,12 +416,12 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         rec = settle_qr(rec)
         pid, tok = html.escape(payment_id), html.escape(t)
         body = (f"<h1>clinicflow sandbox payment</h1><p>Amount: ¥{_money(rec.amount)}</p><p>Status: {rec.status}</p>"
-                + (f'<form method="post"><input type="hidden" name="t" value="{tok}">'
+                + (f'<form method="post" action="/pay/{pid}?t={tok}">'
                    f'<button type="submit">Pay ¥{_money(rec.amount)} (sandbox)</button></form>' if rec.status == "pending" else ""))
         return HTMLResponse(f"<!doctype html><meta name=viewport content='width=device-width'><title>Pay {pid}</title>{body}")
 
     @router.post("/pay/{payment_id}", response_class=HTMLResponse, include_in_schema=False)
-    def pay_page_confirm(payment_id: str, t: str = Form("")) -> HTMLResponse:
+    def pay_page_confirm(payment_id: str, t: str = "") -> HTMLResponse:
         rec = hospital.get_payment(payment_id)
         if rec is None or rec.method != "qr" or not hasattr(payments, "confirm"):
             return HTMLResponse("<p>Unknown payment.</p>", status_code=404)
@@ -494,3 +491,65 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
 
     router.sessions = sessions  # type: ignore[attr-defined]  # tests and the app may end sessions
     return router
+
+
+class ServiceTickets:
+    """``TicketIssuer`` over the queue server's ``QueueService`` (walk-in tickets with the patient's priority)."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    def issue_walk_in(self, *, department: str, patient: Patient, slot_start: datetime | None,
+                      emergency: bool, idempotency_key: str | None) -> TicketOut:
+        today = datetime.now(self.service.tz).date()
+        groups = self.service.rules.priority_groups
+        priority = next((g for g, on in (("elderly", patient.age_on(today) >= self.service.rules.elderly_age),
+                                         ("pregnant", patient.pregnant), ("disabled", patient.disabled))
+                         if on and g in groups), None)
+        _status, body = self.service.walk_in(department, priority=priority, emergency=emergency,
+                                             language=patient.language, source="walk_in", name=patient.name,
+                                             idem_key=f"kiosk-registration:{idempotency_key}" if idempotency_key else None,
+                                             fingerprint=f"{department}:{patient.patient_id}")
+        return TicketOut.model_validate(body)
+
+
+def patient_router(service: Any, tokens: Any, *, payments: PaymentProvider | None = None,
+                   settings: PatientApiSettings | None = None) -> APIRouter:
+    """The patient API for the queue server's app: ``app.include_router(patient_router(service, tokens))``.
+
+    Takes the hospital backend, departments, timezone and check-in rules from ``service``
+    (a ``QueueService``), roles from ``tokens`` (a ``TokenBook``), alerts go out through the
+    service's MQTT publisher; payments default to the sandbox provider.
+    """
+    from queueserver.payments.sandbox import SandboxPaymentProvider
+
+    hospital_file = service.hospital
+    cfg = settings or PatientApiSettings()
+    cfg.timezone = hospital_file.site.timezone
+    cfg.checkin_opens_min = service.rules.checkin_opens_before_min
+    cfg.late_grace_min = service.rules.late_grace_min
+    cfg.elderly_age = service.rules.elderly_age
+    cfg.departments = {d.id: dict(d.name) for d in hospital_file.departments}
+
+    def require(*roles: str) -> Callable[[Request], str]:
+        def dependency(request: Request) -> str:
+            auth = request.headers.get("authorization", "")
+            who = tokens.lookup(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+            if who is None:
+                raise HTTPException(401, "This needs a valid bearer token: send 'Authorization: Bearer <token>'.")
+            if who.role not in roles:
+                raise HTTPException(403, f"A {who.role} token cannot do this.")
+            return who.role
+        return dependency
+
+    def alert(a: Alert) -> None:
+        publisher = getattr(service, "publisher", None)
+        if publisher is not None:
+            try:
+                publisher.publish_alert(a)
+            except Exception:  # the help request is stored; MQTT trouble must not fail the kiosk's call
+                log.exception("could not publish alert %s", a.id)
+
+    return build_patient_router(hospital=service.backend, tickets=ServiceTickets(service),
+                                payments=payments or SandboxPaymentProvider(public_url=service.public_url),
+                                require=require, alert=alert, settings=cfg, now=lambda: datetime.now(service.tz))

@@ -87,13 +87,11 @@ def waited_minutes(t: Waiting, now: datetime, rules: Rules) -> float:
     return max(0.0, (now - wait_started(t, rules)).total_seconds() / 60)
 
 
-def _lane_key(t: Waiting, rules: Rules, now: datetime) -> tuple:
-    """Order inside a lane: returning first, then appointments inside their slot, then walk-ins and late ones."""
-    if t.returning:
-        return (0, t.arrived_at, t.issue_seq)
-    if t.slot_start is not None and not is_late(t, rules):
-        return (1, t.slot_start, t.arrived_at, t.issue_seq)
-    return (2, t.arrived_at, t.issue_seq)
+_KIND_OF_KEY = {0: RETURNING, 1: APPOINTMENT, 2: WALK_IN}
+
+
+def _first(pair: tuple) -> tuple:
+    return pair[0]
 
 
 def _lane_reason(t: Waiting, rules: Rules, tz: tzinfo) -> tuple[str, str]:
@@ -114,34 +112,60 @@ def order_queue(
     rules: Rules,
     others_since_priority: int = 0,
     tz: tzinfo = _timezone.utc,
+    explain: bool = True,
 ) -> list[Placed]:
-    """The full calling order of ``waiting`` at ``now`` (see the module docstring), each with its reason."""
+    """The full calling order of ``waiting`` at ``now`` (see the module docstring), each with its reason.
+
+    With ``explain=False`` only the first entry gets its reason (the rest ""): positions and
+    snapshots need the order, not the words, and building them is most of the cost.
+    """
     bound = timedelta(minutes=rules.ageing_bound_min)
+    grace = timedelta(minutes=rules.late_grace_min)
     ratio = rules.priority_ratio
+    aged_before = now - bound
+    # One pass computes everything the order needs per ticket (the same definitions as
+    # is_late / wait_started above, inlined: this loop is the server's hot path). Lane key:
+    # returning (0, back at), appointment inside its slot (1, slot, arrival), others (2, arrival).
     emergencies, aged, priority, ordinary, early, held = [], [], [], [], [], []
     for t in waiting:
-        if t.not_before is not None and t.not_before > now and not t.emergency:
-            held.append(t)
-        elif t.emergency:
-            emergencies.append(t)
-        elif now - wait_started(t, rules) >= bound:
-            aged.append(t)
-        elif t.slot_start is not None and not t.returning and not is_late(t, rules) and t.slot_start > now:
-            early.append(t)
-        elif t.priority:
-            priority.append(t)
+        if t.emergency:
+            emergencies.append(((t.arrived_at, t.issue_seq), t))
+            continue
+        if t.not_before is not None and t.not_before > now:
+            held.append(((t.not_before, t.issue_seq), t))
+            continue
+        slot = t.slot_start
+        in_slot = slot is not None and not t.returning and t.arrived_at <= slot + grace
+        started = (t.arrived_at if t.arrived_at > slot else slot) if in_slot else t.arrived_at  # type: ignore[operator]
+        if started <= aged_before:
+            aged.append(((started, t.issue_seq), t))
+        elif in_slot and slot > now:  # type: ignore[operator]
+            early.append(((slot, t.arrived_at, t.issue_seq), t))
         else:
-            ordinary.append(t)
+            if t.returning:
+                key: tuple = (0, t.arrived_at, t.issue_seq)
+            elif in_slot:
+                key = (1, slot, t.arrived_at, t.issue_seq)
+            else:
+                key = (2, t.arrived_at, t.issue_seq)
+            (priority if t.priority else ordinary).append((key, t))
+    for group in (emergencies, aged, priority, ordinary, early, held):
+        group.sort(key=_first)
 
     out: list[Placed] = []
-    for t in sorted(emergencies, key=lambda t: (t.arrived_at, t.issue_seq)):
-        out.append(Placed(t, EMERGENCY, "emergency: called first"))
-    for t in sorted(aged, key=lambda t: (wait_started(t, rules), t.issue_seq)):
-        minutes = int(waited_minutes(t, now, rules))
-        out.append(Placed(t, AGED, f"waited {minutes} min, over the {rules.ageing_bound_min} min limit"))
 
-    priority.sort(key=lambda t: _lane_key(t, rules, now))
-    ordinary.sort(key=lambda t: _lane_key(t, rules, now))
+    def words(fn):  # type: ignore[no-untyped-def]
+        return fn() if explain or not out else ""
+
+    for _, t in emergencies:
+        out.append(Placed(t, EMERGENCY, "emergency: called first"))
+    for _, t in aged:
+        out.append(Placed(t, AGED, words(lambda: f"waited {int(waited_minutes(t, now, rules))} min, "
+                                                f"over the {rules.ageing_bound_min} min limit")))
+
+    ordinary_kind = [_KIND_OF_KEY[k[0]] if k[0] != 2 or t.slot_start is None else LATE for k, t in ordinary]
+    priority = [t for _, t in priority]  # type: ignore[misc]
+    ordinary = [t for _, t in ordinary]  # type: ignore[misc]
     pi = oi = 0
     counter = others_since_priority
     while pi < len(priority) or oi < len(ordinary):
@@ -150,19 +174,22 @@ def order_queue(
             pi += 1
             counter = 0
             turn = f"1 of every {ratio + 1} calls" if oi < len(ordinary) else "nobody else waiting"
-            _, lane = _lane_reason(t, rules, tz)
-            out.append(Placed(t, PRIORITY, f"priority: {t.priority}, {turn} ({lane})"))
+            out.append(Placed(t, PRIORITY, words(lambda: f"priority: {t.priority}, {turn} "
+                                                         f"({_lane_reason(t, rules, tz)[1]})")))
         else:
             t = ordinary[oi]
             oi += 1
             counter += 1
-            out.append(Placed(t, *_lane_reason(t, rules, tz)))
+            if explain or not out:
+                out.append(Placed(t, *_lane_reason(t, rules, tz)))
+            else:
+                out.append(Placed(t, ordinary_kind[oi - 1], ""))
 
-    for t in sorted(early, key=lambda t: (t.slot_start, t.arrived_at, t.issue_seq)):
-        out.append(Placed(t, EARLY, f"appointment {_hm(t.slot_start, tz)}, arrived early: waits for the slot "
-                                    "unless nobody else is waiting"))
-    for t in sorted(held, key=lambda t: (t.not_before, t.issue_seq)):
-        out.append(Placed(t, HELD, f"missed a call: back in the queue at {_hm(t.not_before, tz)}"))
+    for _, t in early:
+        out.append(Placed(t, EARLY, words(lambda: f"appointment {_hm(t.slot_start, tz)}, arrived early: waits "
+                                                  "for the slot unless nobody else is waiting")))
+    for _, t in held:
+        out.append(Placed(t, HELD, words(lambda: f"missed a call: back in the queue at {_hm(t.not_before, tz)}")))
     return out
 
 
@@ -179,7 +206,8 @@ def choose_next(
     An early appointment or a held no-show is only ever first when nobody else is waiting;
     the reason then says so.
     """
-    order = order_queue(waiting, now=now, rules=rules, others_since_priority=others_since_priority, tz=tz)
+    order = order_queue(waiting, now=now, rules=rules, others_since_priority=others_since_priority, tz=tz,
+                        explain=False)  # only the first one's reason is needed
     if not order:
         return None
     first = order[0]

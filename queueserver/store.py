@@ -196,6 +196,8 @@ class Store:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as conn:
+            if not self.is_sqlite:  # replicas starting together: one migrates, the others wait for it
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(774411)")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -218,6 +220,15 @@ class Store:
         finally:
             if lock is not None:
                 lock.release()
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold off writers (SQLite) so that what is read and published in between is the newest state."""
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            yield
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("others_since_priority", sa.Integer, nullable=False),
         sa.Column("current_ticket_id", sa.String(40)),
+        sa.Column("current_call_id", sa.String(40)),
         sa.Column("updated_at", UTCDateTime),
     )
     op.create_table(
@@ -47,6 +48,7 @@ def upgrade() -> None:
         sa.Column("priority", sa.String(100)),
         sa.Column("emergency", sa.Boolean, nullable=False),
         sa.Column("is_returning", sa.Boolean, nullable=False),
+        sa.Column("front_reason", sa.String(200)),
         sa.Column("slot_start", UTCDateTime),
         sa.Column("slot_end", UTCDateTime),
         sa.Column("issued_at", UTCDateTime, nullable=False),

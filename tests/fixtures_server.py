@@ -1,0 +1,92 @@
+"""A real ``clinicflow server`` process per test: free port, temp SQLite file, the session Mosquitto.
+
+    def test_something(queue_server):
+        kiosk = queue_server.client("kiosk")          # httpx.Client with the kiosk's bearer token
+        r = kiosk.post("/api/v1/checkins", json={"appointment_no": "AP1001"})
+        queue_server.kill(); queue_server.start()     # SIGKILL, then the same server again (same db, port)
+
+``queue_server`` has ``.base_url``, ``.site``, ``.tokens`` (name -> token: ``kiosk``, ``display``,
+``admin``, ``clinician`` (every room), ``clinician:zhou`` (r1), ``clinician:sun`` (r3)),
+``.db_path``, ``.data_dir``, ``.broker_url``, ``.log_path``, ``.client(name)``, ``.kill()`` (SIGKILL),
+``.stop()`` (SIGTERM), ``.start()``. ``queue_server_factory(**options)`` starts more servers
+(another broker with ``broker_url=``, ``hospital=`` a TOML path, ``extra_args=[...]``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from queueserver.process import QueueServerProcess
+
+__all__ = ["QueueServerProcess", "queue_server", "queue_server_factory"]
+
+
+@pytest.fixture
+def queue_server_factory(tmp_path_factory: pytest.TempPathFactory, mosquitto) -> Iterator[Callable[..., QueueServerProcess]]:
+    """Start servers with options (``broker_url``, ``hospital``, ``site``, ``extra_args``, ``data_dir``); all stopped after."""
+    started: list[QueueServerProcess] = []
+
+    def make(**options: object) -> QueueServerProcess:
+        data_dir = options.pop("data_dir", None) or tmp_path_factory.mktemp("queue-server")
+        broker_url = str(options.pop("broker_url", mosquitto.url))
+        server = QueueServerProcess(Path(str(data_dir)), broker_url, **options)  # type: ignore[arg-type]
+        started.append(server)
+        return server.start()
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def queue_server(queue_server_factory: Callable[..., QueueServerProcess]) -> QueueServerProcess:
+    """A real queue server for the demo hospital on the session's Mosquitto (see the module docstring)."""
+    return queue_server_factory()
+
+
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test run's own on the local PostgreSQL (127.0.0.1:5432, trust), dropped afterwards.
+
+    Skips when no PostgreSQL answers (the SQLite tests still run).
+    """
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"clinicflow_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure means "no PostgreSQL here"
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {exc.__class__.__name__}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> str:
+    """A fresh schema in the run's PostgreSQL database, as a URL whose search_path points at it."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return f"{postgres_url}?options=-csearch_path%3D{schema}"
