@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kiosk.server_client import KioskServerClient
@@ -133,12 +133,13 @@ class Reconciled:
     after: str
 
 
-def reconcile(journal: PaymentJournal, client: "KioskServerClient") -> list[Reconciled]:
+def reconcile(journal: PaymentJournal, client: "KioskServerClient", terminal: Any = None) -> list[Reconciled]:
     """Settle every unfinished journal entry with the server (call at start-up, then when the server is back).
 
     Raises ``ServerUnavailableError`` if the server cannot be asked; entries then stay open
     and the next call tries again. Never starts a charge: it only asks, cancels a pending
-    QR code, or records (idempotently) a card payment the terminal already approved.
+    QR code, or records (idempotently) a card payment the terminal approved. A bank card
+    sale whose outcome the kiosk never learnt is looked up on the ``terminal`` (``query``).
     """
     from protocol.api_patient import PaymentRequest
 
@@ -154,7 +155,14 @@ def reconcile(journal: PaymentJournal, client: "KioskServerClient") -> list[Reco
             after = "receipt_missed" if record.status == "paid" else record.status
         else:  # started
             record = client.payment(entry.payment_id)
-            if record is None:
+            sale = terminal.query(entry.payment_id) if (record is None and entry.method == "bank_card"
+                                                         and terminal is not None) else None
+            if sale is not None and sale.approved:  # charged, but the server never heard of it
+                record = client.reconcile_payment(PaymentRequest(
+                    payment_id=entry.payment_id, bill_ids=entry.bill_ids, method="bank_card", amount=entry.amount,
+                    terminal_ref=sale.auth_code or sale.txn_id))
+                after = "receipt_missed" if record.status == "paid" else record.status
+            elif record is None:
                 after = "abandoned"
             elif record.status == "pending":
                 record = client.cancel_payment(entry.payment_id)

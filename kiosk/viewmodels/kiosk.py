@@ -147,9 +147,8 @@ class KioskViewModel(EventDispatcher):
     def set_patient(self, patient: Any) -> None:
         self.patient = patient
         if patient is not None:
+            # The patient's own choice of language on Home stands; the modes are offered at 65+.
             self.offer_accessibility = bool(patient.offer_accessibility) and not (self.large_text and self.voice)
-            if patient.language in ("zh", "en") and patient.language != self.language:
-                self.set_language(patient.language, touched=False)
 
     def accept_accessibility(self) -> None:
         """The patient (65+) took the offer: large text and voice on."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from kivy.properties import ListProperty, NumericProperty, ObjectProperty, OptionProperty, StringProperty
 
+from kiosk.i18n import N_
 from kiosk.server_client import ServerUnavailableError, new_key
 from kiosk.viewmodels.base import FlowViewModel, VoiceOption
 from protocol.api_patient import PaymentRequest
@@ -22,10 +23,10 @@ from protocol.errors import ClinicflowError, ConflictError, DeviceError
 log = logging.getLogger(__name__)
 
 METHOD_LABELS = {
-    "insurance_card": "Insurance card",
-    "qr": "Scan to pay (QR code)",
-    "bank_card": "Bank card",
-    "pay_later": "Pay later",
+    "insurance_card": N_("Insurance card"),
+    "qr": N_("Scan to pay (QR code)"),
+    "bank_card": N_("Bank card"),
+    "pay_later": N_("Pay later"),
 }
 
 
@@ -144,17 +145,29 @@ class PaymentViewModel(FlowViewModel):
         """Back to the bills (a QR code still shown is withdrawn; nothing is charged)."""
         self.kiosk.touch()
         self._stop_timers()
+        if self.state == "terminal" and self.kiosk.terminal is not None:
+            self.kiosk.terminal.cancel()  # the sale under way ends "cancelled"; its answer moves the screen on
+            return
         if self.state == "qr" and self._payment_id:
             pid, client = self._payment_id, self.kiosk.client
-            self.kiosk.run(self, lambda: client.cancel_payment(pid), self._settled)
+            self.kiosk.run(self, lambda: client.cancel_payment(pid), self._cancelled)
             return
-        self.state = "bills"
+        self.state = "bills" if self.bills is not None and self.bills.bills else "nothing"
+
+    def _cancelled(self, payment: Any, error: BaseException | None) -> None:
+        if error is None and payment.status == "paid":  # paid on the phone just before the cancel
+            self._settled(payment, None)
+            return
+        if error is None:
+            self._journal_state(payment.payment_id, "cancelled")
+        self.state = "bills" if self.bills is not None and self.bills.bills else "nothing"
+        self.error = self.tr("The QR payment was cancelled. Nothing was charged.") if error is None else self._unreachable()
 
     def _bill_ids(self) -> tuple[str, ...]:
         return tuple(b.bill_id for b in self.bills.bills)
 
     def _new_id(self) -> str:
-        self._payment_id = "k" + new_key()
+        self._payment_id = "k" + new_key()[:31]  # 32 characters: also a valid terminal txn_id
         return self._payment_id
 
     # -- the payment itself ---------------------------------------------------------------------
@@ -188,26 +201,32 @@ class PaymentViewModel(FlowViewModel):
                                  amount=self.bills.self_pay)
         if not self._journal(request):
             return
-        amount, pid = request.amount, request.payment_id
-        self.kiosk.run(self, lambda: terminal.charge(amount, reference=pid), lambda ref, err: self._card_done(request, ref, err))
+        fen, pid = int(request.amount * 100), request.payment_id
+        self.kiosk.run(self, lambda: terminal.sale(txn_id=pid, amount_fen=fen, timeout=90.0),
+                       lambda result, err: self._card_done(request, result, err))
 
-    def _card_done(self, request: PaymentRequest, approval: Any, error: BaseException | None) -> None:
-        if error is not None:
+    def _card_done(self, request: PaymentRequest, result: Any, error: BaseException | None) -> None:
+        from hardware.payment_terminal import PaymentOutcomeUnknownError
+
+        if isinstance(error, PaymentOutcomeUnknownError):
+            # The money may have moved: keep the journal entry open; reconciliation settles it.
+            self.state = "failed"
+            self.result = self.tr("The card terminal stopped answering. If anything was charged it will be settled automatically; you will not pay twice. Please ask at the desk: {where}",
+                                  where=self.tr.pick(self.kiosk.settings.directions))
+            return
+        if error is not None or not result.approved:
             self._journal_state(request.payment_id, "failed")
             self.state = "failed"
-            self.result = self.tr("The card payment did not go through ({why}). Nothing was charged.",
-                                  why=str(error) or type(error).__name__)
+            why = {"declined": self.tr("the card was declined"), "timed_out": self.tr("no card was presented in time"),
+                   "cancelled": self.tr("cancelled")}.get(getattr(result, "outcome", ""), self.tr("the card terminal is not working"))
+            self.result = self.tr("The card payment did not go through ({why}). Nothing was charged.", why=why)
             return
-        ref = getattr(approval, "reference", None) or str(approval)
+        ref = result.auth_code or result.txn_id
         # The money is taken: journal that before telling the server, so a crash now is reconciled.
         self._journal_state(request.payment_id, "terminal_approved", terminal_ref=ref)
         request = request.model_copy(update={"terminal_ref": ref})
         session, client = self.kiosk.patient.session, self.kiosk.client
-
-        def record() -> Any:
-            return client.pay(session, request)
-
-        self.kiosk.run(self, record, self._answered)
+        self.kiosk.run(self, lambda: client.pay(session, request), self._answered)
 
     def _journal_state(self, payment_id: str, state: str, **kw: Any) -> None:
         if self.kiosk.journal is not None:

@@ -126,9 +126,9 @@ class RegistrationViewModel(FlowViewModel):
         self.advice = self.tr.pick(rec.message)
         self.error = ""
         if rec.red_flag:
+            # Staff triage emergencies: no queue ticket, the patient goes now and staff are alerted.
             self.stage = "emergency"
             self.kiosk.help.raise_alert("red_flag", department="emergency")
-            self._register(RegistrationRequest(department="emergency", red_flag=rec.rule_id))
             return
         self.department = next((d for d in self.departments if d.department == rec.department), None)
         self.stage = "advice"

@@ -50,7 +50,7 @@ class TicketViewModel(FlowViewModel):
             self.position_text = tr("{n} people ahead of you", n=t.position - 1)
         self.wait_text = tr("About {m} minutes", m=t.estimated_wait_min) if t.estimated_wait_min is not None else ""
         already = tr("You had already checked in; this is your ticket.") + " " if t.already_checked_in else ""
-        self.prompt = already + tr("Your number is {number}. {where}. {position}.",
+        self.prompt = already + tr("Your number is {number}. {where}. {position}",
                                    number=" ".join(t.number), where=self.room_text, position=self.position_text)
 
     def _print(self) -> None:

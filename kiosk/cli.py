@@ -1,0 +1,226 @@
+"""``clinicflow kiosk``: the composition root of the kiosk (picks the devices, starts the window).
+
+    clinicflow kiosk --server http://127.0.0.1:8000 --token-file clinicflow-data/tokens.json
+    clinicflow kiosk --printer usb:0416:5011 --report-printer cups:Reports --card-reader serial:/dev/ttyUSB1 \\
+                     --terminal serial:/dev/ttyUSB2 --speaker espeak --panel gpio --broker mqtt://server:1883
+    clinicflow kiosk --screenshot home.png       # headless: draw Home once, save it, exit
+    clinicflow kiosk --walkthrough AP1001 --screenshot-dir shots/   # touch the keypad, check in, save both screens
+
+Everything below the window is in ``kiosk.viewmodels``; this module only wires adapters.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("kiosk")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="clinicflow kiosk", description="Run the self-service kiosk.")
+    p.add_argument("--server", default=os.environ.get("CLINICFLOW_SERVER", "http://127.0.0.1:8000"),
+                   help="queue server base URL")
+    p.add_argument("--token", default=os.environ.get("CLINICFLOW_KIOSK_TOKEN"), help="the kiosk's bearer token")
+    p.add_argument("--token-file", help="a server's tokens.json to take the 'kiosk' token from (demo)")
+    p.add_argument("--printer", default="fake",
+                   help="receipt printer: fake | dummy-file:PATH | usb:VID:PID | network:HOST[:PORT] | serial:DEV")
+    p.add_argument("--printer-profile", default=None, help="receipt printer profile (cn-58, cn-80, intl-58, ...)")
+    p.add_argument("--report-printer", default="fake", help="A4 report printer: none | fake | cups:QUEUE")
+    p.add_argument("--card-reader", default="none", help="none | serial:PORT")
+    p.add_argument("--scanner", default="keyboard", help="keyboard (keyboard wedge) | serial:PORT | evdev:DEVICE")
+    p.add_argument("--terminal", default="fake", help="bank card terminal: none | fake | serial:PORT")
+    p.add_argument("--speaker", default="espeak", help="voice mode: espeak | pyttsx3 | fake | none")
+    p.add_argument("--panel", default="none", help="help and voice keys: none | gpio")
+    p.add_argument("--language", default="zh", choices=["zh", "en"])
+    p.add_argument("--size", default="1280x800", help="window size WxH")
+    p.add_argument("--fullscreen", action="store_true")
+    p.add_argument("--journal", default=os.environ.get("CLINICFLOW_KIOSK_JOURNAL", "clinicflow-data/kiosk-journal.sqlite3"),
+                   help="SQLite file of payments in flight")
+    p.add_argument("--device-id", default=os.environ.get("CLINICFLOW_DEVICE_ID", "kiosk-1"))
+    p.add_argument("--site", default="demo")
+    p.add_argument("--broker", default=None, help="MQTT broker URL for the device status (optional)")
+    p.add_argument("--idle-timeout", type=float, default=60.0)
+    p.add_argument("--symptom-guide", default=None, help="symptom guide TOML (default: the shipped one)")
+    p.add_argument("--screenshot", default=None, help="headless: draw Home, save this PNG, exit")
+    p.add_argument("--walkthrough", default=None, metavar="APPOINTMENT",
+                   help="headless: check this appointment in by touches and save screenshots (--screenshot-dir)")
+    p.add_argument("--screenshot-dir", default="kiosk-screenshots")
+    return p.parse_args(argv)
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.token:
+        return args.token
+    if args.token_file:
+        return json.loads(Path(args.token_file).read_text())["kiosk"]["token"]
+    return None
+
+
+def make_ticket_printer(spec: str, profile: str | None) -> Any:
+    """Receipt printer from a command-line spec (python-escpos device URLs underneath)."""
+    from hardware.ticket_printer import EscposTicketPrinter, FakeTicketPrinter
+
+    if spec == "fake":
+        return FakeTicketPrinter(profile=profile)
+    kind, _, rest = spec.partition(":")
+    url = {"dummy-file": f"file://{rest}", "usb": f"usb://{rest}", "serial": f"serial://{rest}",
+           "network": f"tcp://{rest if ':' in rest else rest + ':9100'}"}.get(kind)
+    if url is None:
+        raise SystemExit(f"clinicflow kiosk: unknown --printer {spec!r}")
+    return EscposTicketPrinter(device=url, profile=profile)
+
+
+def make_devices(args: argparse.Namespace) -> dict[str, Any]:
+    devices: dict[str, Any] = {"printer": make_ticket_printer(args.printer, args.printer_profile)}
+    if args.report_printer == "fake":
+        from hardware.report_printer import FakeReportPrinter
+
+        devices["report_printer"] = FakeReportPrinter()
+    elif args.report_printer.startswith("cups:"):
+        from hardware.report_printer import CupsReportPrinter
+
+        devices["report_printer"] = CupsReportPrinter(queue=args.report_printer[5:])
+    if args.terminal == "fake":
+        from hardware.payment_terminal import FakePaymentTerminal
+
+        devices["terminal"] = FakePaymentTerminal()
+    elif args.terminal.startswith("serial:"):
+        from hardware.payment_terminal import SerialPaymentTerminal
+
+        devices["terminal"] = SerialPaymentTerminal(port=args.terminal[7:])
+    if args.speaker != "none":
+        from hardware.speech import FakeSpeaker, make_speaker
+
+        try:
+            devices["speaker"] = make_speaker(args.speaker)
+        except Exception as exc:  # no engine installed: the kiosk still works, voice mode shows text only
+            log.warning("speaker %s unavailable (%s); voice mode will be silent", args.speaker, exc)
+            devices["speaker"] = FakeSpeaker()
+    return devices
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    token = _token(args)
+    if args.walkthrough:
+        from kiosk.ui.driver import main as drive
+
+        return drive(["--server", args.server, "--token", token or "", "--out", args.screenshot_dir,
+                      "--report", str(Path(args.screenshot_dir) / "walkthrough.json"), "--scenario", "checkin-touch",
+                      "--appointment", args.walkthrough, "--size", args.size])
+
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    from kivy.config import Config
+
+    Config.set("graphics", "width", str(width))
+    Config.set("graphics", "height", str(height))
+    Config.set("graphics", "fullscreen", "auto" if args.fullscreen else "0")
+    Config.set("kivy", "exit_on_escape", "0")
+
+    from kivy.clock import Clock, mainthread
+
+    from kiosk.clock import KivyScheduler
+    from kiosk.payment_journal import PaymentJournal, reconcile
+    from kiosk.server_client import KioskServerClient
+    from kiosk.symptom_guide import SymptomGuide
+    from kiosk.tasks import ThreadTasks
+    from kiosk.ui.app import KioskApp
+    from kiosk.viewmodels import KioskSettings, KioskViewModel
+    from protocol.errors import ClinicflowError
+
+    devices = make_devices(args)
+    client = KioskServerClient(args.server, token=token)
+    journal = PaymentJournal(args.journal)
+    tasks = ThreadTasks()
+    vm = KioskViewModel(
+        client=client, tasks=tasks, speech_tasks=ThreadTasks(workers=1), clock=KivyScheduler(), journal=journal,
+        settings=KioskSettings(device_id=args.device_id, site=args.site, idle_timeout=args.idle_timeout),
+        guide=SymptomGuide.load(args.symptom_guide) if args.symptom_guide else None, language=args.language,
+        **devices)
+
+    # Payments interrupted by a crash or power cut: settle them now, and keep trying while the server is away.
+    def settle(_dt: float = 0) -> None:
+        def work() -> Any:
+            return reconcile(journal, client, devices.get("terminal"))
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                log.warning("payment reconciliation postponed: %s", error)
+                Clock.schedule_once(settle, 30)
+            elif result:
+                log.warning("reconciled %d interrupted payments: %s", len(result), result)
+        tasks.run(work, done)
+
+    # Input devices call in from their own threads: bridge into Kivy's thread.
+    on_scan, on_card = mainthread(vm.on_scan), mainthread(vm.on_card)
+    if args.scanner.startswith("serial:"):
+        from hardware.code_scanner import SerialCodeScanner
+
+        SerialCodeScanner(port=args.scanner[7:]).when_scanned = on_scan
+    elif args.scanner.startswith("evdev:"):
+        from hardware.code_scanner import EvdevCodeScanner
+
+        EvdevCodeScanner(device=args.scanner[6:]).when_scanned = on_scan
+    if args.card_reader.startswith("serial:"):
+        from hardware.card_reader import SerialCardReader
+
+        SerialCardReader(port=args.card_reader[7:]).when_card = lambda card: on_card(card.number)
+    if args.panel == "gpio":
+        from hardware.kiosk_panel import KioskPanel
+
+        panel = KioskPanel()
+        keys = {"help": lambda: vm.go("help"), "next": vm.key_next, "select": vm.key_select, "back": vm.key_back}
+        panel.when_key = lambda key: Clock.schedule_once(lambda _dt: keys[key](), 0)
+
+    if args.broker:
+        _start_agent(args, vm)
+
+    app = KioskApp(vm)
+    if args.screenshot:
+        def snap(_dt: float) -> None:
+            from kivy.core.window import Window
+
+            written = Window.screenshot(name=args.screenshot)
+            if written and written != args.screenshot:
+                Path(written).replace(args.screenshot)
+            print(f"kiosk screenshot: {args.screenshot}")
+            app.stop()
+        Clock.schedule_once(snap, 1.0)
+    Clock.schedule_once(settle, 0.5)
+    try:
+        app.run()
+    except ClinicflowError as exc:
+        print(f"clinicflow kiosk: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        tasks.shutdown()
+    return 0
+
+
+def _start_agent(args: argparse.Namespace, vm: Any) -> None:
+    """Publish the kiosk's health (printer paper, server reachable) as retained device status."""
+    from clinicflow.agent import DeviceAgent
+    from clinicflow.mqtt import PahoMessageBus
+    from protocol import topics
+
+    bus = PahoMessageBus(args.broker, client_id=f"kiosk-{args.device_id}",
+                         availability_topic=topics.device(args.site, args.device_id, "availability"))
+    agent = DeviceAgent(bus, site=args.site, device_id=args.device_id, role="kiosk")
+    agent.add_check("printer_paper", lambda: vm.printer_fault != "paper_out")
+    agent.add_check("printer", lambda: not vm.printer_fault)
+    agent.add_check("server", lambda: bool(vm.server_reachable))
+    agent.add_detail("printer_fault", lambda: vm.printer_fault or None)
+    vm.bind(printer_fault=lambda *_: agent.publish_status_now())
+    bus.start()
+    agent.start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""``KioskApp``: the Kivy application of the kiosk, a thin shell over ``KioskViewModel``.
+
+It maps the view-model's ``screen`` to a ``ScreenManager``, the ``large_text`` mode to a font
+scale and the high-contrast palette, ticks the idle timer once a second, and turns keyboard
+input into scanner codes (keyboard-wedge scanners type the code and Enter) and the voice
+mode's physical keys (F5 next, F6 select, F7 back; a gpiozero key panel calls the same methods).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.text import DEFAULT_FONT, LabelBase
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from kiosk.ui.theme import CJK_FONT, HIGH_CONTRAST, LARGE_SCALE, NORMAL
+from kiosk.viewmodels.kiosk import KioskViewModel
+
+log = logging.getLogger(__name__)
+KV = Path(__file__).with_name("frame.kv")  # not kiosk.kv: App would load that a second time
+VOICE_KEYS = {286: "next", 287: "select", 288: "back"}  # F5, F6, F7 (Kivy key codes)
+
+
+class KioskRoot(BoxLayout):
+    pass
+
+
+class KioskApp(App):
+    scale = NumericProperty(1.0)
+    palette = ObjectProperty(NORMAL)  # for Python widgets; kv binds the colour properties below
+    c_bg = ListProperty(NORMAL.bg)
+    c_bar = ListProperty(NORMAL.bar)
+    c_on_bar = ListProperty(NORMAL.on_bar)
+    c_secondary = ListProperty(NORMAL.secondary)
+    c_on_secondary = ListProperty(NORMAL.on_secondary)
+    c_primary = ListProperty(NORMAL.primary)
+    large = BooleanProperty(False)
+    voice_on = BooleanProperty(False)
+    vm_language = StringProperty("zh")
+    vm_screen = StringProperty("home")
+    countdown_text = StringProperty("")
+
+    def __init__(self, vm: KioskViewModel, **kw) -> None:
+        super().__init__(**kw)
+        self.vm = vm
+        self.title = "clinicflow kiosk"
+        self._scan_buffer = ""
+        self.screens: dict[str, object] = {}
+
+    # -- texts ----------------------------------------------------------------------------------
+    def t(self, message: str, *_bindings) -> str:
+        """Translate for kv (extra arguments only make kv re-evaluate when they change)."""
+        return self.vm.tr(message)
+
+    # -- build ----------------------------------------------------------------------------------
+    def build(self):
+        from kiosk.ui.screens import SCREENS
+
+        if CJK_FONT.exists():  # Kivy's Roboto has no Chinese glyphs
+            LabelBase.register(DEFAULT_FONT, str(CJK_FONT), fn_bold=str(CJK_FONT))
+        Builder.load_file(str(KV))
+        root = KioskRoot()
+        manager: ScreenManager = root.ids.screens
+        manager.transition = NoTransition()
+        for cls in SCREENS:
+            screen = cls(self.vm)
+            self.screens[screen.name] = screen
+            manager.add_widget(screen)
+        self.manager = manager
+        vm = self.vm
+        vm.bind(screen=self._on_screen, large_text=self._on_mode, language=self._sync, voice=self._sync,
+                idle_remaining=self._sync, idle_warning=self._sync)
+        self._on_mode()
+        self._sync()
+        manager.current = vm.screen
+        Window.bind(on_key_down=self._on_key_down)
+        Window.clearcolor = self.palette.bg
+        Clock.schedule_interval(lambda dt: vm.tick(dt), 1.0)
+        return root
+
+    def _on_screen(self, *_):
+        self._sync()
+        if self.manager.current != self.vm.screen:
+            self.manager.current = self.vm.screen
+        else:
+            self.screens[self.vm.screen].render()
+
+    def _on_mode(self, *_):
+        self.large = self.vm.large_text
+        self.scale = LARGE_SCALE if self.large else 1.0
+        self.palette = p = HIGH_CONTRAST if self.large else NORMAL
+        self.c_bg, self.c_bar, self.c_on_bar = p.bg, p.bar, p.on_bar
+        self.c_secondary, self.c_on_secondary, self.c_primary = p.secondary, p.on_secondary, p.primary
+        Window.clearcolor = self.palette.bg
+        self.screens[self.vm.screen].render()
+
+    def _sync(self, *_):
+        vm = self.vm
+        self.vm_language = vm.language
+        self.vm_screen = vm.screen
+        self.voice_on = vm.voice
+        if vm.screen != "home" and vm.idle_remaining > 0:
+            self.countdown_text = vm.tr("Back to start in {s} s", s=int(round(vm.idle_remaining)))
+        else:
+            self.countdown_text = ""
+
+    # -- keyboard: scanner and voice keys --------------------------------------------------------
+    def _on_key_down(self, _window, key, _scancode, codepoint, _modifiers):
+        if key in VOICE_KEYS:
+            {"next": self.vm.key_next, "select": self.vm.key_select, "back": self.vm.key_back}[VOICE_KEYS[key]]()
+            return True
+        if key in (13, 271):  # Enter / keypad Enter ends a scanned code
+            code, self._scan_buffer = self._scan_buffer, ""
+            if code:
+                self.vm.on_scan(code)
+            return True
+        if codepoint and codepoint.isprintable() and len(self._scan_buffer) < 64:
+            self._scan_buffer += codepoint
+            return True
+        return False

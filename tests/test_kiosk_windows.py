@@ -1,0 +1,103 @@
+"""The real kiosk window (Kivy under Xvfb, in a child process): every screen in zh/en, normal/large, no clipped text.
+
+One child process takes all screenshots (``kiosk.ui.driver``), then taps the on-screen keypad of
+the same window to check a patient in. Screenshots go to ``test-artifacts/kiosk/`` for review.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.fixtures_server import QueueServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+CJK = re.compile(r"[\u4e00-\u9fff]")
+SCREENS_PER_COMBO = 21
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, mosquitto, artifacts_dir):
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs an X display: run the suite under xvfb-run")
+    server = QueueServerProcess(tmp_path_factory.mktemp("kiosk-windows"), mosquitto.url).start()
+    out = tmp_path_factory.mktemp("kiosk-shots")
+    env = dict(os.environ, KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1",
+               KIVY_HOME=str(tmp_path_factory.mktemp("kivy-home")), PYTHONPATH=str(ROOT))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "kiosk.ui.driver", "--server", server.base_url, "--token", server.tokens["kiosk"],
+             "--out", str(out), "--report", str(out / "report.json"), "--scenario", "screens,checkin-touch",
+             "--appointment", "AP1001", "--touch-appointment", "AP1008", "--size", "1280x800"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    dest = artifacts_dir / "kiosk"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(out, dest)
+    return report
+
+
+def test_driver_walked_every_screen_without_errors(run):
+    assert run["errors"] == []
+    names = [s["name"] for s in run["shots"]]
+    assert len(names) == 4 * SCREENS_PER_COMBO + 2
+    for combo in ("zh-normal", "zh-large", "en-normal", "en-large"):
+        assert sum(n.startswith(combo) for n in names) == SCREENS_PER_COMBO
+    screens = {s["screen"] for s in run["shots"]}
+    assert screens == {"home", "checkin", "identify", "payment", "reports", "appointments", "register", "ticket", "help"}
+
+
+def test_no_screen_has_clipped_or_overflowing_text(run):
+    clipped = {s["name"]: s["clipped"] for s in run["shots"] if s["clipped"]}
+    assert clipped == {}
+
+
+def test_large_text_mode_is_at_least_1_6_times_bigger(run):
+    shots = {s["name"]: s for s in run["shots"]}
+    for name, shot in shots.items():
+        if "-normal-" in name:
+            large = shots[name.replace("-normal-", "-large-")]
+            assert large["min_font"] >= 1.6 * shot["min_font"], name
+            assert large["large"] and not shot["large"]
+
+
+def test_screens_speak_the_chosen_language(run):
+    for shot in run["shots"]:
+        if shot["prompt"] and shot["name"].startswith("zh-"):
+            assert CJK.search(shot["prompt"]), shot["name"]
+        if shot["prompt"] and shot["name"].startswith("en-"):
+            assert not CJK.search(shot["prompt"]), (shot["name"], shot["prompt"])
+
+
+def test_screenshots_show_real_content(run):
+    for shot in run["shots"]:
+        with Image.open(shot["path"]) as img:
+            assert img.size == (1280, 800)
+            colours = img.convert("RGB").resize((160, 100)).getcolors(maxcolors=100000)
+            assert colours is not None and len(colours) > 20, shot["name"]  # not a blank or black frame
+
+
+def test_paper_out_ticket_and_red_flag_screens(run):
+    shots = {s["name"]: s for s in run["shots"]}
+    assert "photo" in shots["en-normal-19-ticket-paper-out"]["print_problem"]
+    assert "拍" in shots["zh-large-19-ticket-paper-out"]["print_problem"]
+    assert shots["en-normal-18-ticket"]["print_problem"] == ""
+    assert shots["en-normal-17-guide-red-flag"]["screen"] == "register"
+    assert "Emergency" in shots["en-normal-17-guide-red-flag"]["prompt"]
+    assert shots["zh-normal-02-checkin-wrong-number"]["error"].startswith("没有找到预约号 AP9999")
+
+
+def test_touching_the_keypad_of_the_real_window_checks_in(run):
+    assert run["touches"] == ["Check in", "1", "0", "0", "8", "OK"]
+    assert run["final_screen"] == "ticket" and run["ticket_number"].startswith("B")
+    assert run["ticket_printed"] and any(run["ticket_number"] in text for text in run["printed"])
