@@ -29,6 +29,7 @@ class Announcement:
     ticket: str
     room: str
     kind: str
+    """``call``, ``recall`` or ``test``."""
     received: float
     phrases: list[tuple[str, str]] = field(default_factory=list)
     """(language, text) actually spoken, in order, repeats included."""
@@ -41,19 +42,12 @@ class Announcement:
         return not self.errors
 
 
-def texts_for(event: CallEvent, language: str) -> str | None:
-    """The text to speak for ``language``; Cantonese falls back to the Mandarin text's characters."""
-    texts = dict(event.announce)
-    if language in texts:
-        return texts[language]
-    return None
-
-
 class Announcer:
     """Serialises announcements on one thread that owns the speaker."""
 
     def __init__(self, speaker: Speaker | None, *, languages: tuple[str, ...] | list[str] = ("zh", "en"),
-                 repeats: int = 2, chime: bool = True, on_health: HealthListener | None = None) -> None:
+                 repeats: int = 2, chime: bool = True, on_health: HealthListener | None = None,
+                 on_finished: Callable[[Announcement], None] | None = None) -> None:
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
         self.speaker = speaker
@@ -61,16 +55,19 @@ class Announcer:
         self.repeats = repeats
         self.chime = chime
         self.on_health = on_health
+        self.on_finished = on_finished
         self.announcements: list[Announcement] = []
         self.healthy = True
         self.last_error = ""
-        self._queue: queue.Queue[tuple[CallEvent, float] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Announcement, dict[str, str]] | None] = queue.Queue()
         self._done = threading.Condition()
         self._thread: threading.Thread | None = None
 
     # --------------------------------------------------------------- control
     def start(self) -> "Announcer":
         if self._thread is None:
+            if self.speaker is not None:
+                self.speaker.warm_up()
             self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
             self._thread.start()
         return self
@@ -90,8 +87,21 @@ class Announcer:
     def submit(self, event: CallEvent, received: float | None = None) -> None:
         """Queue a call for announcement (call once per new call; ``CallGate`` decides that)."""
         received = time.monotonic() if received is None else received
-        self._prepare(event)
-        self._queue.put((event, received))
+        record = Announcement(event.id, event.ticket, event.room, event.kind.value, received)
+        self._enqueue(record, dict(event.announce))
+
+    def submit_test(self, texts: dict[str, str]) -> Announcement:
+        """Queue a test announcement (technician's ``test_announcement`` command); returns its record."""
+        record = Announcement(f"test-{time.monotonic_ns()}", "", "", "test", time.monotonic())
+        self._enqueue(record, texts)
+        return record
+
+    def _enqueue(self, record: Announcement, texts: dict[str, str]) -> None:
+        if self.speaker is not None:
+            for language in self.languages:
+                if texts.get(language):
+                    self.speaker.prepare(texts[language], language)
+        self._queue.put((record, texts))
 
     def anticipate(self, texts: list[tuple[str, str]]) -> None:
         """Synthesise likely next phrases now ((text, language) pairs), so their call speaks at once."""
@@ -109,39 +119,40 @@ class Announcer:
         with self._done:
             return self._done.wait_for(lambda: len(self.announcements) >= count, timeout)
 
-    # ---------------------------------------------------------------- worker
-    def _prepare(self, event: CallEvent) -> None:
-        if self.speaker is None:
-            return
-        for language in self.languages:
-            text = texts_for(event, language)
-            if text:
-                self.speaker.prepare(text, language)
+    def wait_done(self, record: Announcement, timeout: float = 10.0) -> bool:
+        """Block until ``record`` (from ``submit_test``) has been announced; False on timeout."""
+        with self._done:
+            return self._done.wait_for(lambda: record.finished is not None, timeout)
 
+    # ---------------------------------------------------------------- worker
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            event, received = item
-            record = Announcement(event.id, event.ticket, event.room, event.kind.value, received)
+            record, texts = item
             record.started = time.monotonic()
             try:
-                self._announce(event, record)
+                self._announce(texts, record)
             except Exception as exc:  # a bug in an adapter must not end announcements for the day
-                log.exception("announcement of %s failed", event.id)
+                log.exception("announcement of %s failed", record.call_id)
                 record.errors.append(f"unexpected error: {exc}")
             record.finished = time.monotonic()
             self._set_health(record)
             with self._done:
                 self.announcements.append(record)
                 self._done.notify_all()
+            if self.on_finished:
+                try:
+                    self.on_finished(record)
+                except Exception:
+                    log.exception("announcement listener failed")
 
-    def _announce(self, event: CallEvent, record: Announcement) -> None:
+    def _announce(self, texts: dict[str, str], record: Announcement) -> None:
         if self.speaker is None:
             return
         if self.chime:
             self._attempt(record, self.speaker.chime)
         for _ in range(self.repeats):
             for language in self.languages:
-                text = texts_for(event, language)
+                text = texts.get(language)
                 if not text:
                     continue
                 if self._attempt(record, self.speaker.say, text, language):

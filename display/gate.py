@@ -2,8 +2,9 @@
 
 Rules (issue 4):
 - a call event is announced at most once: events are deduplicated by id;
-- after every (re)connect the retained room snapshot is the truth: call events whose
-  ``seq`` is older than that snapshot's ``seq`` are old news and never announced;
+- the room snapshot is the truth, above all the retained one received on every (re)connect:
+  call events whose ``seq`` is older than the latest snapshot's ``seq`` are old news and
+  never announced (the server publishes a call's snapshot and its event with the same seq);
 - a live (not retained) snapshot older than one already shown is out of date and ignored;
 - rooms this screen does not show are ignored.
 Thread-safe: the MQTT thread calls it, the UI thread never needs to.
@@ -23,7 +24,6 @@ class CallGate:
         self.rooms = rooms  # None: every room of the site (hall boards)
         self._remember = remember
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._shown_seq: dict[str, int] = {}
         self._floor: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -35,13 +35,12 @@ class CallGate:
         if not self.wants(state.room):
             return False
         with self._lock:
-            if retained:
-                # A snapshot delivered on (re)subscription: authoritative, even if the seq went back
-                # (a server restored from backup); events before it are history.
-                self._floor[state.room] = state.seq
-            elif state.seq < self._shown_seq.get(state.room, -1):
+            # A snapshot delivered on (re)subscription is authoritative even if its seq went back
+            # (a server restored from backup); a live one older than what is shown is out of date.
+            if not retained and state.seq < self._floor.get(state.room, -1):
                 return False
-            self._shown_seq[state.room] = state.seq
+            # Whatever the snapshot shows has happened: events from before it are history.
+            self._floor[state.room] = state.seq
             return True
 
     def accept_call(self, event: CallEvent) -> bool:

@@ -75,7 +75,7 @@ class StatusPublisher:
 
 
 def make_status_reporter(bus: Any, *, site: str, device_id: str, role: str, version: str,
-                         status_interval: float = 30.0) -> Any:
+                         status_interval: float = 30.0, settings: dict[str, Any] | None = None) -> Any:
     """``DeviceAgent`` when the fleet agent exists, else ``StatusPublisher`` (same methods)."""
     try:
         from clinicflow.agent import DeviceAgent
@@ -83,4 +83,5 @@ def make_status_reporter(bus: Any, *, site: str, device_id: str, role: str, vers
         log.info("clinicflow.agent not available: publishing status with display.health.StatusPublisher")
         return StatusPublisher(bus, site=site, device_id=device_id, role=role, version=version,
                                status_interval=status_interval)
-    return DeviceAgent(bus, site=site, device_id=device_id, role=role, version=version, status_interval=status_interval)
+    return DeviceAgent(bus, site=site, device_id=device_id, role=role, version=version, status_interval=status_interval,
+                       settings=settings)

@@ -41,6 +41,8 @@ from protocol.topics import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
 
+TEST_TEXTS = {"zh": "语音测试，这是一条测试广播", "en": "This is a test announcement", "yue": "語音測試，呢個係測試廣播"}
+
 UiCall = Callable[[Callable[[], None]], None]
 """Runs a function on the UI thread, later (never inline from the network thread)."""
 
@@ -116,7 +118,8 @@ class CallScreen:
         self.view_model = CallScreenViewModel(layout=layout, rooms=list(rooms), languages=self.languages,
                                               offline_after=offline_after, tz=tz)
         self.gate = CallGate(set(rooms) or None)
-        self.announcer = Announcer(speaker, languages=self.languages, repeats=repeats, on_health=self._speech_health)
+        self.announcer = Announcer(speaker, languages=self.languages, repeats=repeats, on_health=self._speech_health,
+                                   on_finished=self._announced)
         self.bus = bus or PahoMessageBus(bus_url, client_id=f"clinicflow-{self.device_id}",
                                          availability_topic=topics.device(site, self.device_id, "availability"))
         self._own_ui = ui_call is None
@@ -124,6 +127,8 @@ class CallScreen:
         self.tick_interval = tick_interval
         self.anticipate_count = anticipate
         self.dropped = 0
+        self.last_call_id: str | None = None
+        self._latest_states: dict[str, RoomState] = {}  # every room of the site, for a live change of rooms
         self.shown_at: dict[str, float] = {}
         """call id -> time.monotonic() when the view-model showed it (for latency measurements)."""
         self._shown = threading.Condition()
@@ -132,7 +137,9 @@ class CallScreen:
         self.watchdog = Watchdog(timeout=watchdog_timeout, on_stall=on_stall) if watchdog_timeout else None
         self.status = make_status_reporter(self.bus, site=site, device_id=self.device_id,
                                            role="door_screen" if layout == "door" else "hall_board",
-                                           version=clinicflow.__version__, status_interval=status_interval)
+                                           version=clinicflow.__version__, status_interval=status_interval,
+                                           settings={"rooms": list(rooms), "languages": list(self.languages),
+                                                     "announce_repeat": repeats})
         self._subscribe()
 
     # ------------------------------------------------------------ lifecycle
@@ -144,10 +151,13 @@ class CallScreen:
         self.status.add_detail("layout", lambda: self.layout)
         self.status.add_detail("rooms", lambda: ",".join(self.view_model.rooms))
         self.status.add_detail("last_render", lambda: round(self.view_model.last_render, 3))
-        self.status.add_detail("last_call_id", lambda: self.view_model.last_call_id or None)
+        self.status.add_detail("last_call_id", lambda: self.last_call_id)
         self.status.add_detail("speech_error", lambda: self.announcer.last_error or None)
         self.status.add_detail("dropped_messages", lambda: self.dropped)
         self.status.add_detail("announcements_pending", lambda: self.announcer.pending)
+        if hasattr(self.status, "on_command"):  # the fleet agent: test announcements and live settings
+            self.status.on_command("test_announcement", self._test_announcement)
+            self.status.on_config(self.apply_settings)
         self.status.start()
         if self.watchdog is not None:
             self.watchdog.start()
@@ -195,10 +205,17 @@ class CallScreen:
             return self._shown.wait_for(lambda: predicate(self.view_model), timeout)
 
     def tick(self) -> None:
-        """Run the once-a-second work on the UI thread (clock, banners, watchdog beat)."""
-        self._on_ui(self.view_model.tick)
+        """Run the once-a-second work on the UI thread (clock, banners, watchdog beats)."""
+        self._on_ui(self.beat)
+
+    def beat(self) -> None:
+        """Once a second ON the UI thread: clock and banners, then prove the thread is alive."""
+        self.view_model.tick()
         if self.watchdog is not None:
-            self._ui(self.watchdog.beat)
+            self.watchdog.beat()
+        heartbeat = getattr(self.status, "heartbeat", None)
+        if heartbeat is not None:
+            heartbeat()  # systemd's WatchdogSec= ping, through the fleet agent
 
     # ------------------------------------------------------------- plumbing
     def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
@@ -262,6 +279,7 @@ class CallScreen:
         if (state.site, state.room) != (where.site, where.room):
             self._drop(topic, f"snapshot of {state.site}/{state.room} on another room's topic")
             return
+        self._latest_states[state.room] = state
         if not self.gate.accept_state(state, retained):
             return
         self._anticipate(state)
@@ -281,6 +299,7 @@ class CallScreen:
             return
         if not self.gate.accept_call(event):
             return
+        self.last_call_id = event.id
         # Announce straight from the network thread: the speech worker need not wait for a frame.
         self.announcer.submit(event, received)
 
@@ -312,8 +331,38 @@ class CallScreen:
                 texts.append((text, language))
         self.announcer.anticipate(texts)
 
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        """Apply pushed device settings live: ``rooms``, ``languages``, ``announce_repeat``. ValueError refuses."""
+        languages = tuple(settings.get("languages") or self.languages)
+        repeats = int(settings.get("announce_repeat", self.announcer.repeats))
+        rooms = [topics.validate_id(r, "room") for r in settings.get("rooms", self.view_model.rooms)]
+        if repeats < 1:
+            raise ValueError("announce_repeat must be at least 1")
+        if self.layout == "door" and len(rooms) != 1:
+            raise ValueError(f"a door screen shows exactly one room (got {rooms})")
+        self.languages = languages
+        self.announcer.languages, self.announcer.repeats = languages, repeats  # read per announcement
+        if set(rooms) != (self.gate.rooms or set()) and (rooms or self.gate.rooms is not None):
+            self.gate.rooms = set(rooms) or None
+            known = [s for r, s in sorted(self._latest_states.items()) if self.gate.wants(r)]
+            self._on_ui(lambda: self.view_model.set_rooms(rooms, known))
+        self._on_ui(lambda: self.view_model.set_languages(list(languages)))
+
+    def _test_announcement(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Command ``test_announcement``: chime and a test sentence in each language; answers when spoken."""
+        record = self.announcer.submit_test(dict(TEST_TEXTS))
+        timeout = float(args.get("timeout", 60))
+        if not self.announcer.wait_done(record, timeout):
+            raise TimeoutError(f"test announcement still queued after {timeout:.0f} s")
+        if record.errors:
+            raise RuntimeError(record.errors[-1])
+        return {"spoken": [f"{lang}: {text}" for lang, text in record.phrases]}
+
     def _speech_health(self, ok: bool, error: str) -> None:
         self._on_ui(lambda: self.view_model.set_speech(ok, error))
+
+    def _announced(self, record: Announcement) -> None:
+        """After each announcement: status (last call, speech OK) goes out, so monitoring sees every call."""
         try:
             self.status.publish_status_now()
         except Exception:

@@ -7,6 +7,7 @@ UI thread in ``display.runtime``): the MQTT thread hops there first.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 
 from kivy.event import EventDispatcher
@@ -86,9 +87,24 @@ class CallScreenViewModel(EventDispatcher):
         self._highlight_until: dict[str, float] = {}
         self._disconnected_since: datetime | None = None
         self._notice: Notice | None = None
-        self.caption_text = label(self.primary, "now_serving")
-        self.next_caption = label(self.primary, "next")
-        self.recent_caption = label(self.primary, "recent")
+        self._render()
+
+    def set_rooms(self, rooms: list[str], states: Sequence[RoomState] = ()) -> None:
+        """Show other rooms (empty: every room that reports); ``states`` are their latest snapshots."""
+        self._fixed_rooms = bool(rooms)
+        self.rooms = list(rooms)
+        self._states = {r: s for r, s in self._states.items() if not rooms or r in rooms}
+        for state in states:
+            self.show_state(state)
+        self._render()
+
+    def set_languages(self, languages: list[str] | tuple[str, ...]) -> None:
+        """Show the screen in other languages (first: main text; second: subtitles)."""
+        if not languages:
+            raise ValueError("a call screen needs at least one language")
+        self.languages = list(languages)
+        if self._notice is not None:
+            self.show_notice(self._notice)
         self._render()
 
     @property
@@ -209,6 +225,9 @@ class CallScreenViewModel(EventDispatcher):
         }
 
     def _render(self) -> None:
+        self.caption_text = label(self.primary, "now_serving")
+        self.next_caption = label(self.primary, "next")
+        self.recent_caption = label(self.primary, "recent")
         tiles = [self._tile(r) for r in self.rooms]
         self.tiles = tiles
         if tiles:

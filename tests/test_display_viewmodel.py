@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from display import samples
 from display.gate import CallGate
 from display.viewmodel import HISTORY_LENGTH, CallScreenViewModel
@@ -136,6 +139,13 @@ def test_gate_ignores_calls_older_than_the_snapshot_received_on_reconnect():
     assert gate.accept_call(samples.call_event("r1", 11, "A011"))
 
 
+def test_gate_ignores_calls_older_than_a_live_snapshot_too():
+    gate = CallGate({"r1"})
+    assert gate.accept_state(samples.room_state("r1", 7, "A007"), retained=False)
+    assert not gate.accept_call(samples.call_event("r1", 6, "A006"))
+    assert gate.accept_call(samples.call_event("r1", 7, "A007"))
+
+
 def test_gate_ignores_live_snapshots_older_than_the_one_shown_but_trusts_retained_ones():
     gate = CallGate(None)
     assert gate.accept_state(samples.room_state("r1", 5, "A005"), retained=False)
@@ -148,3 +158,25 @@ def test_gate_ignores_rooms_it_does_not_show():
     assert not gate.accept_call(samples.call_event("r2", 1, "A001"))
     assert not gate.accept_state(samples.room_state("r2", 1, "A001"), retained=True)
 
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["state", "state-retained", "call"]), st.integers(0, 6), st.integers(0, 30)),
+                max_size=40))
+def test_gate_never_accepts_a_call_twice_nor_one_older_than_the_snapshot_shown(messages):
+    """Any interleaving of snapshots and (possibly repeated) call events for one room."""
+    gate = CallGate({"r1"})
+    accepted: list[str] = []
+    floor = -1
+    for kind, call_no, seq in messages:
+        if kind.startswith("state"):
+            retained = kind == "state-retained"
+            if gate.accept_state(samples.room_state("r1", seq, "A001"), retained=retained):
+                floor = seq
+            else:
+                assert not retained and seq < floor
+        else:
+            event = samples.call_event("r1", seq, "A001", call_id=f"call-{call_no}")
+            if gate.accept_call(event):
+                assert event.id not in accepted and seq >= floor
+                accepted.append(event.id)

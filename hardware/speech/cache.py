@@ -34,8 +34,11 @@ class PhraseCache:
         return path
 
 
-def write_chime(path: Path, *, rate: int = 22050, tones: tuple[float, ...] = (880.0, 660.0), tone_s: float = 0.22) -> Path:
-    """Write a short "ding-dong" WAV (decaying sine tones, 16-bit mono)."""
+def write_chime(path: Path, *, rate: int = 22050, tones: tuple[float, ...] = (880.0, 660.0), tone_s: float = 0.12) -> Path:
+    """Write a short "ding-dong" WAV (decaying sine tones, 16-bit mono).
+
+    Kept to about a quarter of a second: speech follows it, and must start within 300 ms of the call.
+    """
     frames = bytearray()
     for freq in tones:
         n = int(rate * tone_s)

@@ -59,6 +59,12 @@ class EspeakSpeaker(Speaker):
     def last_error(self) -> str | None:
         return self._last_error
 
+    def warm_up(self) -> None:
+        try:
+            self.cache.chime()
+        except OSError as exc:  # a read-only cache directory shows up at the first call instead
+            self._healthy, self._last_error = False, f"speech cache not writable: {exc}"
+
     def chime(self) -> None:
         self._play(self.cache.chime())
 
@@ -74,6 +80,15 @@ class EspeakSpeaker(Speaker):
             if path in self._pending or self.cache.has(path):
                 return
             self._pending[path] = self._worker.submit(self._synthesise, text, language, path)
+
+    def wait_prepared(self, timeout: float = 10.0) -> bool:
+        """Block until every ``prepare()`` so far has finished; False on timeout."""
+        done = self._worker.submit(lambda: None)  # the worker runs jobs in order
+        try:
+            done.result(timeout)
+            return True
+        except TimeoutError:
+            return False
 
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)

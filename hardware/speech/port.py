@@ -45,6 +45,9 @@ class Speaker(abc.ABC):
     def say(self, text: str, language: str) -> None:
         """Speak ``text`` in ``language`` ("zh", "en", "yue"); blocks until played."""
 
+    def warm_up(self) -> None:
+        """Render the fixed sounds (the chime) before the first call. Never raises."""
+
     def prepare(self, text: str, language: str) -> None:
         """Synthesise ``text`` ahead of time so a later ``say`` starts at once. Never blocks, never raises."""
 

@@ -63,6 +63,12 @@ class Pyttsx3Speaker(Speaker):
     def last_error(self) -> str | None:
         return self._last_error
 
+    def warm_up(self) -> None:
+        try:
+            self.cache.chime()
+        except OSError as exc:  # a read-only cache directory shows up at the first call instead
+            self._healthy, self._last_error = False, f"speech cache not writable: {exc}"
+
     def chime(self) -> None:
         self._play(self.cache.chime())
 
