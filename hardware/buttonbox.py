@@ -107,14 +107,14 @@ class RoomApiClient:
 
 @dataclass(frozen=True)
 class ButtonBoxPins:
-    """BCM pin numbers of a button box (defaults: a common 4-button HAT layout)."""
+    """BCM pin numbers of a button box; None for a part that is not fitted (only call next is required)."""
 
     call_next: int | str = 17
-    recall: int | str = 27
-    no_show: int | str = 22
-    pause: int | str = 23
-    busy_led: int | str = 24
-    buzzer: int | str = 25
+    recall: int | str | None = 27
+    no_show: int | str | None = 22
+    pause: int | str | None = 23
+    busy_led: int | str | None = 24
+    buzzer: int | str | None = 25
 
     @classmethod
     def parse(cls, text: str) -> "ButtonBoxPins":
@@ -124,8 +124,16 @@ class ButtonBoxPins:
             name, _, pin = part.partition("=")
             if name.strip() not in cls.__dataclass_fields__:
                 raise ValueError(f"unknown button box pin {name!r}; use {', '.join(cls.__dataclass_fields__)}")
-            values[name.strip()] = int(pin) if pin.strip().isdigit() else pin.strip()
+            pin = pin.strip()
+            values[name.strip()] = None if pin in ("", "none") else int(pin) if pin.isdigit() else pin
         return cls(**values)
+
+    @classmethod
+    def from_config(cls, buttons: Any) -> "ButtonBoxPins":
+        """From a device file's ``[hardware.buttons]`` (``config.schema.ButtonsSection``); its ``lamp_pin`` is the busy LED."""
+        return cls(call_next=buttons.call_next_pin, recall=buttons.recall_pin,
+                   no_show=getattr(buttons, "no_show_pin", None), pause=buttons.pause_pin,
+                   busy_led=buttons.lamp_pin, buzzer=getattr(buttons, "buzzer_pin", None))
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,8 @@ class CallButtonBox:
                  settle_s: float = 0.03, on_result: Callable[[ButtonResult], None] | None = None) -> None:
         from gpiozero import LED, Buzzer
 
+        if pins.call_next is None:
+            raise ValueError("a button box needs its call-next button")
         self.client = client
         self.on_result = on_result
         self.paused = False
@@ -159,11 +169,13 @@ class CallButtonBox:
         self.buttons: dict[str, DebouncedButton] = {}
         try:
             for action in ACTIONS:
+                if getattr(pins, action) is None:
+                    continue
                 button = DebouncedButton(getattr(pins, action), settle_s=settle_s, pin_factory=pin_factory, name=action)
                 button.when_pressed = (lambda a=action: self.press(a))
                 self.buttons[action] = button
-            self.led = LED(pins.busy_led, pin_factory=pin_factory)
-            self.buzzer = Buzzer(pins.buzzer, pin_factory=pin_factory)
+            self.led = LED(pins.busy_led, pin_factory=pin_factory) if pins.busy_led is not None else None
+            self.buzzer = Buzzer(pins.buzzer, pin_factory=pin_factory) if pins.buzzer is not None else None
         except Exception:
             self._close_devices()
             raise
@@ -179,7 +191,8 @@ class CallButtonBox:
                 log.info("button %s ignored: a request is under way", action)
                 return False
             self._busy.set()
-        self.led.on()
+        if self.led is not None:
+            self.led.on()
         self._jobs.put(action)
         return True
 
@@ -223,6 +236,8 @@ class CallButtonBox:
         return ButtonResult(action, True, "", response)
 
     def _idle_led(self) -> None:
+        if self.led is None:
+            return
         if self.paused:
             self.led.blink(on_time=0.5, off_time=1.5, background=True)
         else:
@@ -232,11 +247,14 @@ class CallButtonBox:
         if self._closed:
             return
         if result.ok:
-            self.buzzer.beep(on_time=0.1, off_time=0.1, n=1, background=True)
+            if self.buzzer is not None:
+                self.buzzer.beep(on_time=0.1, off_time=0.1, n=1, background=True)
             self._idle_led()
         else:
-            self.buzzer.beep(on_time=0.15, off_time=0.1, n=3, background=True)
-            self.led.blink(on_time=0.1, off_time=0.1, n=3, background=True)
+            if self.buzzer is not None:
+                self.buzzer.beep(on_time=0.15, off_time=0.1, n=3, background=True)
+            if self.led is not None:
+                self.led.blink(on_time=0.1, off_time=0.1, n=3, background=True)
 
     def _close_devices(self) -> None:
         for button in getattr(self, "buttons", {}).values():

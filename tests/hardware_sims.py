@@ -120,3 +120,110 @@ def decode_qr(png: Path) -> list[str]:
     assert exe, "zbarimg (Debian zbar-tools) is needed to read printed QR codes back"
     proc = subprocess.run([exe, "--raw", "-q", str(png)], capture_output=True, timeout=30)
     return [line for line in proc.stdout.decode("utf-8").splitlines() if line]
+
+
+class TerminalSim:
+    """A serial card terminal on the far side of a pty, speaking clinicflow's framed protocol.
+
+    ``mode``: "approve", "decline", "wait" (the patient is at the terminal: ``tap()`` finishes,
+    a cancel cancels), "silent" (never answers), "ack_then_silent" (takes the sale, then
+    nothing), "nak_first" (asks for the first frame again), "garbled_first" (its first result
+    is damaged and is sent again when the host NAKs it), "approve_on_cancel" (the payment went
+    through just as the cancel arrived).
+    """
+
+    def __init__(self, mode: str = "approve") -> None:
+        from hardware.serial_frames import FrameParser
+
+        self.mode = mode
+        self.parser = FrameParser()
+        self.sales: list[tuple[str, ...]] = []
+        self.cancels: list[str] = []
+        self.acks = 0
+        self.naks_received = 0
+        self.done: dict[str, tuple[str, str, str]] = {}  # txn -> (code, detail, amount)
+        self.pending: tuple[str, str] | None = None
+        self._nakked = False
+        self._resend: bytes | None = None
+        self.sale_seen = threading.Event()
+        self.device = PtyDevice(self._respond)
+        self.path = self.device.path
+
+    def _r(self, txn: str, code: str, detail: str, amount: str = "") -> bytes:
+        from hardware.serial_frames import encode_frame
+
+        self.done[txn] = (code, detail, amount)
+        return encode_frame("R", txn, code, detail, amount)
+
+    def _respond(self, chunk: bytes) -> bytes:
+        from hardware.serial_frames import ACK, NAK, Frame, FrameError
+
+        out = b""
+        for item in self.parser.feed(chunk):
+            if item == ACK:
+                self.acks += 1
+                continue
+            if item == NAK:
+                self.naks_received += 1
+                if self._resend:
+                    out, self._resend = out + self._resend, None
+                continue
+            if isinstance(item, FrameError):
+                out += bytes([NAK])
+                continue
+            if not isinstance(item, Frame) or self.mode == "silent":
+                continue
+            if self.mode == "nak_first" and not self._nakked:
+                self._nakked = True
+                out += bytes([NAK])
+                continue
+            out += bytes([ACK])
+            txn = item.fields[0] if item.fields else ""
+            if item.type == "S":
+                self.sales.append(item.fields)
+                self.sale_seen.set()
+                amount = item.fields[1]
+                if self.mode in ("approve", "nak_first"):
+                    out += self._r(txn, "A", "AUTH01", amount)
+                elif self.mode == "decline":
+                    out += self._r(txn, "D", "insufficient funds", amount)
+                elif self.mode == "garbled_first":
+                    good = self._r(txn, "A", "AUTH02", amount)
+                    bad = bytearray(good)
+                    bad[-2] ^= 0xFF
+                    out += bytes(bad)
+                    self._resend = good
+                else:  # wait, ack_then_silent, approve_on_cancel
+                    self.pending = (txn, amount)
+            elif item.type == "C":
+                self.cancels.append(txn)
+                if self.mode == "ack_then_silent":
+                    continue
+                if self.pending and self.pending[0] == txn:
+                    amount = self.pending[1]
+                    self.pending = None
+                    code = "A" if self.mode == "approve_on_cancel" else "C"
+                    out += self._r(txn, code, "AUTH03" if code == "A" else "cancelled by the kiosk", amount)
+                elif txn in self.done:
+                    out += self._r(txn, *self.done[txn])
+                else:
+                    out += self._r(txn, "U", "")
+            elif item.type == "Q":
+                code, detail, amount = self.done.get(txn, ("U", "", ""))
+                out += self._r(txn, code, detail, amount) if code != "U" else self._r_unknown(txn)
+        return out
+
+    def _r_unknown(self, txn: str) -> bytes:
+        from hardware.serial_frames import encode_frame
+
+        return encode_frame("R", txn, "U", "")
+
+    def tap(self, code: str = "A", detail: str = "AUTH04") -> None:
+        """The patient finishes at the terminal: the result of the pending sale goes to the host."""
+        assert self.pending, "no sale is waiting at the terminal"
+        txn, amount = self.pending
+        self.pending = None
+        self.device.send(self._r(txn, code, detail, amount))
+
+    def close(self) -> None:
+        self.device.close()
