@@ -27,7 +27,6 @@ from config.broker_files import MosquittoPasswdError, MosquittoPasswords, write_
 from config.bundle import CA_PATH, MQTT_PASSWORD_PATH, TOKEN_PATH, Bundle
 from config.loader import parse_config
 from config.registry import DeviceRecord, DeviceRegistry, data_dir, token_hash
-from config.schema import ConfigError
 from protocol import topics
 from protocol.errors import ClinicflowError
 
@@ -127,6 +126,7 @@ def add(args: argparse.Namespace) -> int:
     record = DeviceRecord(id=device_id, role=role, site=args.site, rooms=tuple(rooms), name=args.label,
                           token_sha256=token_hash(api_token))
     registry.add(record, replace=args.replace)
+    registry.grant_api_token(record, api_token)
     write_acl(broker_dir / "acl", registry.all())
 
     bundle = Bundle(device_id=device_id, role=role, site=args.site, config_toml=toml_text, api_token=api_token,
@@ -138,7 +138,8 @@ def add(args: argparse.Namespace) -> int:
 
     print(f"added {role} {device_id} at site {args.site}" + (f" for rooms {', '.join(rooms)}" if rooms else ""))
     print(f"  MQTT user {device_id} in {broker_dir / 'passwd'}; ACL {broker_dir / 'acl'} updated")
-    print(f"  API token ({record.api_role}) recorded as a hash in {registry.path}")
+    print(f"  API token ({record.api_role}) added to {registry.path.parent / 'tokens.json'} as device:{device_id}"
+          " (the queue server reads it at start: restart it)")
     print(f"  bundle: {out}  (QR code: {qr}); it holds secrets: delete it once the device is provisioned")
     print("  next: systemctl reload mosquitto   (re-reads passwords and ACL)")
     print(f"  on the device: clinicflow provision {out.name}")
@@ -159,16 +160,18 @@ def remove(args: argparse.Namespace) -> int:
     broker_dir = Path(args.broker_dir) if args.broker_dir else data / "broker"
     registry = DeviceRegistry.in_data_dir(data)
     record = registry.remove(args.device)
+    registry.revoke_api_token(record.id)
     MosquittoPasswords(broker_dir / "passwd").delete(record.id)
     write_acl(broker_dir / "acl", registry.all())
-    print(f"removed {record.id}: its MQTT user, ACL entries and API token no longer work after `systemctl reload mosquitto`")
+    print(f"removed {record.id}: its MQTT user and ACL entries stop working after `systemctl reload mosquitto`,"
+          " its API token after the queue server restarts")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="clinicflow devices", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", help="server data directory (default $CLINICFLOW_DATA or /var/lib/clinicflow)")
+    parser.add_argument("--data-dir", help="the queue server's --data-dir (default $CLINICFLOW_DATA_DIR or ./clinicflow-data)")
     parser.add_argument("--broker-dir", help="broker files from `clinicflow broker-config` (default <data dir>/broker)")
     sub = parser.add_subparsers(dest="action", required=True)
     a = sub.add_parser("add", help="create a device's identity, credentials and provisioning bundle")

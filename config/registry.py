@@ -22,15 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from config.schema import Ident, Role
 from protocol.errors import ConflictError, NotFoundError
 
-DATA_ENV = "CLINICFLOW_DATA"
-DEFAULT_DATA_DIR = Path("/var/lib/clinicflow")
+# The same data directory as `clinicflow server --data-dir` (and the same environment variable).
+DATA_ENV = "CLINICFLOW_DATA_DIR"
+DEFAULT_DATA_DIR = Path("clinicflow-data")
 SERVER_MQTT_USER = "queueserver"
 # The API role each device role's token carries (protocol/api.py: kiosk, clinician, display, admin).
 API_ROLE = {"kiosk": "kiosk", "door_screen": "display", "hall_board": "display", "button_box": "clinician"}
 
 
 def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The server's data directory: the argument, else ``$CLINICFLOW_DATA``, else ``/var/lib/clinicflow``."""
+    """The server's data directory: the argument, else ``$CLINICFLOW_DATA_DIR``, else ``./clinicflow-data`` (as the server)."""
     return Path(path or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR)
 
 
@@ -108,6 +109,27 @@ class DeviceRegistry:
         """The device a bearer token belongs to, or None (for the queue server's auth)."""
         digest = token_hash(token)
         return next((r for r in self.all() if r.token_sha256 == digest), None)
+
+    def grant_api_token(self, record: DeviceRecord, token: str) -> None:
+        """Add the device's token to the queue server's ``tokens.json`` (its ``TokenBook``) as ``device:<id>``.
+
+        The server reads the file at start: restart it (or wait for the next start) before the
+        device's first API call. The file holds secrets and stays mode 0600.
+        """
+        path = self.path.parent / "tokens.json"
+        entries = json.loads(path.read_text()) if path.exists() else {}
+        entry: dict[str, object] = {"role": record.api_role, "token": token}
+        if record.api_role == "clinician":
+            entry["rooms"] = list(record.rooms)
+        entries[f"device:{record.id}"] = entry
+        write_atomically(path, json.dumps(entries, indent=2) + "\n", mode=0o600)
+
+    def revoke_api_token(self, device_id: str) -> None:
+        path = self.path.parent / "tokens.json"
+        if path.exists():
+            entries = json.loads(path.read_text())
+            if entries.pop(f"device:{device_id}", None) is not None:
+                write_atomically(path, json.dumps(entries, indent=2) + "\n", mode=0o600)
 
     def _save(self, records: list[DeviceRecord]) -> None:
         data = {"v": 1, "devices": [r.model_dump(mode="json") for r in sorted(records, key=lambda r: r.id)]}

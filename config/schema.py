@@ -124,29 +124,36 @@ class Settings(_Strict):
         return self
 
 
-def check_role_settings(role: str, settings: Settings) -> None:
-    """Rules that depend on the role: a door screen and a button box serve exactly one room, a hall board at least one."""
-    if role in ("door_screen", "button_box") and len(settings.rooms) != 1:
+def check_role_settings(role: str, settings: Settings, *, only: set[str] | None = None) -> None:
+    """Rules that depend on the role: a door screen and a button box serve exactly one room, a hall board at least one.
+
+    ``only``: check just these keys (a partial push checked on the server; the device checks the merged whole).
+    """
+    rooms_given = only is None or "rooms" in only
+    if rooms_given and role in ("door_screen", "button_box") and len(settings.rooms) != 1:
         raise ConfigError(f"settings.rooms: a {role} serves exactly one room (got {list(settings.rooms)}). "
                           f"Fix: rooms = [\"r3\"]")
-    if role == "hall_board" and not settings.rooms:
+    if rooms_given and role == "hall_board" and not settings.rooms:
         raise ConfigError("settings.rooms: a hall_board shows at least one room (got []). Fix: rooms = [\"r3\", \"r4\"]")
-    if role != "kiosk":
+    if role != "kiosk" and (only is None or "modes" in only):
         kiosk_only = sorted({"check_in", "registration", "payment", "reports"} & set(settings.modes))
         if kiosk_only:
             raise ConfigError(f"settings.modes: {', '.join(kiosk_only)} only apply to a kiosk (this is a {role}). "
                               "Fix: remove them")
 
 
-def validate_settings(role: str, data: dict[str, Any]) -> Settings:
-    """Validate a settings table (from the file, or file merged with a remote push) for ``role``; raise ConfigError."""
+def validate_settings(role: str, data: dict[str, Any], *, partial: bool = False) -> Settings:
+    """Validate a settings table (from the file, or file merged with a remote push) for ``role``; raise ConfigError.
+
+    ``partial``: ``data`` is only the keys being changed, so role rules apply to those keys alone.
+    """
     if not isinstance(data, dict):
         raise ConfigError("settings: must be a table of keys (a JSON object). Fix: send e.g. {\"rooms\": [\"r3\"]}")
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise explain(exc, prefix="settings.") from None
-    check_role_settings(role, settings)
+    check_role_settings(role, settings, only=set(data) if partial else None)
     return settings
 
 

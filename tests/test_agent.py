@@ -263,3 +263,14 @@ def test_a_retained_command_is_never_obeyed(technician, mosquitto, device_id):
         technician.bus.publish(topics.device(SITE, device_id, "command"), b"", retain=True).wait_for_publish(5)
         agent.stop()
         bus.stop()
+
+
+def test_device_connections_do_not_hold_small_messages_back(hall_board):
+    """Answers and statuses are tiny packets: with Nagle on, each waited ~40 ms for the broker's delayed ACK."""
+    import socket
+
+    agent, bus = hall_board
+    agent.start()
+    bus.start()
+    assert bus.wait_connected(5)
+    assert bus._client.socket().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

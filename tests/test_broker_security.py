@@ -115,7 +115,6 @@ def test_a_kiosk_cannot_read_another_devices_subtree(secure_site):
     kiosk.subscribe(topics.all_devices(SITE, "status"), lambda t, p, r: got.put(t) if p else None)
     kiosk.subscribe(f"{topics.ROOT}/{SITE}/devices/hall-2/#", lambda t, p, r: got.put(t) if p else None)
     kiosk.subscribe(topics.device(SITE, "kiosk-1", "config"), lambda t, p, r: got.put(t) if p else None)
-    state = RoomState(seq=1, ts=NOW, site=SITE, room="r1", department="internal", status="open")
     with server, hall:
         assert server.wait_connected(5) and hall.wait_connected(5)
         hall.publish(topics.device(SITE, "hall-2", "status"), b'{"secret": "hall status"}', retain=True).wait_for_publish(5)
@@ -129,7 +128,6 @@ def test_a_kiosk_cannot_read_another_devices_subtree(secure_site):
             server.publish(topics.device(SITE, "kiosk-1", "config"), b'{"modes": []}', retain=True).wait_for_publish(5)
             assert got.get(timeout=5) == topics.device(SITE, "kiosk-1", "config")
             assert got.empty()
-        server.publish(topics.room_state(SITE, "r1"), state, retain=True).wait_for_publish(5)
         for topic in (topics.device(SITE, "hall-2", "status"), topics.device(SITE, "hall-2", "config"),
                       topics.device(SITE, "kiosk-1", "config")):
             server.publish(topic, b"", retain=True).wait_for_publish(5)

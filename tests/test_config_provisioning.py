@@ -7,6 +7,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from config import devices_cli, provision
@@ -133,3 +134,22 @@ def test_a_provisioned_device_reads_its_password_from_the_secret_file(server_dat
     config = load_config(root / "etc/clinicflow/device.toml")
     password = read_bundle(server_data / "bundles" / "kiosk-2.cfbundle").mqtt_password
     assert broker_url(config) == f"mqtt://kiosk-2:{password}@broker.local:1883"
+
+
+def test_a_new_devices_api_token_works_on_the_queue_server_after_a_restart(queue_server, capsys):
+    assert devices_cli.main(["--data-dir", str(queue_server.data_dir), "add", "--role", "display", "--rooms", "1",
+                             "--name", "door-1", "--broker-url", queue_server.broker_url]) == 0
+    assert "restart it" in capsys.readouterr().out
+    bundle = read_bundle(queue_server.data_dir / "bundles" / "door-1.cfbundle")
+    queue_server.stop()
+    queue_server.start()
+    headers = {"Authorization": f"Bearer {bundle.api_token}"}
+    with httpx.Client(base_url=queue_server.base_url, headers=headers, timeout=10) as screen:
+        assert screen.get("/api/v1/rooms/r1/state").status_code == 200
+        refused = screen.post("/api/v1/rooms/r1/call-next")
+        assert refused.status_code == 403 and "display token" in refused.json()["detail"]
+    assert devices_cli.main(["--data-dir", str(queue_server.data_dir), "remove", "door-1"]) == 0
+    queue_server.stop()
+    queue_server.start()
+    with httpx.Client(base_url=queue_server.base_url, headers=headers, timeout=10) as screen:
+        assert screen.get("/api/v1/rooms/r1/state").status_code == 401
