@@ -1,0 +1,73 @@
+"""A clinic day on a clock the test moves: the real QueueService, real SQLite, real hospital backend.
+
+Used by the queue scenario and property tests; no HTTP and no MQTT unless a publisher is given.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from queueserver.hospital.embedded import EmbeddedHospitalBackend
+from queueserver.hospital.port import Appointment, Patient
+from queueserver.hospital_file import Rules, load_hospital
+from queueserver.service import QueueService
+from queueserver.store import Store
+
+SH = ZoneInfo("Asia/Shanghai")
+DAY = date(2026, 3, 2)
+
+
+class ClinicDay:
+    """``at("09:00")`` moves the clock; ``book``/``check_in``/``walk_in``/``call_next`` act like the people do."""
+
+    def __init__(self, tmp: Path, *, day: date = DAY, publisher=None, db: str | None = None,  # type: ignore[no-untyped-def]
+                 **rules: object) -> None:
+        base = load_hospital()
+        hospital = base.model_copy(update={"rules": Rules(**{**base.rules.model_dump(), **rules})})
+        self.day = day
+        self.now = datetime.combine(day, time(8, 0), SH)
+        self.backend = EmbeddedHospitalBackend(tmp / "his.sqlite3")
+        self.store = Store(db or str(tmp / "queue.sqlite3"))
+        self.store.migrate()
+        self.service = QueueService(self.store, hospital, self.backend, clock=lambda: self.now, publisher=publisher)
+        self.service.ensure_rooms()
+        self._n = 0
+
+    def at(self, hhmm: str) -> "ClinicDay":
+        h, m = map(int, hhmm.split(":"))
+        self.now = datetime.combine(self.day, time(h, m), SH)
+        return self
+
+    def later(self, **delta: float) -> "ClinicDay":
+        self.now += timedelta(**delta)
+        return self
+
+    def book(self, slot: str, department: str = "internal", *, age: int = 40, room: str | None = None,
+             pregnant: bool = False, name: str = "张三丰") -> str:
+        """A patient with an appointment today at ``slot`` (HH:MM); returns the appointment number."""
+        self._n += 1
+        pid, no = f"T{self._n:04d}", f"AP{9000 + self._n}"
+        born = date(self.day.year - age, 1, 1)
+        self.backend.add_patient(Patient(patient_id=pid, name=name, birth_date=born, pregnant=pregnant))
+        h, m = map(int, slot.split(":"))
+        start = datetime.combine(self.day, time(h, m), SH)
+        self.backend.add_appointment(Appointment(appointment_no=no, patient_id=pid, department=department,
+                                                 slot_start=start, slot_end=start + timedelta(minutes=30), room=room))
+        return no
+
+    def check_in(self, appointment_no: str) -> dict:
+        return self.service.check_in(appointment_no)[1]
+
+    def walk_in(self, department: str = "internal", **kw: object) -> dict:
+        return self.service.walk_in(department, **kw)[1]  # type: ignore[arg-type]
+
+    def call_next(self, room: str = "r1") -> dict:
+        return self.service.call_next(room)[1]
+
+    def called_number(self, room: str = "r1") -> str:
+        return self.call_next(room)["ticket"]["number"]
+
+    def close(self) -> None:
+        self.backend.close()
+        self.store.dispose()
