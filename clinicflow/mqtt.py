@@ -88,6 +88,8 @@ class PahoMessageBus:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._stopping = False
+        self._subscribe_mid: int | None = None
+        self._link_up = False  # CONNACK received: new filters are subscribed at once (ready or not)
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
         # Must come before connect() (see FIELD_NOTES): bursts of calls must not stall on the inflight window.
         self._client.max_inflight_messages_set(max_inflight)
@@ -101,6 +103,7 @@ class PahoMessageBus:
             self._client.will_set(availability_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
     # ---------------------------------------------------------------- lifecycle
@@ -111,7 +114,7 @@ class PahoMessageBus:
         self._client.loop_start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
-        """Block until connected (True) or the timeout passes (False)."""
+        """Block until connected and subscribed to every filter so far (True), or the timeout passes (False)."""
         return self._connected.wait(timeout)
 
     @property
@@ -144,11 +147,13 @@ class PahoMessageBus:
 
     def subscribe(self, topic_filter: str, handler: RawHandler, *, qos: int = 1) -> None:
         """Call ``handler(topic, payload, retained)`` for every message matching ``topic_filter``."""
+        # Under the lock that on_connect also takes: a filter added while connecting is either in
+        # on_connect's list or subscribed here, never lost in between.
         with self._lock:
             entry = self._subscriptions.setdefault(topic_filter, (qos, []))
             entry[1].append(handler)
-        if self._connected.is_set():
-            self._client.subscribe(topic_filter, qos)
+            if self._link_up:
+                self._client.subscribe(topic_filter, qos)
 
     def subscribe_model(
         self, topic_filter: str, model: type[M], handler: Callable[[str, M, bool], None], *, qos: int = 1
@@ -185,17 +190,27 @@ class PahoMessageBus:
             log.debug("could not set TCP_NODELAY", exc_info=True)
         with self._lock:
             subscriptions = [(f, q) for f, (q, _) in self._subscriptions.items()]
-        if subscriptions:
-            client.subscribe(subscriptions)
+            self._link_up = True
+            self._subscribe_mid = client.subscribe(subscriptions)[1] if subscriptions else None
+            if self._subscribe_mid is None:
+                self._connected.set()
+            # else: connected once the broker acknowledges the subscriptions (_on_subscribe), so a
+            # caller of wait_connected() cannot publish into a subscription that is not there yet.
         if self._availability_topic:
             client.publish(self._availability_topic, ONLINE, qos=1, retain=True)
-        self._connected.set()
         self._notify(True)
 
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: object, properties: object) -> None:
+        with self._lock:
+            if mid == self._subscribe_mid:
+                self._subscribe_mid = None
+                self._connected.set()
+
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
-        was_connected = self._connected.is_set()
-        self._connected.clear()
-        if was_connected and not self._stopping:
+        with self._lock:
+            was_up, self._link_up = self._link_up, False
+            self._connected.clear()
+        if was_up and not self._stopping:
             log.warning("lost broker %s:%s (%s); reconnecting", self.address.host, self.address.port, reason_code)
             self._notify(False)
 
