@@ -30,6 +30,7 @@ from protocol.privacy import mask_name
 
 from hardware.device_events import DeviceClosed, EventQueue, ReadTimeout
 from hardware.serial_frames import Frame, FrameError, FrameParser, encode_frame
+from hardware.serial_port import SerialPortReader
 
 __all__ = ["CardData", "CardReader", "CardReadError", "SerialCardReader", "PcscCardReader", "FakeCardReader",
            "ReadTimeout", "DeviceClosed", "id_number_valid", "card_frame"]
@@ -179,45 +180,19 @@ class SerialCardReader(_ReaderBase):
     """``CardReader`` on a serial reader (see the module docstring for the frames); pyserial, own thread."""
 
     def __init__(self, *, port: str, baudrate: int = 9600, frame_timeout: float = 0.5) -> None:
-        import serial
-
         super().__init__()
-        try:
-            self._serial = serial.serial_for_url(port, baudrate=baudrate, timeout=frame_timeout)
-        except (serial.SerialException, ValueError) as exc:
-            raise DeviceError(f"cannot open the card reader at {port}: {exc}") from None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="card-reader", daemon=True)
-        self._thread.start()
+        self._link = SerialPortReader(port=port, baudrate=baudrate, timeout=frame_timeout, device="card reader",
+                                      thread_name="card-reader", on_data=self._feed, on_quiet=self._quiet,
+                                      on_lost=self._events.put)
+        self._link.start()
 
     @property
     def serial(self) -> Any:
-        return self._serial
-
-    def _run(self) -> None:
-        import serial
-
-        while not self._stop.is_set():
-            try:
-                data = self._serial.read(max(1, self._serial.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                if not self._stop.is_set():
-                    self._events.put(DeviceError(f"the card reader was disconnected: {exc}"))
-                return
-            if data:
-                self._feed(data)
-            else:
-                self._quiet()
+        return self._link.serial
 
     def close(self) -> None:
-        if not self._stop.is_set():
-            self._stop.set()
-            try:
-                self._serial.cancel_read()
-            except Exception:
-                pass
-            self._thread.join(timeout=2)
-            self._serial.close()
+        if not self._link.closed:
+            self._link.close()
             self._events.close()
 
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 from protocol.errors import DeviceError
 
 from hardware.device_events import DeviceClosed, EventQueue, ReadTimeout
+from hardware.serial_port import SerialPortReader
 
 __all__ = ["CodeScanner", "ScanError", "ReadTimeout", "DeviceClosed", "SerialCodeScanner", "EvdevCodeScanner",
            "FakeCodeScanner", "KeyboardWedgeDecoder", "validate_code"]
@@ -151,53 +152,34 @@ class SerialCodeScanner(_ScannerBase):
 
     def __init__(self, *, port: str, baudrate: int = 9600, pattern: str | re.Pattern[str] | None = None,
                  max_length: int = MAX_LENGTH, gap_s: float = 0.3) -> None:
-        import serial
-
         super().__init__(pattern, max_length, "code scanner")
-        try:
-            self._serial = serial.serial_for_url(port, baudrate=baudrate, timeout=gap_s)
-        except (serial.SerialException, ValueError) as exc:
-            raise DeviceError(f"cannot open the scanner at {port}: {exc}") from None
+        self._link = SerialPortReader(port=port, baudrate=baudrate, timeout=gap_s, device="scanner",
+                                      thread_name="scanner-serial", on_data=self._feed, on_quiet=self._quiet,
+                                      on_lost=self._events.put)
         self._lines = _LineAssembler(max_length)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="scanner-serial", daemon=True)
-        self._thread.start()
+        self._link.start()
 
     @property
     def serial(self) -> Any:
         """The pyserial port (tests write to a ``loop://`` port through it)."""
-        return self._serial
+        return self._link.serial
 
-    def _run(self) -> None:
-        import serial
+    def _feed(self, data: bytes) -> None:
+        for item in self._lines.feed(data):
+            if isinstance(item, ScanError):
+                self._events.put(item)
+            else:
+                self._deliver_bytes(item)
 
-        while not self._stop.is_set():
-            try:
-                data = self._serial.read(max(1, self._serial.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                if not self._stop.is_set():
-                    self._events.put(DeviceError(f"the scanner was disconnected: {exc}"))
-                return
-            if not data:  # quiet for gap_s: a half-sent code will never be finished
-                err = self._lines.cut_off()
-                if err:
-                    self._events.put(err)
-                continue
-            for item in self._lines.feed(data):
-                if isinstance(item, ScanError):
-                    self._events.put(item)
-                else:
-                    self._deliver_bytes(item)
+    def _quiet(self) -> None:
+        """Quiet for gap_s: a half-sent code will never be finished."""
+        err = self._lines.cut_off()
+        if err:
+            self._events.put(err)
 
     def close(self) -> None:
-        if not self._stop.is_set():
-            self._stop.set()
-            try:
-                self._serial.cancel_read()
-            except Exception:
-                pass
-            self._thread.join(timeout=2)
-            self._serial.close()
+        if not self._link.closed:
+            self._link.close()
             self._events.close()
 
 

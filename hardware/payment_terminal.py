@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from protocol.errors import ConflictError, DeviceError
 
 from hardware.serial_frames import ACK, NAK, Frame, FrameError, FrameParser, encode_frame
+from hardware.serial_port import SerialPortReader
 
 __all__ = ["PaymentTerminal", "PaymentResult", "TerminalError", "TerminalNotRespondingError",
            "PaymentOutcomeUnknownError", "TerminalBusyError", "SerialPaymentTerminal", "FakePaymentTerminal"]
@@ -109,12 +110,10 @@ class SerialPaymentTerminal:
 
     def __init__(self, *, port: str, baudrate: int = 9600, ack_timeout: float = 1.0, retries: int = 3,
                  cancel_timeout: float = 5.0, currency: str = "CNY") -> None:
-        import serial
-
-        try:
-            self._serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
-        except (serial.SerialException, ValueError) as exc:
-            raise DeviceError(f"cannot open the card terminal at {port}: {exc}") from None
+        self._link = SerialPortReader(port=port, baudrate=baudrate, timeout=0.05, device="card terminal",
+                                      thread_name="payment-terminal", on_data=self._on_data,
+                                      on_quiet=self._on_quiet, on_lost=self._on_lost)
+        self._serial = self._link.serial
         self.ack_timeout = ack_timeout
         self.retries = retries
         self.cancel_timeout = cancel_timeout
@@ -126,32 +125,24 @@ class SerialPaymentTerminal:
         self._sale_lock = threading.Lock()
         self._current: str | None = None
         self._cancel_requested = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="payment-terminal", daemon=True)
-        self._thread.start()
+        self._link.start()
 
     # -- the reader thread: frames in, ACK/NAK out ---------------------------------------------
-    def _run(self) -> None:
-        import serial
-
-        while not self._stop.is_set():
-            try:
-                data = self._serial.read(max(1, self._serial.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                if not self._stop.is_set():
-                    self._inbox.put(DeviceError(f"the card terminal was disconnected: {exc}"))
-                return
-            if not data:
-                self._parser.reset()  # a frame that stopped mid-way will never finish
+    def _on_data(self, data: bytes) -> None:
+        for item in self._parser.feed(data):
+            if isinstance(item, Frame):
+                self._write(bytes([ACK]))  # every good frame is acknowledged, even a stale one
+            elif isinstance(item, FrameError):
+                log.warning("damaged frame from the card terminal: %s", item)
+                self._write(bytes([NAK]))  # the terminal repeats it
                 continue
-            for item in self._parser.feed(data):
-                if isinstance(item, Frame):
-                    self._write(bytes([ACK]))  # every good frame is acknowledged, even a stale one
-                elif isinstance(item, FrameError):
-                    log.warning("damaged frame from the card terminal: %s", item)
-                    self._write(bytes([NAK]))  # the terminal repeats it
-                    continue
-                self._inbox.put(item)
+            self._inbox.put(item)
+
+    def _on_quiet(self) -> None:
+        self._parser.reset()  # a frame that stopped mid-way will never finish
+
+    def _on_lost(self, error: DeviceError) -> None:
+        self._inbox.put(error)
 
     def _write(self, data: bytes) -> None:
         with self._write_lock:
@@ -275,15 +266,9 @@ class SerialPaymentTerminal:
             return self._result(frame, amount)
 
     def close(self) -> None:
-        if not self._stop.is_set():
-            self._stop.set()
-            self._cancel_requested.set()
-            try:
-                self._serial.cancel_read()
-            except Exception:
-                pass
-            self._thread.join(timeout=2)
-            self._serial.close()
+        if not self._link.closed:
+            self._cancel_requested.set()  # a sale in progress stops waiting
+            self._link.close()
 
 
 class FakePaymentTerminal:

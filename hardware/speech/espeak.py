@@ -10,13 +10,14 @@ from pathlib import Path
 
 from hardware.speech.alsa import AlsaPlayer
 from hardware.speech.cache import PhraseCache
-from hardware.speech.port import ESPEAK_VOICES, Speaker, SpeechError
+from hardware.speech.port import SpeechError
 from hardware.speech.text import spell_tickets
+from hardware.speech.wav_speaker import CachedWavSpeaker
 
 log = logging.getLogger(__name__)
 
 
-class EspeakSpeaker(Speaker):
+class EspeakSpeaker(CachedWavSpeaker):
     """Speech for the Pi: ``espeak-ng -v VOICE -w file.wav TEXT`` (about 30 ms a sentence), then ``aplay``.
 
     Each phrase is synthesised once into ``cache`` and reused; ``prepare()`` synthesises in a
@@ -36,38 +37,16 @@ class EspeakSpeaker(Speaker):
         synth_timeout: float = 10.0,
         binary: str | None = None,
     ) -> None:
-        self.player = player
-        self.cache = cache or PhraseCache()
-        self.voices = {**ESPEAK_VOICES, **(voices or {})}
+        super().__init__(player=player, cache=cache, voices=voices)
         self.speed = speed
         self.synth_timeout = synth_timeout
         self.binary = binary or shutil.which("espeak-ng") or "espeak-ng"
-        self.synthesised: list[Path] = []
-        self._healthy = True
-        self._last_error: str | None = None
         self._pending: dict[Path, Future[Path]] = {}
         self._lock = threading.Lock()
         # One background synthesiser: prepare() never competes with itself for the CPU.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="espeak-prepare")
 
     # ------------------------------------------------------------------ port
-    @property
-    def healthy(self) -> bool:
-        return self._healthy
-
-    @property
-    def last_error(self) -> str | None:
-        return self._last_error
-
-    def warm_up(self) -> None:
-        try:
-            self.cache.chime()
-        except OSError as exc:  # a read-only cache directory shows up at the first call instead
-            self._healthy, self._last_error = False, f"speech cache not writable: {exc}"
-
-    def chime(self) -> None:
-        self._play(self.cache.chime())
-
     def say(self, text: str, language: str) -> None:
         self._play(self.render(text, language))
 
@@ -97,15 +76,24 @@ class EspeakSpeaker(Speaker):
     def render(self, text: str, language: str) -> Path:
         """Return the WAV for ``text``, synthesising it now unless cached or being prepared."""
         path = self._path(text, language)
-        with self._lock:
+        with self._lock:  # claim the phrase, so a prepare() arriving meanwhile waits instead of synthesising again
             pending = self._pending.get(path)
+            mine: Future[Path] | None = None
+            if pending is None and not self.cache.has(path):
+                mine = self._pending[path] = Future()
         if pending is not None:
             try:
                 pending.result(self.synth_timeout)
             except Exception:  # the prepare failed: try once more below, and report that error
                 pass
-        if not self.cache.has(path):
-            self._synthesise(text, language, path)
+            if not self.cache.has(path):
+                self._synthesise(text, language, path)
+        elif mine is not None:
+            try:
+                mine.set_result(self._synthesise(text, language, path))
+            except BaseException as exc:
+                mine.set_exception(exc)
+                raise
         return path
 
     def _path(self, text: str, language: str) -> Path:
@@ -119,28 +107,18 @@ class EspeakSpeaker(Speaker):
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
         cmd = [self.binary, "-v", voice, "-w", str(tmp)] + (["-s", str(self.speed)] if self.speed else [])
         try:
-            proc = subprocess.run(cmd + ["--", spell_tickets(text)], capture_output=True, timeout=self.synth_timeout)
-        except FileNotFoundError:
-            self._fail("espeak-ng is not installed (Debian package espeak-ng)")
-        except subprocess.TimeoutExpired:
-            self._fail(f"espeak-ng took longer than {self.synth_timeout:.0f} s")
+            try:
+                proc = subprocess.run(cmd + ["--", spell_tickets(text)], capture_output=True, timeout=self.synth_timeout)
+            except FileNotFoundError:
+                self._fail("espeak-ng is not installed (Debian package espeak-ng)")
+            except subprocess.TimeoutExpired:
+                self._fail(f"espeak-ng took longer than {self.synth_timeout:.0f} s")
+            if proc.returncode != 0 or not tmp.exists():
+                self._fail(f"espeak-ng failed for voice {voice}: {proc.stderr.decode(errors='replace').strip()[:200]}")
+            tmp.replace(path)
+            self.synthesised.append(path)
+            return path
         finally:
+            # Only once the WAV is in the cache (or failed) may others stop waiting for it.
             with self._lock:
                 self._pending.pop(path, None)
-        if proc.returncode != 0 or not tmp.exists():
-            self._fail(f"espeak-ng failed for voice {voice}: {proc.stderr.decode(errors='replace').strip()[:200]}")
-        tmp.replace(path)
-        self.synthesised.append(path)
-        return path
-
-    def _play(self, path: Path) -> None:
-        if self.player is not None:
-            try:
-                self.player.play(path)
-            except SpeechError as exc:
-                self._fail(str(exc))
-        self._healthy, self._last_error = True, None
-
-    def _fail(self, message: str) -> None:
-        self._healthy, self._last_error = False, message
-        raise SpeechError(message)

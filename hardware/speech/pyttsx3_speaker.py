@@ -16,13 +16,14 @@ from typing import Any, Callable
 
 from hardware.speech.alsa import AlsaPlayer
 from hardware.speech.cache import PhraseCache
-from hardware.speech.port import ESPEAK_VOICES, Speaker, SpeechError
+from hardware.speech.port import SpeechError
 from hardware.speech.text import spell_tickets
+from hardware.speech.wav_speaker import CachedWavSpeaker
 
 log = logging.getLogger(__name__)
 
 
-class Pyttsx3Speaker(Speaker):
+class Pyttsx3Speaker(CachedWavSpeaker):
     """Speaks through pyttsx3 on one dedicated worker thread, with a timeout per job.
 
     ``player`` plays the saved WAVs (ALSA); with ``player=None`` the engine speaks directly
@@ -40,14 +41,9 @@ class Pyttsx3Speaker(Speaker):
         timeout: float = 15.0,
         driver: str | None = None,
     ) -> None:
-        self.player = player
-        self.cache = cache or PhraseCache()
-        self.voices = {**ESPEAK_VOICES, **(voices or {})}
+        super().__init__(player=player, cache=cache, voices=voices)
         self.timeout = timeout
-        self.synthesised: list[Path] = []
         self._driver = driver
-        self._healthy = True
-        self._last_error: str | None = None
         self._jobs: queue.Queue[tuple[Callable[[Any], Any], Future[Any]] | None] = queue.Queue()
         self._started = threading.Event()
         self._init_error: str | None = None
@@ -55,23 +51,6 @@ class Pyttsx3Speaker(Speaker):
         self._thread.start()
 
     # ---------------------------------------------------------------- port
-    @property
-    def healthy(self) -> bool:
-        return self._healthy
-
-    @property
-    def last_error(self) -> str | None:
-        return self._last_error
-
-    def warm_up(self) -> None:
-        try:
-            self.cache.chime()
-        except OSError as exc:  # a read-only cache directory shows up at the first call instead
-            self._healthy, self._last_error = False, f"speech cache not writable: {exc}"
-
-    def chime(self) -> None:
-        self._play(self.cache.chime())
-
     def say(self, text: str, language: str) -> None:
         if self.player is None:
             self._call(lambda engine: self._speak_direct(engine, text, language))
@@ -170,18 +149,3 @@ class Pyttsx3Speaker(Speaker):
     def _path(self, text: str, language: str) -> Path | None:
         voice = self.voices.get(language)
         return None if voice is None else self.cache.path_for(self.engine, voice, text)
-
-    def _play(self, path: Path) -> None:
-        if self.player is not None:
-            try:
-                self.player.play(path)
-            except SpeechError as exc:
-                self._fail(str(exc))
-        self._ok()
-
-    def _ok(self) -> None:
-        self._healthy, self._last_error = True, None
-
-    def _fail(self, message: str) -> None:
-        self._healthy, self._last_error = False, message
-        raise SpeechError(message)
