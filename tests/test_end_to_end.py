@@ -26,13 +26,19 @@ from protocol import RoomState, topics
 
 
 @pytest.fixture
+def queue_server(queue_server_factory, private_mosquitto):
+    """A real server on a broker of this test's own: no other test's retained rooms (with higher seq) interfere."""
+    return queue_server_factory(broker_url=private_mosquitto.url)
+
+
+@pytest.fixture
 def call_screen(queue_server, tmp_path):
     """A hall board for rooms r1 and r2 with real espeak-ng; sound goes nowhere (no audio device here)."""
     speaker = EspeakSpeaker(player=None, cache=PhraseCache(tmp_path / "speech"))
     screen = CallScreen(queue_server.broker_url, queue_server.site, ["r1", "r2"], speaker=speaker, layout="hall",
                         languages=["zh", "en"], repeats=1).start()
     # Ready once the retained snapshots of both rooms are drawn (the server published them at start).
-    assert screen.wait_until(lambda vm: {t["room"] for t in vm.tiles} >= {"r1", "r2"}, timeout=10)
+    assert screen.wait_until(lambda vm: all(t["status"] == "open" for t in vm.tiles), timeout=10)
     try:
         yield screen, speaker
     finally:
