@@ -18,6 +18,7 @@ pytest_plugins = sorted(f"tests.{p.stem}" for p in Path(__file__).parent.glob("f
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 os.environ.setdefault("KIVY_HOME", str(ROOT / "test-artifacts" / "kivy-home"))
+Path(os.environ["KIVY_HOME"]).mkdir(parents=True, exist_ok=True)  # a fresh clone has no test-artifacts/ yet
 
 ARTIFACTS = ROOT / "test-artifacts"
 
