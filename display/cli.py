@@ -3,6 +3,10 @@
     clinicflow display --broker mqtt://127.0.0.1:1883 --site demo --rooms r1 --layout door
     clinicflow display --layout hall --languages zh,en,yue --size 800x480 --speaker espeak
     xvfb-run -a clinicflow display --rooms r1 --screenshot /tmp/door.png   # headless: PNG, then exit
+    CLINICFLOW_CONFIG=/etc/clinicflow/device.toml clinicflow display      # a provisioned screen (systemd)
+
+With ``--config FILE`` (default ``$CLINICFLOW_CONFIG``) the device file gives every option
+(see ``options_from_config``); flags given on the command line still win over it.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from clinicflow.logs import setup_logging
 from protocol.announce import SUPPORTED_LANGUAGES
@@ -29,11 +34,65 @@ def _list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+# A device file's role -> the screen's layout; other roles belong to other apps.
+LAYOUTS = {"door_screen": "door", "hall_board": "hall"}
+# The window a device file's orientation asks for (a Pi's usual HDMI screen, turned or not).
+ORIENTATION_SIZES = {"landscape": (1920, 1080), "portrait": (1080, 1920)}
+
+
+def options_from_config(config: Any) -> dict[str, Any]:
+    """This app's option values (argparse dests) from a validated ``DeviceConfig``.
+
+    Reads the broker password it points to (``ConfigError`` if unreadable); the display
+    does not use the queue server's API, so its token is deliberately not read.
+    """
+    from config.loader import broker_url
+    from config.schema import ConfigError
+
+    layout = LAYOUTS.get(config.device.role)
+    if layout is None:
+        raise ConfigError(f"device.role: this file is for a {config.device.role}, not a call screen. "
+                          f"Fix: run `clinicflow {'kiosk' if config.device.role == 'kiosk' else 'buttonbox'}`, "
+                          "or set role = \"door_screen\" or \"hall_board\"")
+    settings, speaker = config.settings, config.hardware.speaker
+    return {
+        "device_id": config.device.id, "site": config.device.site, "layout": layout,
+        "rooms": list(settings.rooms), "languages": list(settings.languages), "repeats": settings.announce_repeat,
+        "size": ORIENTATION_SIZES[settings.orientation],
+        "broker": broker_url(config), "ca_file": config.broker.ca_file,
+        "speaker": speaker.adapter, "audio_device": speaker.audio_device,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags over the device file (``--config`` / ``$CLINICFLOW_CONFIG``) over built-in defaults.
+
+    A bad device file exits 2 with the loader's messages, each naming the key and the fix.
+    """
+    p = parser()
+    args = p.parse_args(argv)
+    if args.config:
+        from config.loader import load_config
+        from config.schema import ConfigError
+
+        try:
+            p.set_defaults(**options_from_config(load_config(args.config)))
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"clinicflow display: error: {problem}", file=sys.stderr)
+            raise SystemExit(2) from None
+        args = p.parse_args(argv)  # again: explicit flags win over the file's values
+    return args
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clinicflow display", description="Run a waiting-room call screen (Kivy).")
+    p.add_argument("--config", default=os.environ.get("CLINICFLOW_CONFIG") or None, metavar="FILE",
+                   help="device file (TOML) giving every option below (default $CLINICFLOW_CONFIG); flags win")
     p.add_argument("--broker", default=os.environ.get("CLINICFLOW_BROKER", "mqtt://127.0.0.1:1883"), help="MQTT broker URL")
     p.add_argument("--site", default="demo", help="site id (default demo)")
     p.add_argument("--rooms", type=_list, default=[], help="room ids, comma separated (door: one; hall: empty = all)")
+    p.add_argument("--ca-file", default=None, help="CA certificate that signed an mqtts:// broker's certificate")
     p.add_argument("--layout", choices=["door", "hall"], default="door")
     p.add_argument("--languages", type=_list, default=["zh", "en"], help="spoken and shown, in order (zh, en, yue)")
     p.add_argument("--repeats", type=int, default=2, help="times each call is announced (default 2)")
@@ -52,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
     setup_logging(args.verbose)
     unknown = [lang for lang in args.languages if lang not in SUPPORTED_LANGUAGES]
     if unknown or not args.languages:
@@ -75,10 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     from hardware.speech import make_speaker
 
     speaker = make_speaker(args.speaker, audio_device=args.audio_device, cache_dir=args.speech_cache)
+    bus = None
+    if args.ca_file:  # an mqtts:// broker signed by the site's own CA: build the bus CallScreen would, with it
+        from clinicflow.mqtt import PahoMessageBus
+        from protocol import topics
+
+        device_id = args.device_id or f"display-{'-'.join(args.rooms) or 'hall'}"
+        bus = PahoMessageBus(args.broker, client_id=f"clinicflow-{device_id}", ca_certs=str(args.ca_file),
+                             availability_topic=topics.device(args.site, device_id, "availability"))
     screen = CallScreen(
         args.broker, args.site, args.rooms, speaker=speaker, layout=args.layout, languages=args.languages,
         repeats=args.repeats, device_id=args.device_id, offline_after=args.offline_after,
-        watchdog_timeout=args.watchdog or None, ui_call=kivy_ui_call, tick_interval=None,
+        watchdog_timeout=args.watchdog or None, ui_call=kivy_ui_call, tick_interval=None, bus=bus,
     )
     CallScreenApp(screen, screenshot=args.screenshot, screenshot_after=args.screenshot_after).run()
     if speaker is not None:

@@ -1,6 +1,7 @@
 """``clinicflow buttonbox``: run a clinician's call-button box at a room (the composition root).
 
     clinicflow buttonbox --config /etc/clinicflow/device.toml
+    CLINICFLOW_CONFIG=/etc/clinicflow/device.toml clinicflow buttonbox   # the same, as the systemd unit runs it
     clinicflow buttonbox --server http://127.0.0.1:8000 --room r1 --token-env CLINICFLOW_TOKEN \\
                          --pins call_next=17,recall=27,no_show=22,pause=23,busy_led=24,buzzer=25
     clinicflow buttonbox ... --pin-factory mock --press call_next   # one press without hardware, then exit
@@ -27,7 +28,8 @@ log = logging.getLogger("clinicflow.buttonbox")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clinicflow buttonbox", description="Run a clinician's call-button box (GPIO).")
-    p.add_argument("--config", help="device file (TOML); gives room, server, token, pins and broker")
+    p.add_argument("--config", default=os.environ.get("CLINICFLOW_CONFIG") or None,
+                   help="device file (TOML); gives room, server, token, pins and broker (default $CLINICFLOW_CONFIG)")
     p.add_argument("--server", help="queue server URL, e.g. http://127.0.0.1:8000")
     p.add_argument("--room", help="room id this box calls for, e.g. r1")
     p.add_argument("--token-env", default="CLINICFLOW_TOKEN", help="environment variable holding the clinician token")

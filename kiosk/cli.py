@@ -6,7 +6,11 @@
     clinicflow kiosk --screenshot home.png       # headless: draw Home once, save it, exit
     clinicflow kiosk --walkthrough AP1001 --screenshot-dir shots/   # touch the keypad, check in, save both screens
 
+    CLINICFLOW_CONFIG=/etc/clinicflow/device.toml clinicflow kiosk   # a provisioned kiosk (systemd)
+
 Everything below the window is in ``kiosk.viewmodels``; this module only wires adapters.
+With ``--config FILE`` (default ``$CLINICFLOW_CONFIG``) the device file gives the options
+(see ``options_from_config``); flags given on the command line still win over it.
 """
 from __future__ import annotations
 
@@ -21,20 +25,93 @@ from typing import Any
 log = logging.getLogger("kiosk")
 
 
+KIOSK_LANGUAGES = ("zh", "en")  # the languages the kiosk's screens are translated into
+
+
+def printer_spec(printer: Any) -> tuple[str, str | None]:
+    """A device file's ``[hardware.printer]`` -> this app's ``--printer`` spec and receipt profile."""
+    adapter = printer.adapter
+    if adapter == "escpos_usb":
+        spec = f"usb:{printer.usb_vendor:04x}:{printer.usb_product:04x}"
+    elif adapter == "escpos_serial":
+        spec = f"serial:{printer.device}"
+    elif adapter == "escpos_network":
+        spec = f"network:{printer.host}"
+    elif adapter == "escpos_file":
+        spec = f"dummy-file:{printer.device}"
+    else:
+        spec = adapter  # fake | none
+    # A printer with a GB18030 font prints Chinese as text; others get it as images.
+    profile = f"{'cn' if printer.chinese_font else 'intl'}-{printer.paper_width_mm}"
+    return spec, profile
+
+
+def options_from_config(config: Any) -> dict[str, Any]:
+    """This app's option values (argparse dests) from a validated ``DeviceConfig``.
+
+    Reads the API token and the broker password the file points to (``ConfigError`` if unreadable).
+    """
+    from config.loader import api_token, broker_url
+    from config.schema import ConfigError
+
+    if config.device.role != "kiosk":
+        raise ConfigError(f"device.role: this file is for a {config.device.role}, not a kiosk. "
+                          "Fix: run the app for that role, or set role = \"kiosk\"")
+    settings, hw = config.settings, config.hardware
+    offered = [lang for lang in settings.languages if lang in KIOSK_LANGUAGES]
+    language = settings.default_language if settings.default_language in KIOSK_LANGUAGES else (offered or ["zh"])[0]
+    spec, profile = printer_spec(hw.printer)
+    scanner = {"keyboard_wedge": "keyboard", "serial": f"serial:{hw.scanner.device}"}.get(hw.scanner.adapter, "none")
+    # A fake card reader produces no cards without a test driving it: a kiosk runs without one.
+    card_reader = f"serial:{hw.card_reader.device}" if hw.card_reader.adapter == "serial" else "none"
+    return {
+        "device_id": config.device.id, "site": config.device.site,
+        "server": config.server.url, "token": api_token(config),
+        "broker": broker_url(config), "ca_file": config.broker.ca_file,
+        "language": language, "idle_timeout": float(settings.idle_timeout_s),
+        "printer": spec, "printer_profile": profile, "scanner": scanner, "card_reader": card_reader,
+        "speaker": hw.speaker.adapter, "audio_device": hw.speaker.audio_device,
+    }
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Flags over the device file (``--config`` / ``$CLINICFLOW_CONFIG``) over built-in defaults.
+
+    A bad device file exits 2 with the loader's messages, each naming the key and the fix.
+    """
+    p = parser()
+    args = p.parse_args(argv)
+    if args.config:
+        from config.loader import load_config
+        from config.schema import ConfigError
+
+        try:
+            p.set_defaults(**options_from_config(load_config(args.config)))
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"clinicflow kiosk: error: {problem}", file=sys.stderr)
+            raise SystemExit(2) from None
+        args = p.parse_args(argv)  # again: explicit flags win over the file's values
+    return args
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clinicflow kiosk", description="Run the self-service kiosk.")
+    p.add_argument("--config", default=os.environ.get("CLINICFLOW_CONFIG") or None, metavar="FILE",
+                   help="device file (TOML) giving the options below (default $CLINICFLOW_CONFIG); flags win")
     p.add_argument("--server", default=os.environ.get("CLINICFLOW_SERVER", "http://127.0.0.1:8000"),
                    help="queue server base URL")
     p.add_argument("--token", default=os.environ.get("CLINICFLOW_KIOSK_TOKEN"), help="the kiosk's bearer token")
     p.add_argument("--token-file", help="a server's tokens.json to take the 'kiosk' token from (demo)")
     p.add_argument("--printer", default="fake",
-                   help="receipt printer: fake | dummy-file:PATH | usb:VID:PID | network:HOST[:PORT] | serial:DEV")
+                   help="receipt printer: none | fake | dummy-file:PATH | usb:VID:PID | network:HOST[:PORT] | serial:DEV")
     p.add_argument("--printer-profile", default=None, help="receipt printer profile (cn-58, cn-80, intl-58, ...)")
     p.add_argument("--report-printer", default="fake", help="A4 report printer: none | fake | cups:QUEUE")
     p.add_argument("--card-reader", default="none", help="none | serial:PORT")
     p.add_argument("--scanner", default="keyboard", help="keyboard (keyboard wedge) | serial:PORT | evdev:DEVICE")
     p.add_argument("--terminal", default="fake", help="bank card terminal: none | fake | serial:PORT")
     p.add_argument("--speaker", default="espeak", help="voice mode: espeak | pyttsx3 | fake | none")
+    p.add_argument("--audio-device", default=None, help="ALSA device for the voice (default: the default card)")
     p.add_argument("--panel", default="none", help="help and voice keys: none | gpio")
     p.add_argument("--language", default="zh", choices=["zh", "en"])
     p.add_argument("--size", default="1280x800", help="window size WxH")
@@ -44,13 +121,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--device-id", default=os.environ.get("CLINICFLOW_DEVICE_ID", "kiosk-1"))
     p.add_argument("--site", default="demo")
     p.add_argument("--broker", default=None, help="MQTT broker URL for the device status (optional)")
+    p.add_argument("--ca-file", default=None, help="CA certificate that signed an mqtts:// broker's certificate")
     p.add_argument("--idle-timeout", type=float, default=60.0)
     p.add_argument("--symptom-guide", default=None, help="symptom guide TOML (default: the shipped one)")
     p.add_argument("--screenshot", default=None, help="headless: draw Home, save this PNG, exit")
     p.add_argument("--walkthrough", default=None, metavar="APPOINTMENT",
                    help="headless: check this appointment in by touches and save screenshots (--screenshot-dir)")
     p.add_argument("--screenshot-dir", default="kiosk-screenshots")
-    return p.parse_args(argv)
+    return p
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -65,6 +143,8 @@ def make_ticket_printer(spec: str, profile: str | None) -> Any:
     """Receipt printer from a command-line spec (python-escpos device URLs underneath)."""
     from hardware.ticket_printer import EscposTicketPrinter, FakeTicketPrinter
 
+    if spec == "none":  # no receipt printer fitted: the ticket screen says so and shows the number
+        return None
     if spec == "fake":
         return FakeTicketPrinter(profile=profile)
     kind, _, rest = spec.partition(":")
@@ -97,7 +177,7 @@ def make_devices(args: argparse.Namespace) -> dict[str, Any]:
         from hardware.speech import FakeSpeaker, make_speaker
 
         try:
-            devices["speaker"] = make_speaker(args.speaker)
+            devices["speaker"] = make_speaker(args.speaker, audio_device=getattr(args, "audio_device", None))
         except Exception as exc:  # no engine installed: the kiosk still works, voice mode shows text only
             log.warning("speaker %s unavailable (%s); voice mode will be silent", args.speaker, exc)
             devices["speaker"] = FakeSpeaker()
@@ -210,7 +290,7 @@ def _start_agent(args: argparse.Namespace, vm: Any) -> None:
     from clinicflow.mqtt import PahoMessageBus
     from protocol import topics
 
-    bus = PahoMessageBus(args.broker, client_id=f"kiosk-{args.device_id}",
+    bus = PahoMessageBus(args.broker, client_id=f"kiosk-{args.device_id}", ca_certs=args.ca_file,
                          availability_topic=topics.device(args.site, args.device_id, "availability"))
     agent = DeviceAgent(bus, site=args.site, device_id=args.device_id, role="kiosk")
     agent.add_check("printer_paper", lambda: vm.printer_fault != "paper_out")
