@@ -8,8 +8,11 @@ it and exit non-zero (systemd then shows it in ``journalctl -u clinicflow-...``)
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 import tomllib
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -99,3 +102,27 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def add_config_option(parser: argparse.ArgumentParser, what: str = "the options below") -> None:
+    """``--config FILE``, defaulting to ``$CLINICFLOW_CONFIG`` as the provisioned systemd unit sets it."""
+    parser.add_argument("--config", default=os.environ.get("CLINICFLOW_CONFIG") or None, metavar="FILE",
+                        help=f"device file (TOML) giving {what} (default $CLINICFLOW_CONFIG); flags win")
+
+
+def parse_args_with_device_file(parser: argparse.ArgumentParser, argv: list[str] | None,
+                                options_from_config: Callable[[Any], dict[str, Any]]) -> argparse.Namespace:
+    """Parse ``argv`` with flags over the device file (``--config``) over the parser's own defaults.
+
+    A bad device file exits 2 with the loader's messages, each naming the key and the fix.
+    """
+    args = parser.parse_args(argv)
+    if args.config:
+        try:
+            parser.set_defaults(**options_from_config(load_config(args.config)))
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+            raise SystemExit(2) from None
+        args = parser.parse_args(argv)  # again: explicit flags win over the file's values
+    return args

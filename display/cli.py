@@ -65,30 +65,17 @@ def options_from_config(config: Any) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Flags over the device file (``--config`` / ``$CLINICFLOW_CONFIG``) over built-in defaults.
+    """Flags over the device file (``--config`` / ``$CLINICFLOW_CONFIG``) over built-in defaults."""
+    from config.loader import parse_args_with_device_file
 
-    A bad device file exits 2 with the loader's messages, each naming the key and the fix.
-    """
-    p = parser()
-    args = p.parse_args(argv)
-    if args.config:
-        from config.loader import load_config
-        from config.schema import ConfigError
-
-        try:
-            p.set_defaults(**options_from_config(load_config(args.config)))
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(f"clinicflow display: error: {problem}", file=sys.stderr)
-            raise SystemExit(2) from None
-        args = p.parse_args(argv)  # again: explicit flags win over the file's values
-    return args
+    return parse_args_with_device_file(parser(), argv, options_from_config)
 
 
 def parser() -> argparse.ArgumentParser:
+    from config.loader import add_config_option
+
     p = argparse.ArgumentParser(prog="clinicflow display", description="Run a waiting-room call screen (Kivy).")
-    p.add_argument("--config", default=os.environ.get("CLINICFLOW_CONFIG") or None, metavar="FILE",
-                   help="device file (TOML) giving every option below (default $CLINICFLOW_CONFIG); flags win")
+    add_config_option(p, "every option below")
     p.add_argument("--broker", default=os.environ.get("CLINICFLOW_BROKER", "mqtt://127.0.0.1:1883"), help="MQTT broker URL")
     p.add_argument("--site", default="demo", help="site id (default demo)")
     p.add_argument("--rooms", type=_list, default=[], help="room ids, comma separated (door: one; hall: empty = all)")

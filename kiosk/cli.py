@@ -75,30 +75,17 @@ def options_from_config(config: Any) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Flags over the device file (``--config`` / ``$CLINICFLOW_CONFIG``) over built-in defaults.
+    """Flags over the device file (``--config`` / ``$CLINICFLOW_CONFIG``) over built-in defaults."""
+    from config.loader import parse_args_with_device_file
 
-    A bad device file exits 2 with the loader's messages, each naming the key and the fix.
-    """
-    p = parser()
-    args = p.parse_args(argv)
-    if args.config:
-        from config.loader import load_config
-        from config.schema import ConfigError
-
-        try:
-            p.set_defaults(**options_from_config(load_config(args.config)))
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(f"clinicflow kiosk: error: {problem}", file=sys.stderr)
-            raise SystemExit(2) from None
-        args = p.parse_args(argv)  # again: explicit flags win over the file's values
-    return args
+    return parse_args_with_device_file(parser(), argv, options_from_config)
 
 
 def parser() -> argparse.ArgumentParser:
+    from config.loader import add_config_option
+
     p = argparse.ArgumentParser(prog="clinicflow kiosk", description="Run the self-service kiosk.")
-    p.add_argument("--config", default=os.environ.get("CLINICFLOW_CONFIG") or None, metavar="FILE",
-                   help="device file (TOML) giving the options below (default $CLINICFLOW_CONFIG); flags win")
+    add_config_option(p, "the options below")
     p.add_argument("--server", default=os.environ.get("CLINICFLOW_SERVER", "http://127.0.0.1:8000"),
                    help="queue server base URL")
     p.add_argument("--token", default=os.environ.get("CLINICFLOW_KIOSK_TOKEN"), help="the kiosk's bearer token")
