@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from protocol.errors import DeviceError
 from protocol.privacy import mask_name
 
-from hardware.device_events import DeviceClosed, EventQueue, ReadTimeout
+from hardware.device_events import DeviceClosed, EventSource, ReadTimeout
 from hardware.serial_frames import Frame, FrameError, FrameParser, encode_frame
 from hardware.serial_port import SerialPortReader
 
@@ -129,26 +129,12 @@ class CardReader(Protocol):
     def close(self) -> None: ...
 
 
-class _ReaderBase:
+class _ReaderBase(EventSource[CardData]):
     def __init__(self) -> None:
-        self._events: EventQueue[CardData] = EventQueue("card reader")
+        super().__init__("card reader")
         self._parser = FrameParser()
 
-    @property
-    def when_card(self) -> Callable[[CardData], None] | None:
-        return self._events.when_item
-
-    @when_card.setter
-    def when_card(self, fn: Callable[[CardData], None] | None) -> None:
-        self._events.when_item = fn
-
-    @property
-    def when_error(self) -> Callable[[DeviceError], None] | None:
-        return self._events.when_error
-
-    @when_error.setter
-    def when_error(self, fn: Callable[[DeviceError], None] | None) -> None:
-        self._events.when_error = fn
+    when_card = EventSource.when_item  # the domain word for it
 
     def _feed(self, data: bytes) -> None:
         for item in self._parser.feed(data):
@@ -169,11 +155,6 @@ class _ReaderBase:
         if err is not None:
             self._events.put(CardReadError(f"damaged card data ({err}): please present the card again"))
 
-    def read(self, timeout: float | None = None) -> CardData:
-        return self._events.read(timeout)
-
-    def clear(self) -> None:
-        self._events.clear()
 
 
 class SerialCardReader(_ReaderBase):

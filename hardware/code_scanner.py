@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from protocol.errors import DeviceError
 
-from hardware.device_events import DeviceClosed, EventQueue, ReadTimeout
+from hardware.device_events import DeviceClosed, EventSource, ReadTimeout
 from hardware.serial_port import SerialPortReader
 
 __all__ = ["CodeScanner", "ScanError", "ReadTimeout", "DeviceClosed", "SerialCodeScanner", "EvdevCodeScanner",
@@ -67,28 +67,13 @@ def validate_code(text: str, *, pattern: re.Pattern[str] | None = None, max_leng
     return text
 
 
-class _ScannerBase:
+class _ScannerBase(EventSource[str]):
     def __init__(self, pattern: str | re.Pattern[str] | None, max_length: int, what: str) -> None:
         self.pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
         self.max_length = max_length
-        self._events: EventQueue[str] = EventQueue(what)
+        super().__init__(what)
 
-    # when_scanned / when_error are the event queue's callbacks
-    @property
-    def when_scanned(self) -> Callable[[str], None] | None:
-        return self._events.when_item
-
-    @when_scanned.setter
-    def when_scanned(self, fn: Callable[[str], None] | None) -> None:
-        self._events.when_item = fn
-
-    @property
-    def when_error(self) -> Callable[[DeviceError], None] | None:
-        return self._events.when_error
-
-    @when_error.setter
-    def when_error(self, fn: Callable[[DeviceError], None] | None) -> None:
-        self._events.when_error = fn
+    when_scanned = EventSource.when_item  # the domain word for it
 
     def _deliver_text(self, text: str) -> None:
         try:
@@ -104,11 +89,6 @@ class _ScannerBase:
             return
         self._deliver_text(text)
 
-    def read(self, timeout: float | None = None) -> str:
-        return self._events.read(timeout)
-
-    def clear(self) -> None:
-        self._events.clear()
 
 
 class _LineAssembler:

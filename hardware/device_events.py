@@ -86,3 +86,38 @@ class EventQueue(Generic[T]):
                 self._queue.put_nowait(DeviceClosed(f"the {self.what} is closed"))
             except queue.Full:
                 pass
+
+
+class EventSource(Generic[T]):
+    """Base of input devices that deliver through an ``EventQueue`` (scanners, card readers).
+
+    Gives them ``when_error``, ``read`` and ``clear``; each device names its own item callback
+    as an alias of ``when_item`` (``when_scanned``, ``when_card``), like gpiozero's domain aliases.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._events: EventQueue[T] = EventQueue(what)
+
+    @property
+    def when_item(self) -> Callable[[T], None] | None:
+        return self._events.when_item
+
+    @when_item.setter
+    def when_item(self, fn: Callable[[T], None] | None) -> None:
+        self._events.when_item = fn
+
+    @property
+    def when_error(self) -> Callable[[DeviceError], None] | None:
+        return self._events.when_error
+
+    @when_error.setter
+    def when_error(self, fn: Callable[[DeviceError], None] | None) -> None:
+        self._events.when_error = fn
+
+    def read(self, timeout: float | None = None) -> T:
+        """The next item; raises the next error, ReadTimeout, or DeviceClosed."""
+        return self._events.read(timeout)
+
+    def clear(self) -> None:
+        """Forget anything not yet read (a new kiosk session must not get the last patient's scan)."""
+        self._events.clear()
