@@ -105,6 +105,64 @@ def _lane_reason(t: Waiting, rules: Rules, tz: tzinfo) -> tuple[str, str]:
     return WALK_IN, f"walk-in, arrived {_hm(t.arrived_at, tz)}"
 
 
+ORDINARY = "ordinary"  # the lane of everyone who is neither emergency, aged, priority, early nor held
+# Lanes in calling order; PRIORITY and ORDINARY are merged at the priority ratio.
+LANES = (EMERGENCY, AGED, PRIORITY, ORDINARY, EARLY, HELD)
+
+
+def classify(t: Waiting, now: datetime, rules: Rules) -> tuple[str, tuple, datetime | None]:
+    """Where ``t`` stands at ``now``: its lane, its sort key in the lane, and when that may next change.
+
+    Keys end with (issue order, number, ticket id), so no two tickets ever tie: the order never
+    depends on the order the tickets were read in. The third value is the moment the ticket
+    moves to another lane (held until, slot start, ageing bound), or None if it never does.
+    """
+    tail = (t.issue_seq, t.number, t.ticket_id)
+    if t.emergency:
+        return EMERGENCY, (t.arrived_at, *tail), None
+    if t.not_before is not None and t.not_before > now:
+        return HELD, (t.not_before, *tail), t.not_before
+    slot = t.slot_start
+    in_slot = slot is not None and not t.returning and t.arrived_at <= slot + timedelta(minutes=rules.late_grace_min)
+    started = (t.arrived_at if t.arrived_at > slot else slot) if in_slot else t.arrived_at  # type: ignore[operator]
+    ages_at = started + timedelta(minutes=rules.ageing_bound_min)
+    if ages_at <= now:
+        return AGED, (started, *tail), None
+    if in_slot and slot > now:  # type: ignore[operator]
+        return EARLY, (slot, t.arrived_at, *tail), slot
+    if t.returning:
+        key: tuple = (0, t.arrived_at, *tail)
+    elif in_slot:
+        key = (1, slot, t.arrived_at, *tail)
+    else:
+        key = (2, t.arrived_at, *tail)
+    return (PRIORITY if t.priority else ORDINARY), key, ages_at
+
+
+def ordinary_category(key: tuple, t: Waiting) -> str:
+    """The category of a ticket in the ordinary or priority lane, from its key."""
+    if key[0] == 2 and t.slot_start is not None:
+        return LATE
+    return _KIND_OF_KEY[key[0]]
+
+
+def reason(t: Waiting, category: str, *, now: datetime, rules: Rules, tz: tzinfo, others_waiting: bool = True) -> str:
+    """The plain words for why ``t`` stands where it does (``others_waiting``: priority turn wording)."""
+    if category == EMERGENCY:
+        return "emergency: called first"
+    if category == AGED:
+        return f"waited {int(waited_minutes(t, now, rules))} min, over the {rules.ageing_bound_min} min limit"
+    if category == PRIORITY:
+        turn = f"1 of every {rules.priority_ratio + 1} calls" if others_waiting else "nobody else waiting"
+        return f"priority: {t.priority}, {turn} ({_lane_reason(t, rules, tz)[1]})"
+    if category == EARLY:
+        return (f"appointment {_hm(t.slot_start, tz)}, arrived early: waits "  # type: ignore[arg-type]
+                "for the slot unless nobody else is waiting")
+    if category == HELD:
+        return f"missed a call: back in the queue at {_hm(t.not_before, tz)}"  # type: ignore[arg-type]
+    return _lane_reason(t, rules, tz)[1]
+
+
 def order_queue(
     waiting: Sequence[Waiting],
     *,
@@ -116,81 +174,53 @@ def order_queue(
 ) -> list[Placed]:
     """The full calling order of ``waiting`` at ``now`` (see the module docstring), each with its reason.
 
-    With ``explain=False`` only the first entry gets its reason (the rest ""): positions and
-    snapshots need the order, not the words, and building them is most of the cost.
+    With ``explain=False`` only the first entry gets its reason (the rest ""). This is the
+    reference definition: ``queueserver.lanes.RoomLanes`` keeps the same order incrementally.
     """
-    bound = timedelta(minutes=rules.ageing_bound_min)
-    grace = timedelta(minutes=rules.late_grace_min)
-    ratio = rules.priority_ratio
-    aged_before = now - bound
-    # One pass computes everything the order needs per ticket (the same definitions as
-    # is_late / wait_started above, inlined: this loop is the server's hot path). Lane key:
-    # returning (0, back at), appointment inside its slot (1, slot, arrival), others (2, arrival).
-    emergencies, aged, priority, ordinary, early, held = [], [], [], [], [], []
+    lanes: dict[str, list[tuple[tuple, Waiting]]] = {lane: [] for lane in LANES}
     for t in waiting:
-        if t.emergency:
-            emergencies.append(((t.arrived_at, t.issue_seq), t))
-            continue
-        if t.not_before is not None and t.not_before > now:
-            held.append(((t.not_before, t.issue_seq), t))
-            continue
-        slot = t.slot_start
-        in_slot = slot is not None and not t.returning and t.arrived_at <= slot + grace
-        started = (t.arrived_at if t.arrived_at > slot else slot) if in_slot else t.arrived_at  # type: ignore[operator]
-        if started <= aged_before:
-            aged.append(((started, t.issue_seq), t))
-        elif in_slot and slot > now:  # type: ignore[operator]
-            early.append(((slot, t.arrived_at, t.issue_seq), t))
-        else:
-            if t.returning:
-                key: tuple = (0, t.arrived_at, t.issue_seq)
-            elif in_slot:
-                key = (1, slot, t.arrived_at, t.issue_seq)
-            else:
-                key = (2, t.arrived_at, t.issue_seq)
-            (priority if t.priority else ordinary).append((key, t))
-    for group in (emergencies, aged, priority, ordinary, early, held):
-        group.sort(key=_first)
+        lane, key, _ = classify(t, now, rules)
+        lanes[lane].append((key, t))
+    for entries in lanes.values():
+        entries.sort(key=_first)
 
     out: list[Placed] = []
 
-    def words(fn):  # type: ignore[no-untyped-def]
-        return fn() if explain or not out else ""
+    def place(t: Waiting, category: str, others_waiting: bool = True) -> None:
+        words = reason(t, category, now=now, rules=rules, tz=tz, others_waiting=others_waiting) \
+            if explain or not out else ""
+        out.append(Placed(t, category, words))
 
-    for _, t in emergencies:
-        out.append(Placed(t, EMERGENCY, "emergency: called first"))
-    for _, t in aged:
-        out.append(Placed(t, AGED, words(lambda: f"waited {int(waited_minutes(t, now, rules))} min, "
-                                                f"over the {rules.ageing_bound_min} min limit")))
-
-    ordinary_kind = [_KIND_OF_KEY[k[0]] if k[0] != 2 or t.slot_start is None else LATE for k, t in ordinary]
-    priority = [t for _, t in priority]  # type: ignore[misc]
-    ordinary = [t for _, t in ordinary]  # type: ignore[misc]
+    for lane in (EMERGENCY, AGED):
+        for _, t in lanes[lane]:
+            place(t, lane)
+    priority, ordinary = lanes[PRIORITY], lanes[ORDINARY]
     pi = oi = 0
     counter = others_since_priority
     while pi < len(priority) or oi < len(ordinary):
-        if pi < len(priority) and (counter >= ratio or oi >= len(ordinary)):
-            t = priority[pi]
+        if pi < len(priority) and (counter >= rules.priority_ratio or oi >= len(ordinary)):
+            place(priority[pi][1], PRIORITY, others_waiting=oi < len(ordinary))
             pi += 1
             counter = 0
-            turn = f"1 of every {ratio + 1} calls" if oi < len(ordinary) else "nobody else waiting"
-            out.append(Placed(t, PRIORITY, words(lambda: f"priority: {t.priority}, {turn} "
-                                                         f"({_lane_reason(t, rules, tz)[1]})")))
         else:
-            t = ordinary[oi]
+            key, t = ordinary[oi]
+            place(t, ordinary_category(key, t))
             oi += 1
             counter += 1
-            if explain or not out:
-                out.append(Placed(t, *_lane_reason(t, rules, tz)))
-            else:
-                out.append(Placed(t, ordinary_kind[oi - 1], ""))
-
-    for _, t in early:
-        out.append(Placed(t, EARLY, words(lambda: f"appointment {_hm(t.slot_start, tz)}, arrived early: waits "
-                                                  "for the slot unless nobody else is waiting")))
-    for _, t in held:
-        out.append(Placed(t, HELD, words(lambda: f"missed a call: back in the queue at {_hm(t.not_before, tz)}")))
+    for lane in (EARLY, HELD):
+        for _, t in lanes[lane]:
+            place(t, lane)
     return out
+
+
+def as_first(placed: Placed, tz: tzinfo) -> Placed:
+    """``placed`` as the one to call now: an early or held ticket is only first when nobody else waits."""
+    if placed.category == EARLY:
+        slot = _hm(placed.ticket.slot_start, tz)  # type: ignore[arg-type]
+        return Placed(placed.ticket, EARLY, f"appointment {slot}, arrived early: called because nobody else is waiting")
+    if placed.category == HELD:
+        return Placed(placed.ticket, HELD, "missed an earlier call: called again because nobody else is waiting")
+    return placed
 
 
 def choose_next(
@@ -208,15 +238,7 @@ def choose_next(
     """
     order = order_queue(waiting, now=now, rules=rules, others_since_priority=others_since_priority, tz=tz,
                         explain=False)  # only the first one's reason is needed
-    if not order:
-        return None
-    first = order[0]
-    if first.category == EARLY:
-        slot = _hm(first.ticket.slot_start, tz)  # type: ignore[arg-type]
-        return Placed(first.ticket, EARLY, f"appointment {slot}, arrived early: called because nobody else is waiting")
-    if first.category == HELD:
-        return Placed(first.ticket, HELD, "missed an earlier call: called again because nobody else is waiting")
-    return first
+    return as_first(order[0], tz) if order else None
 
 
 def counter_after(placed: Placed, others_since_priority: int) -> int:

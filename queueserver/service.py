@@ -19,7 +19,8 @@ import secrets
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -37,6 +38,7 @@ from protocol.privacy import mask_name
 from queueserver import rules as R
 from queueserver.hospital.port import HospitalBackend
 from queueserver.hospital_file import Hospital, Room
+from queueserver.lanes import RoomLanes
 from queueserver.store import Store, Tx, UTCDateTime, calls, counters, idempotency, rooms, service_times, tickets
 
 log = logging.getLogger(__name__)
@@ -87,37 +89,6 @@ class QueueEntry:
 _WAIT_COLUMNS = [tickets.c[name] for name in (
     "ticket_id", "number", "arrived_at", "number_seq", "slot_start", "slot_end", "emergency", "priority",
     "is_returning", "front_reason", "not_before", "masked_name", "room", "department")]
-
-
-@dataclass(frozen=True)
-class _WaitingIndex:
-    """Today's waiting tickets by department; never changed in place (``apply`` returns a new one)."""
-
-    day: str
-    by_dept: dict[str, dict[str, Any]]
-    dept_of: dict[str, str]
-
-    def apply(self, overlay: dict[str, Any]) -> "_WaitingIndex":
-        """A new index with ``overlay`` (ticket id -> row, or None for "no longer waiting") applied."""
-        by_dept, dept_of, copied = dict(self.by_dept), dict(self.dept_of), set()
-
-        def writable(dept: str) -> dict[str, Any]:
-            if dept not in copied:
-                by_dept[dept] = dict(by_dept.get(dept, {}))
-                copied.add(dept)
-            return by_dept[dept]
-
-        for tid, row in overlay.items():
-            old = dept_of.pop(tid, None)
-            if old is not None:
-                writable(old).pop(tid, None)
-            if row is not None:
-                writable(row.department)[tid] = row
-                dept_of[tid] = row.department
-        return _WaitingIndex(self.day, by_dept, dept_of)
-
-    def rows(self) -> list[Any]:
-        return [row for entries in self.by_dept.values() for row in entries.values()]
 
 
 # Statements of the hot path, built once: building a statement costs more than running it
@@ -189,16 +160,20 @@ class QueueService:
         self.publisher = publisher
         self.public_url = public_url.rstrip("/")
         self._listeners: list[Callable[[set[str], set[str]], None]] = []
-        self._local = threading.local()  # per-operation cache of room orders (see _bump)
+        self._local = threading.local()  # per-operation: rooms and lanes _bump produced (see _position)
         self._estimate_cache: dict[tuple[str, str], tuple[float, Any]] = {}
-        self._use_index = store.is_sqlite
+        self._keep_lanes = store.is_sqlite
         if store.is_sqlite:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         else:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
         self._counter_stmt = _counter_upsert(dialect_insert)
-        self._index: _WaitingIndex | None = None
-        self._waiting_memo: dict[int, tuple[Any, R.Waiting]] = {}
+        # SQLite: this process is the only writer, so it keeps every room's calling order in memory
+        # (RoomLanes), changed inside each transaction under the writer lock and dropped (rebuilt
+        # from the database) when a transaction rolls back. PostgreSQL: built per operation.
+        self._lanes: dict[str, RoomLanes] | None = None
+        self._lanes_day: str | None = None
+        self._lanes_rooms_of: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ set-up
     def ensure_rooms(self) -> None:
@@ -227,7 +202,9 @@ class QueueService:
                 raise ConflictError(f"Department {dept} still has patients today; it cannot be removed.")
             if room is not None and hospital.room(room) is None:
                 raise ConflictError(f"Room {room} still has patients today; it cannot be removed.")
-        self.hospital, self.rules, self.tz = hospital, hospital.rules, hospital.tz
+        with self.store.writer_lock():  # rooms, departments and rules decide the lanes: rebuild them
+            self.hospital, self.rules, self.tz = hospital, hospital.rules, hospital.tz
+            self._drop_lanes()
         self._estimate_cache.clear()
         self.ensure_rooms()
         self.republish_all()
@@ -268,68 +245,65 @@ class QueueService:
     def _rooms_of_dept(self, dept_id: str) -> list[str]:
         return [r.id for r in self.hospital.rooms_for(dept_id)]
 
-    def _load(self, conn: Connection, for_rooms: list[Room], day: str,
-              overlay: dict[str, Any] | None = None) -> dict[str, list[Any]]:
-        """The waiting tickets of several rooms (only the columns the rules need).
-
-        From the in-memory index when it holds ``day`` (``overlay``: this transaction's changed
-        tickets, id -> row or None), else in one query.
-        """
-        index = self._index
+    def _load(self, conn: Connection, for_rooms: list[Room], day: str) -> dict[str, list[Any]]:
+        """The waiting tickets of several rooms from the database (only the columns the rules need)."""
         depts = sorted({d for r in for_rooms for d in r.departments})
-        if index is not None and index.day == day:
-            source: list[Any] = []
-            for d in depts:
-                entries = index.by_dept.get(d, {})
-                source.extend(entries.values() if not overlay else
-                              (row for tid, row in entries.items() if tid not in overlay))
-            if overlay:
-                source += [row for row in overlay.values() if row is not None and row.department in depts]
-        else:
-            q = select(*_WAIT_COLUMNS).where(
-                tickets.c.status == "waiting", tickets.c.day == day,
-                or_(tickets.c.room.in_([r.id for r in for_rooms]),
-                    and_(tickets.c.room.is_(None), tickets.c.department.in_(depts))),
-            )
-            source = conn.execute(q).all()  # plain rows: attribute access is cheaper than mappings
+        q = select(*_WAIT_COLUMNS).where(
+            tickets.c.status == "waiting", tickets.c.day == day,
+            or_(tickets.c.room.in_([r.id for r in for_rooms]),
+                and_(tickets.c.room.is_(None), tickets.c.department.in_(depts))),
+        )
         out: dict[str, list[Any]] = {r.id: [] for r in for_rooms}
-        for row in source:
+        for row in conn.execute(q).all():  # plain rows: attribute access is cheaper than mappings
             for r in for_rooms:
                 if row.room == r.id or (row.room is None and row.department in r.departments):
                     out[r.id].append(row)
         return out
 
-    # The waiting index (SQLite only: this process is the only writer, under the store's writer
-    # lock). A copy-on-write dict ticket_id -> row of today's waiting tickets, replaced after each
-    # commit, so readers never see a half-applied change and a rolled-back change never lands.
-    def _overlay(self, conn: Connection, day: str, ticket_ids: set[str]) -> dict[str, Any] | None:
-        index = self._index
-        if index is None or index.day != day or not ticket_ids:
-            return None
-        rows = conn.execute(_Q_OVERLAY, {"ids": sorted(ticket_ids)}).all()
-        found = {r.ticket_id: r for r in rows}
-        return {tid: (found[tid] if tid in found and found[tid].status == "waiting" and found[tid].day == day
-                      else None) for tid in ticket_ids}
+    def _rooms_of_ticket(self, row: Any) -> tuple[str, ...]:
+        """The rooms whose queue a waiting ticket is in: its own room, or every room of its department."""
+        if row.room is not None:
+            return (row.room,) if self.hospital.room(row.room) is not None else ()
+        return tuple(r.id for r in self.hospital.rooms_for(row.department))
 
-    def _refresh_index(self, day: str, overlay: dict[str, Any] | None) -> None:
-        """After a commit (still under the writer lock): apply the overlay, or (re)build the day's index."""
-        if not self._use_index:
-            return
-        index = self._index
-        if index is not None and index.day == day:
-            if overlay:
-                self._index = index.apply(overlay)
-            return
-        with self.store.read() as conn:
+    def _lanes_for(self, conn: Connection, for_rooms: list[Room], day: str, now: datetime) -> dict[str, RoomLanes]:
+        """The calling order of these rooms: kept in memory on SQLite, read from the database on PostgreSQL."""
+        if not self._keep_lanes:
+            loaded = self._load(conn, for_rooms, day)
+            return {r.id: RoomLanes(self.rules, self.tz, [self._waiting(x) for x in loaded[r.id]], now=now)
+                    for r in for_rooms}
+        if self._lanes is None or self._lanes_day != day:
             rows = conn.execute(select(*_WAIT_COLUMNS).where(tickets.c.status == "waiting",
                                                              tickets.c.day == day)).all()
-        self._index = _WaitingIndex(day, {}, {}).apply({r.ticket_id: r for r in rows})
+            lanes = {r.id: RoomLanes(self.rules, self.tz) for r in self.hospital.rooms}
+            self._lanes_rooms_of = {}
+            for row in rows:
+                self._lanes_rooms_of[row.ticket_id] = self._rooms_of_ticket(row)
+                for rid in self._lanes_rooms_of[row.ticket_id]:
+                    lanes[rid].add(self._waiting(row), now)
+            self._lanes, self._lanes_day = lanes, day
+        lanes = self._lanes
+        return {r.id: lanes[r.id] for r in for_rooms}
 
-    def _reset_index(self) -> None:
-        self._index = None
+    def _drop_lanes(self) -> None:
+        """Forget the in-memory order (a rolled-back transaction, a new hospital file, end of day)."""
+        self._lanes, self._lanes_day, self._lanes_rooms_of = None, None, {}
 
-    def _candidates(self, conn: Connection, room: Room, day: str) -> list[RowMapping]:
-        return self._load(conn, [room], day)[room.id]
+    def _apply_to_lanes(self, tx: Tx, day: str, now: datetime, ticket_ids: set[str]) -> None:
+        """Move this transaction's changed tickets in the in-memory lanes (SQLite; undone on rollback)."""
+        if self._lanes is None or self._lanes_day != day or not ticket_ids:
+            return
+        tx.on_rollback(self._drop_lanes)
+        found = {r.ticket_id: r for r in tx.conn.execute(_Q_OVERLAY, {"ids": sorted(ticket_ids)}).all()}
+        for tid in ticket_ids:
+            for rid in self._lanes_rooms_of.pop(tid, ()):
+                self._lanes[rid].discard(tid)
+            row = found.get(tid)
+            if row is not None and row.status == "waiting" and row.day == day:
+                self._lanes_rooms_of[tid] = self._rooms_of_ticket(row)
+                waiting = self._waiting(row)
+                for rid in self._lanes_rooms_of[tid]:
+                    self._lanes[rid].add(waiting, now)
 
     @staticmethod
     def _waiting(row: Any) -> R.Waiting:
@@ -343,24 +317,12 @@ class QueueService:
             not_before=row.not_before,
         )
 
-    def _order(self, conn: Connection, room: Room, day: str, counter: int, now: datetime,
-               rows: list[Any] | None = None, *, explain: bool = False) -> list[R.Placed]:
-        if rows is None:
-            rows = self._candidates(conn, room, day)
-        return R.order_queue([self._waiting_cached(r) for r in rows], now=now, rules=self.rules,
-                             others_since_priority=counter, tz=self.tz, explain=explain)
-
-    def _waiting_cached(self, row: Any) -> R.Waiting:
-        """``_waiting`` memoised per row object (index rows live across many operations)."""
-        key = id(row)
-        hit = self._waiting_memo.get(key)
-        if hit is not None and hit[0] is row:
-            return hit[1]
-        value = self._waiting(row)
-        if len(self._waiting_memo) > 50_000:
-            self._waiting_memo.clear()
-        self._waiting_memo[key] = (row, value)
-        return value
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A read snapshot that may use the in-memory lanes (they change only under the writer lock)."""
+        with self.store.writer_lock() if self._keep_lanes else nullcontext():
+            with self.store.read() as conn:
+                yield conn
 
     def _ticket_row(self, conn: Connection, ticket_id: str, *, lock: bool = False) -> RowMapping:
         q = _Q_TICKET_FOR_UPDATE if lock and not self.store.is_sqlite else _Q_TICKET
@@ -399,13 +361,14 @@ class QueueService:
         room = self.hospital.room(row["room"]) if row["room"] else (dept_rooms[0] if dept_rooms else None)
         if room is None:
             return None, None
-        cached = getattr(self._local, "orders", None)  # computed by _bump in this same operation
-        if cached and room.id in cached:
-            order = cached[room.id]
+        done = getattr(self._local, "bumped", None)  # rooms and lanes _bump produced in this same operation
+        if done and room.id in done:
+            counter, lanes = done[room.id]
         else:
             state = conn.execute(select(rooms.c.others_since_priority).where(rooms.c.room_id == room.id)).first()
-            order = self._order(conn, room, row["day"], state.others_since_priority if state else 0, now)
-        position = next((i + 1 for i, p in enumerate(order) if p.ticket.ticket_id == row["ticket_id"]), None)
+            counter = state.others_since_priority if state else 0
+            lanes = self._lanes_for(conn, [room], row["day"], now)[room.id]
+        position = lanes.position(row["ticket_id"], counter=counter, now=now)
         if position is None:
             return None, None
         open_rooms = 1 if row["room"] else self._open_rooms(conn, [r.id for r in dept_rooms])
@@ -429,7 +392,7 @@ class QueueService:
 
     # ----------------------------------------------------------- snapshots
     def _snapshot(self, conn: Connection, room: Room, row: RowMapping, now: datetime,
-                  rows: list[RowMapping] | None = None) -> RoomState:
+                  lanes: RoomLanes | None = None) -> RoomState:
         current = None
         if row["current_ticket_id"]:
             t = conn.execute(_Q_TICKET, {"tid": row["current_ticket_id"]}).mappings().first()
@@ -437,15 +400,17 @@ class QueueService:
                 current = CurrentCall(call_id=row["current_call_id"] or "none", ticket=t["number"],
                                       masked_name=t["masked_name"], called_at=t["called_at"],
                                       recall_count=t["recall_count"])
-        order = self._order(conn, room, self.today(now), row["others_since_priority"], now, rows)
-        cached = getattr(self._local, "orders", None)
-        if cached is not None:
-            cached[room.id] = order
+        if lanes is None:
+            lanes = self._lanes_for(conn, [room], self.today(now), now)[room.id]
+        head = lanes.top(NEXT_SHOWN, counter=row["others_since_priority"], now=now)
+        done = getattr(self._local, "bumped", None)
+        if done is not None:
+            done[room.id] = (row["others_since_priority"], lanes)
         dept = room.departments[0]
         return RoomState(
             seq=row["seq"], ts=now, site=self.site, room=room.id, room_name=dict(room.name), department=dept,
             department_name=self._dept_name(dept), status=RoomStatus(row["status"]), current=current,
-            next_tickets=tuple(p.ticket.number for p in order[:NEXT_SHOWN]), waiting_count=len(order),
+            next_tickets=tuple(p.ticket.number for p in head), waiting_count=len(lanes),
         )
 
     def _bump(self, tx: Tx, room_ids: set[str], now: datetime, *, tickets_changed: set[str] | None = None,
@@ -454,8 +419,8 @@ class QueueService:
         room_updates = room_updates or {}
         states: dict[str, RoomState] = {}
         day = self.today(now)
-        overlay = self._overlay(tx.conn, day, set(tickets_changed or ()))
-        loaded = self._load(tx.conn, [self._room(r) for r in sorted(room_ids)], day, overlay)
+        self._apply_to_lanes(tx, day, now, set(tickets_changed or ()))
+        lanes = self._lanes_for(tx.conn, [self._room(r) for r in sorted(room_ids)], day, now)
         for room_id in sorted(room_ids):
             updates = room_updates.get(room_id)
             if updates is not None and set(updates) == {"current_ticket_id", "current_call_id", "others_since_priority"}:
@@ -468,11 +433,10 @@ class QueueService:
                                       .returning(*rooms.c)).mappings().one()
             else:
                 row = tx.conn.execute(_U_ROOM_SEQ, {"rid": room_id, "now": now}).mappings().one()
-            states[room_id] = self._snapshot(tx.conn, self._room(room_id), row, now, loaded[room_id])
+            states[room_id] = self._snapshot(tx.conn, self._room(room_id), row, now, lanes[room_id])
         changed = set(tickets_changed or ())
 
         def after() -> None:
-            self._refresh_index(day, overlay)
             if self.publisher is not None:
                 for state in states.values():
                     self.publisher.publish_state(state)
@@ -492,7 +456,7 @@ class QueueService:
         now = self.clock()
         # Under the writer lock: a change committed meanwhile cannot be overtaken by this older snapshot.
         with self.store.writer_lock():
-            with self.store.read() as conn:
+            with self._reading() as conn:
                 rows = {r["room_id"]: r for r in conn.execute(select(rooms)).mappings()}
                 states = [self._snapshot(conn, room, rows[room.id], now) for room in self.hospital.rooms
                           if room.id in rows]
@@ -501,7 +465,7 @@ class QueueService:
 
     def room_state(self, room_id: str) -> RoomState:
         room = self._room(room_id)
-        with self.store.read() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(rooms).where(rooms.c.room_id == room_id)).mappings().one()
             return self._snapshot(conn, room, row, self.clock())
 
@@ -515,7 +479,7 @@ class QueueService:
         """
         attempts = 1 if self.store.is_sqlite else 4
         for attempt in range(attempts):
-            self._local.orders = {}
+            self._local.bumped = {}
             try:
                 return self._execute(op, idem_key, fingerprint)
             except (IntegrityError, OperationalError) as exc:
@@ -527,7 +491,7 @@ class QueueService:
                 log.info("retrying after a concurrent change: %s", exc.orig)
                 time.sleep(0.005 * (attempt + 1))
             finally:
-                self._local.orders = None
+                self._local.bumped = None
         raise AssertionError("unreachable")
 
     def _execute(self, op: Callable[[Tx, datetime], tuple[int, Any]], idem_key: str | None,
@@ -671,12 +635,12 @@ class QueueService:
         return self.execute(op, idem_key=idem_key, fingerprint=fingerprint)
 
     def ticket(self, ticket_id: str) -> TicketOut:
-        with self.store.read() as conn:
+        with self._reading() as conn:
             return self._ticket_out(conn, self._ticket_row(conn, ticket_id), self.clock())
 
     def ticket_detail(self, ticket_id: str) -> dict:
         """The patient page's view: the ticket plus whether the survey can be answered."""
-        with self.store.read() as conn:
+        with self._reading() as conn:
             row = self._ticket_row(conn, ticket_id)
             out = self._ticket_out(conn, row, self.clock()).model_dump(mode="json")
         out["survey_open"] = row["status"] == "done" and row["survey_score"] is None
@@ -738,9 +702,8 @@ class QueueService:
         """Finish the room's current patient and call the next one by the rules, with the reason."""
         def op(tx: Tx, now: datetime) -> tuple[int, dict]:
             room, row = self._open_room(tx, room_id)
-            order = [self._waiting_cached(r) for r in self._candidates(tx.conn, room, self.today(now))]
-            placed = R.choose_next(order, now=now, rules=self.rules, others_since_priority=row["others_since_priority"],
-                                   tz=self.tz)
+            lanes = self._lanes_for(tx.conn, [room], self.today(now), now)[room.id]
+            placed = lanes.first(counter=row["others_since_priority"], now=now)
             if placed is None:
                 raise ConflictError(f"Nobody is waiting for {room.name.get('en', room_id)}.")
             self._finish_current(tx, row, now)
@@ -760,9 +723,8 @@ class QueueService:
             if not (t["room"] == room_id or (t["room"] is None and t["department"] in room.departments)):
                 raise ConflictError(f"Ticket {t['number']} is not queued for {room.name.get('en', room_id)}; "
                                     "transfer it first.")
-            order = [self._waiting_cached(r) for r in self._candidates(tx.conn, room, self.today(now))]
-            rule_next = R.choose_next(order, now=now, rules=self.rules,
-                                      others_since_priority=row["others_since_priority"], tz=self.tz)
+            lanes = self._lanes_for(tx.conn, [room], self.today(now), now)[room.id]
+            rule_next = lanes.first(counter=row["others_since_priority"], now=now)
             if rule_next is not None and rule_next.ticket.ticket_id == ticket_id:
                 placed = rule_next
             else:
@@ -977,7 +939,8 @@ class QueueService:
             tx.conn.execute(update(rooms).values(current_ticket_id=None, current_call_id=None))
             # Idempotency keys only protect retries of the last minutes; keep two days of them.
             tx.conn.execute(delete(idempotency).where(idempotency.c.created_at < now - timedelta(days=2)))
-            tx.after_commit(self._reset_index)  # many tickets changed at once: rebuild the index
+            self._drop_lanes()  # many tickets changed at once: rebuilt from this transaction's view
+            tx.on_rollback(self._drop_lanes)
             self._bump(tx, {r.id for r in self.hospital.rooms}, now)
             return 200, {"cancelled": waiting, "finished": serving}
 
@@ -1002,7 +965,7 @@ class QueueService:
         now = self.clock()
         with self.store.read() as conn:
             row = conn.execute(select(rooms).where(rooms.c.room_id == room_id)).mappings().one()
-            cand = {r.ticket_id: r for r in self._candidates(conn, room, self.today(now))}
+            cand = {r.ticket_id: r for r in self._load(conn, [room], self.today(now))[room.id]}
             order = R.order_queue([self._waiting(r) for r in cand.values()], now=now, rules=self.rules,
                                   others_since_priority=row["others_since_priority"], tz=self.tz, explain=True)
         out = []

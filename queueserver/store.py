@@ -161,14 +161,19 @@ def database_url(db: str) -> str:
 
 
 class Tx:
-    """An open write transaction: ``.conn`` to run statements, ``.after_commit(fn)`` for side effects."""
+    """An open write transaction: ``.conn`` to run statements, ``.after_commit(fn)`` for side effects,
+    ``.on_rollback(fn)`` to forget in-memory state changed along with it."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._after: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], None]] = []
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after.append(fn)
+
+    def on_rollback(self, fn: Callable[[], None]) -> None:
+        self._undo.append(fn)
 
 
 class Store:
@@ -210,8 +215,13 @@ class Store:
         try:
             with self.engine.connect() as conn:
                 tx = Tx(conn)
-                with conn.begin():
-                    yield tx
+                try:
+                    with conn.begin():
+                        yield tx
+                except BaseException:
+                    for fn in tx._undo:
+                        fn()
+                    raise
             for fn in tx._after:
                 try:
                     fn()

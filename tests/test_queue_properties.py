@@ -190,7 +190,7 @@ def test_service_day_never_repeats_a_number_or_calls_twice(tmp_path_factory, ops
         # A ticket is called at most once, except after a no-show or a transfer put it back in a queue.
         from sqlalchemy import select
 
-        from queueserver.store import calls as calls_table, tickets
+        from queueserver.store import calls as calls_table, rooms, tickets
         with clinic.store.read() as conn:
             rows = list(conn.execute(select(calls_table.c.ticket_id, calls_table.c.kind)))
             no_shows = {r.ticket_id: r.no_show_count for r in conn.execute(select(tickets.c.ticket_id,
@@ -198,14 +198,17 @@ def test_service_day_never_repeats_a_number_or_calls_twice(tmp_path_factory, ops
         for tid in {r.ticket_id for r in rows}:
             n_calls = sum(1 for r in rows if r.ticket_id == tid and r.kind == "call")
             assert n_calls <= 1 + no_shows[tid] + requeued.get(tid, 0)
-        # The server's in-memory waiting index agrees with the database, ticket for ticket.
+        # The server's in-memory calling order agrees with the database, room by room.
+        now = svc.clock()
         with clinic.store.read() as conn:
-            waiting = {r.ticket_id: r for r in conn.execute(select(tickets).where(tickets.c.status == "waiting"))}
-        if svc._index is not None:
-            indexed = {row.ticket_id: row for row in svc._index.rows()}
-            assert set(indexed) == set(waiting)
-            for tid, row in indexed.items():
-                assert (row.department, row.room, row.arrived_at, row.not_before) == (
-                    waiting[tid].department, waiting[tid].room, waiting[tid].arrived_at, waiting[tid].not_before)
+            room_counters = {r.room_id: r.others_since_priority for r in conn.execute(select(rooms))}
+            loaded = svc._load(conn, svc.hospital.rooms, svc.today(now))
+        if svc._lanes is not None:
+            for room in svc.hospital.rooms:
+                lanes = svc._lanes[room.id]
+                reference = R.order_queue([svc._waiting(r) for r in loaded[room.id]], now=now, rules=svc.rules,
+                                          others_since_priority=room_counters[room.id], tz=svc.tz)
+                assert [p.ticket for p in lanes.top(len(reference) + 1, counter=room_counters[room.id], now=now)] \
+                    == [p.ticket for p in reference]
     finally:
         clinic.close()
