@@ -5,8 +5,10 @@ room operations, tickets, statistics, alerts, live event streams (server-sent ev
 two web pages: ``/console/{room}`` for clinicians and ``/status/{ticket_id}`` for patients.
 Errors are always ``{"detail": "<plain sentence>"}``.
 
-Handlers are plain ``def`` functions: FastAPI runs them in its thread pool, where the
-synchronous store and hospital backend belong.
+Reading handlers are plain ``def`` functions: FastAPI runs them in its thread pool, where the
+synchronous store and hospital backend belong. State changes are ``async``: they hand the
+service call to the store's writer thread, which commits them in groups (``Store.submit``),
+and wait for it without holding a worker thread; on PostgreSQL they run in the thread pool.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -182,8 +185,9 @@ def create_app(
         return JSONResponse({"detail": detail}, status_code=exc.status_code)
 
     # -------------------------------------------------------------- auth
-    def principal(authorization: Annotated[str | None, Header()] = None,
-                  access_token: Annotated[str | None, Query(include_in_schema=False)] = None) -> Principal:
+    async def principal(authorization: Annotated[str | None, Header()] = None,
+                        access_token: Annotated[str | None, Query(include_in_schema=False)] = None) -> Principal:
+        # async: a plain-CPU dependency would otherwise cost a thread-pool hop on every request
         token = None
         if authorization and authorization.lower().startswith("bearer "):
             token = authorization[7:].strip()
@@ -220,6 +224,12 @@ def create_app(
         status, body = result
         return JSONResponse(body, status_code=status)
 
+    async def write(method: Callable[..., tuple[int, object]], *args: object, **kwargs: object) -> JSONResponse:
+        """Run a state-changing service call in the next group commit (SQLite) or a worker thread."""
+        if service.store.groups_commits:
+            return reply(await asyncio.wrap_future(service.store.submit(partial(method, *args, **kwargs))))
+        return reply(await run_in_threadpool(method, *args, **kwargs))
+
     # ------------------------------------------------------------ basics
     @app.get("/api/v1/health", tags=["server"])
     def health() -> dict:
@@ -239,20 +249,20 @@ def create_app(
 
     # ------------------------------------------------------------ tickets
     @app.post("/api/v1/checkins", tags=["tickets"], status_code=201, response_model=TicketOut, responses=ERRORS)
-    def check_in(body: CheckInRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+    async def check_in(body: CheckInRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """Check in an appointment: 201 and a new ticket, or 200 with ``already_checked_in`` for a repeat."""
         need(who, "kiosk", "admin", "clinician", what="check patients in")
-        return reply(service.check_in(body.appointment_no, **idem(request, who, key, body)))
+        return await write(service.check_in, body.appointment_no, **idem(request, who, key, body))
 
     @app.post("/api/v1/walkins", tags=["tickets"], status_code=201, response_model=TicketOut, responses=ERRORS)
-    def walk_in(body: WalkInRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+    async def walk_in(body: WalkInRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """A ticket without an appointment. Only staff (clinician, admin) may issue emergency tickets."""
         need(who, "kiosk", "admin", "clinician", what="issue tickets")
         if body.emergency and who.role == "kiosk":
             raise ApiError(403, "A kiosk cannot issue emergency tickets: staff triage emergencies.")
-        return reply(service.walk_in(body.department, priority=body.priority, emergency=body.emergency,
-                                     language=body.language, source="walk_in" if who.role == "kiosk" else "desk",
-                                     **idem(request, who, key, body)))
+        return await write(service.walk_in, body.department, priority=body.priority, emergency=body.emergency,
+                           language=body.language, source="walk_in" if who.role == "kiosk" else "desk",
+                           **idem(request, who, key, body))
 
     @app.get("/api/v1/tickets/{ticket_id}", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
     def get_ticket(ticket_id: str) -> TicketOut:
@@ -270,23 +280,24 @@ def create_app(
         return service.survey(ticket_id, body.score, body.comment)
 
     @app.post("/api/v1/tickets/{ticket_id}/transfer", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
-    def transfer(ticket_id: str, body: TransferRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+    async def transfer(ticket_id: str, body: TransferRequest, request: Request, who: Who,
+                       key: IdemKey = None) -> JSONResponse:
         """Move a ticket to another department or room, keeping its number; placement front, keep or back."""
         need(who, "clinician", "admin", what="transfer patients")
         scope = who.rooms if who.role == "clinician" else None
-        return reply(service.transfer(ticket_id, department=body.department, room=body.room,
-                                      placement=body.placement, by_rooms=scope, **idem(request, who, key, body)))
+        return await write(service.transfer, ticket_id, department=body.department, room=body.room,
+                           placement=body.placement, by_rooms=scope, **idem(request, who, key, body))
 
     @app.post("/api/v1/tickets/{ticket_id}/return", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
-    def return_with_results(ticket_id: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+    async def return_with_results(ticket_id: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """A patient seen today is back with test results: queued near the front of the same room."""
         need(who, "kiosk", "clinician", "admin", what="re-queue patients")
-        return reply(service.return_with_results(ticket_id, **idem(request, who, key)))
+        return await write(service.return_with_results, ticket_id, **idem(request, who, key))
 
     @app.post("/api/v1/tickets/{ticket_id}/cancel", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
-    def cancel(ticket_id: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+    async def cancel(ticket_id: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         need(who, "clinician", "admin", what="cancel tickets")
-        return reply(service.cancel(ticket_id, reason=f"cancelled by {who.name}", **idem(request, who, key)))
+        return await write(service.cancel, ticket_id, reason=f"cancelled by {who.name}", **idem(request, who, key))
 
     # -------------------------------------------------------------- rooms
     @app.get("/api/v1/rooms", tags=["rooms"], response_model=list[RoomState], responses=ERRORS)
@@ -305,9 +316,9 @@ def create_app(
         return service.console(room)
 
     def room_op(path: str, method: Callable[..., tuple[int, object]], summary: str) -> None:
-        def handler(room: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+        async def handler(room: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
             need(who, "clinician", "admin", room=room, what="call patients")
-            return reply(method(room, **idem(request, who, key)))
+            return await write(method, room, **idem(request, who, key))
         handler.__name__ = path.replace("-", "_")
         app.post(f"/api/v1/rooms/{{room}}/{path}", tags=["rooms"], summary=summary, responses=ERRORS)(handler)
 
@@ -320,10 +331,11 @@ def create_app(
     room_op("resume", lambda room, **kw: service.set_room_status(room, "open", **kw), "Resume the room (RoomState)")
 
     @app.post("/api/v1/rooms/{room}/call", tags=["rooms"], response_model=CallOut, responses=ERRORS)
-    def call_ticket(room: str, body: CallTicketRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
+    async def call_ticket(room: str, body: CallTicketRequest, request: Request, who: Who,
+                          key: IdemKey = None) -> JSONResponse:
         """Call a chosen waiting ticket (out of order: the reason records it)."""
         need(who, "clinician", "admin", room=room, what="call patients")
-        return reply(service.call_ticket(room, body.ticket_id, **idem(request, who, key, body)))
+        return await write(service.call_ticket, room, body.ticket_id, **idem(request, who, key, body))
 
     # -------------------------------------------------------------- admin
     @app.patch("/api/v1/admin/rooms/{room}", tags=["admin"], response_model=RoomState, responses=ERRORS)

@@ -597,12 +597,10 @@ class QueueService:
                 emergency=dept.emergency, slot_start=appt.slot_start, slot_end=appt.slot_end,
             )
             self._bump(tx, affected, now, tickets_changed={row["ticket_id"]})
+            tx.after_commit(lambda: self._mark_checked_in(appt_no))  # the HIS write is its own transaction
             return 201, self._ticket_out(tx.conn, row, now).model_dump(mode="json")
 
-        status, body = self.execute(op, idem_key=idem_key, fingerprint=fingerprint)
-        if status == 201:  # after the commit and outside the writer lock: the HIS write is its own transaction
-            self._mark_checked_in(appt_no)
-        return status, body
+        return self.execute(op, idem_key=idem_key, fingerprint=fingerprint)
 
     def _mark_checked_in(self, appt_no: str) -> None:
         try:

@@ -11,12 +11,20 @@ below mirror it for queries. Writes go through :meth:`Store.tx`:
 Work that must happen only after a successful commit (MQTT publishing, live-page
 notifications) is registered with ``tx.after_commit(fn)``; on SQLite it still runs under
 the writer lock, so snapshots of a room reach the broker in ``seq`` order.
+
+Group commit (SQLite): :meth:`Store.submit` hands a job to one writer thread, which runs
+every job waiting at that moment in a single transaction, each inside its own SAVEPOINT (a
+job that fails rolls back alone and gets its error), then commits once: one fsync for the
+whole batch, and nothing is answered before it is on disk. Inside a job, ``Store.tx()``
+joins the batch. Calls of ``Store.tx()`` from other threads still work, one at a time.
 """
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +46,10 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+MAX_BATCH = 64  # jobs per group commit: bounds how long one transaction holds the writer lock
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -191,6 +203,10 @@ class Store:
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
             self.engine = create_engine(self.url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+        self._job = threading.local()  # the writer thread's current job transaction
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_start = threading.Lock()
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (creates it in an empty database)."""
@@ -209,6 +225,10 @@ class Store:
     @contextmanager
     def tx(self) -> Iterator[Tx]:
         """A write transaction; commits on success, rolls back on error, then runs after-commit hooks."""
+        joined = getattr(self._job, "tx", None)
+        if joined is not None:  # inside a group-commit job: its savepoint is the transaction
+            yield joined
+            return
         lock = self._write_lock
         if lock is not None:
             lock.acquire()
@@ -247,7 +267,95 @@ class Store:
             with conn.begin():
                 yield conn
 
+    # ----------------------------------------------------------- group commit
+    @property
+    def groups_commits(self) -> bool:
+        """True where :meth:`submit` batches writes (SQLite); elsewhere callers run ``tx()`` themselves."""
+        return self.is_sqlite
+
+    def submit(self, job: Callable[[], T]) -> "Future[T]":
+        """Run ``job()`` on the writer thread, in the next group commit; the future resolves after the commit."""
+        if not self.groups_commits:
+            raise RuntimeError("group commit is SQLite's; on PostgreSQL run the job in a worker thread")
+        future: Future[T] = Future()
+        with self._writer_start:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+                self._writer.start()
+        self._jobs.put((job, future))
+        return future
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._jobs.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # never leave a caller waiting
+                log.exception("group commit failed")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+
+    def _run_batch(self, batch: list[tuple[Callable[[], Any], Future]]) -> None:
+        done: list[tuple[Tx, Future, Any, BaseException | None]] = []
+        assert self._write_lock is not None
+        with self._write_lock, self.engine.connect() as conn:
+            raw = conn.connection.driver_connection  # SAVEPOINTs straight on sqlite3: a few us each
+            try:
+                with conn.begin():
+                    for job, future in batch:
+                        tx = Tx(conn)
+                        self._job.tx = tx
+                        raw.execute("SAVEPOINT job")
+                        try:
+                            result = job()
+                        except BaseException as exc:
+                            raw.execute("ROLLBACK TO job")
+                            for fn in tx._undo:
+                                fn()
+                            done.append((tx, future, None, exc))
+                        else:
+                            done.append((tx, future, result, None))
+                        finally:
+                            raw.execute("RELEASE job")
+                            self._job.tx = None
+            except BaseException as exc:  # the commit itself failed: nothing of the batch is stored
+                for tx, future, _, error in done:
+                    if error is None:
+                        for fn in tx._undo:
+                            fn()
+                    future.set_exception(error or exc)
+                return
+            for tx, _, _, error in done:  # in commit order, still under the lock: publishing keeps seq order
+                if error is None:
+                    for fn in tx._after:
+                        try:
+                            fn()
+                        except Exception:
+                            log.exception("after-commit hook failed")
+        for _, future, result, error in done:
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
     def dispose(self) -> None:
+        if self._writer is not None:
+            self._jobs.put(None)
+            self._writer.join(timeout=10)
+            self._writer = None
         self.engine.dispose()
 
 

@@ -1,0 +1,100 @@
+"""Group commit on SQLite: jobs share a transaction, but each one succeeds or fails on its own.
+
+A kiosk whose check-in is refused (409) must not take a neighbour's ticket down with it,
+and a refused change must leave nothing behind, even when both ran in the same commit.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import wait
+
+import pytest
+from sqlalchemy import insert, select
+
+from protocol.errors import ConflictError
+from queueserver.store import Store, counters
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = Store(str(tmp_path / "q.sqlite3"))
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+def _stored(store: Store) -> dict[str, int]:
+    with store.read() as conn:
+        return {r.department: r.last for r in conn.execute(select(counters))}
+
+
+def test_a_failing_job_rolls_back_alone_and_the_others_are_stored(store):
+    gate = threading.Event()
+    # The first job holds the writer until every other job is queued, so they all share one batch.
+    first = store.submit(lambda: gate.wait(5))
+    jobs = {}
+    for i in range(30):
+        def job(i: int = i) -> int:
+            with store.tx() as tx:
+                tx.conn.execute(insert(counters).values(department=f"d{i}", day="2026-11-23", last=i))
+                if i % 3 == 0:
+                    raise ConflictError(f"job {i} refused after writing")
+            return i
+        jobs[i] = store.submit(job)
+    gate.set()
+    wait([first, *jobs.values()], timeout=10)
+    for i, future in jobs.items():
+        if i % 3 == 0:
+            with pytest.raises(ConflictError, match=f"job {i} refused"):
+                future.result()
+        else:
+            assert future.result() == i
+    assert _stored(store) == {f"d{i}": i for i in range(30) if i % 3}
+
+
+def test_after_commit_hooks_run_in_order_before_the_answer(store):
+    seen: list[int] = []
+
+    def job(i: int) -> int:
+        with store.tx() as tx:
+            tx.conn.execute(insert(counters).values(department=f"h{i}", day="2026-11-23", last=i))
+            tx.after_commit(lambda: seen.append(i))
+        return i
+
+    futures = [store.submit(lambda i=i: job(i)) for i in range(20)]
+    assert [f.result(timeout=10) for f in futures] == list(range(20))
+    assert seen == list(range(20))  # published in commit order, and before each caller got its answer
+    assert len(_stored(store)) == 20
+
+
+def test_a_failed_commit_fails_every_job_of_the_batch_and_stores_nothing(store):
+    # A deferred foreign key is only checked at COMMIT: the way to make the commit itself fail.
+    with store.tx() as tx:
+        tx.conn.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        tx.conn.exec_driver_sql("CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+                                "REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)")
+    undone: list[str] = []
+    gate = threading.Event()
+    first = store.submit(lambda: gate.wait(5))
+
+    def good() -> str:
+        with store.tx() as tx:
+            tx.conn.execute(insert(counters).values(department="kept?", day="2026-11-23", last=1))
+            tx.on_rollback(lambda: undone.append("good"))
+        return "ok"
+
+    def orphan() -> str:
+        with store.tx() as tx:
+            tx.conn.exec_driver_sql("INSERT INTO child (id, parent_id) VALUES (1, 99)")
+        return "ok"
+
+    a, b = store.submit(good), store.submit(orphan)
+    gate.set()
+    for future in (first, a, b):
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            future.result(timeout=10)
+    assert undone == ["good"]  # in-memory state changed with the lost batch is dropped
+    assert _stored(store) == {}
+    # The writer goes on with the next batch.
+    assert store.submit(good).result(timeout=10) == "ok"
+    assert _stored(store) == {"kept?": 1}
