@@ -44,6 +44,7 @@ from queueserver.store import Store, Tx, UTCDateTime, calls, counters, idempoten
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Changed = set[str] | dict[str, Any]  # tickets a change touched: ids to read back, or id -> row now (None: gone)
 ACTIVE = ("waiting", "called", "serving")
 NEXT_SHOWN = 5
 ESTIMATE_TTL_S = 2.0  # service times and open rooms feed estimates only: a little staleness is fine
@@ -289,13 +290,21 @@ class QueueService:
         """Forget the in-memory order (a rolled-back transaction, a new hospital file, end of day)."""
         self._lanes, self._lanes_day, self._lanes_rooms_of = None, None, {}
 
-    def _apply_to_lanes(self, tx: Tx, day: str, now: datetime, ticket_ids: set[str]) -> None:
-        """Move this transaction's changed tickets in the in-memory lanes (SQLite; undone on rollback)."""
-        if self._lanes is None or self._lanes_day != day or not ticket_ids:
+    def _apply_to_lanes(self, tx: Tx, day: str, now: datetime, changed: "Changed") -> None:
+        """Move this transaction's changed tickets in the in-memory lanes (SQLite; undone on rollback).
+
+        ``changed``: ticket ids to read back, or id -> the row as it now is (None: no longer waiting).
+        """
+        if self._lanes is None or self._lanes_day != day or not changed:
             return
         tx.on_rollback(self._drop_lanes)
-        found = {r.ticket_id: r for r in tx.conn.execute(_Q_OVERLAY, {"ids": sorted(ticket_ids)}).all()}
-        for tid in ticket_ids:
+        found: dict[str, Any] = {}
+        if isinstance(changed, dict):
+            found = {tid: SimpleNamespace(**row) if isinstance(row, RowMapping) else row
+                     for tid, row in changed.items() if row is not None}
+        else:
+            found = {r.ticket_id: r for r in tx.conn.execute(_Q_OVERLAY, {"ids": sorted(changed)}).all()}
+        for tid in changed:
             for rid in self._lanes_rooms_of.pop(tid, ()):
                 self._lanes[rid].discard(tid)
             row = found.get(tid)
@@ -413,13 +422,13 @@ class QueueService:
             next_tickets=tuple(p.ticket.number for p in head), waiting_count=len(lanes),
         )
 
-    def _bump(self, tx: Tx, room_ids: set[str], now: datetime, *, tickets_changed: set[str] | None = None,
+    def _bump(self, tx: Tx, room_ids: set[str], now: datetime, *, tickets_changed: Changed | None = None,
               room_updates: dict[str, dict[str, Any]] | None = None) -> dict[str, RoomState]:
         """Advance the seq of these rooms (with any column updates), build their snapshots, publish after commit."""
         room_updates = room_updates or {}
         states: dict[str, RoomState] = {}
         day = self.today(now)
-        self._apply_to_lanes(tx, day, now, set(tickets_changed or ()))
+        self._apply_to_lanes(tx, day, now, tickets_changed or set())
         lanes = self._lanes_for(tx.conn, [self._room(r) for r in sorted(room_ids)], day, now)
         for room_id in sorted(room_ids):
             updates = room_updates.get(room_id)
@@ -596,7 +605,7 @@ class QueueService:
                 language=patient.language if patient else "zh", priority=self._priority_words(patient, now.date()),
                 emergency=dept.emergency, slot_start=appt.slot_start, slot_end=appt.slot_end,
             )
-            self._bump(tx, affected, now, tickets_changed={row["ticket_id"]})
+            self._bump(tx, affected, now, tickets_changed={row["ticket_id"]: row})
             tx.after_commit(lambda: self._mark_checked_in(appt_no))  # the HIS write is its own transaction
             return 201, self._ticket_out(tx.conn, row, now).model_dump(mode="json")
 
@@ -627,7 +636,7 @@ class QueueService:
             row = self._insert_ticket(tx, now, department=department, source=source, priority=words,
                                       emergency=emergency or dept.emergency, language=language,
                                       masked_name=mask_name(name or ""))
-            self._bump(tx, set(self._rooms_of_dept(department)), now, tickets_changed={row["ticket_id"]})
+            self._bump(tx, set(self._rooms_of_dept(department)), now, tickets_changed={row["ticket_id"]: row})
             return 201, self._ticket_out(tx.conn, row, now).model_dump(mode="json")
 
         return self.execute(op, idem_key=idem_key, fingerprint=fingerprint)
@@ -671,7 +680,7 @@ class QueueService:
             raise ConflictError(f"Ticket {placed.ticket.number} was called by someone else just now; try again.")
         call_id = _new_id("c")
         sharing = set(self._rooms_sharing(room))
-        states = self._bump(tx, sharing, now, tickets_changed={tid}, room_updates={room.id: dict(
+        states = self._bump(tx, sharing, now, tickets_changed={tid: None}, room_updates={room.id: dict(
             current_ticket_id=tid, current_call_id=call_id, others_since_priority=counter)})
         seq = states[room.id].seq
         tx.conn.execute(_I_CALL, dict(call_id=call_id, ticket_id=tid, room=room.id, kind=kind.value,
@@ -763,7 +772,7 @@ class QueueService:
             tx.conn.execute(update(tickets).where(tickets.c.ticket_id == t["ticket_id"]).values(
                 recall_count=count, recalls_total=t["recalls_total"] + 1, called_at=now))
             call_id = _new_id("c")
-            states = self._bump(tx, {room_id}, now, tickets_changed={t["ticket_id"]},
+            states = self._bump(tx, {room_id}, now, tickets_changed={t["ticket_id"]: None},
                                 room_updates={room_id: dict(current_call_id=call_id)})
             seq = states[room_id].seq
             tx.conn.execute(insert(calls).values(call_id=call_id, ticket_id=t["ticket_id"], room=room_id,
@@ -805,7 +814,7 @@ class QueueService:
             room, row, t = self._current(tx, room_id, statuses=("called",))
             tx.conn.execute(update(tickets).where(tickets.c.ticket_id == t["ticket_id"]).values(
                 status="serving", service_started_at=now))
-            self._bump(tx, {room_id}, now, tickets_changed={t["ticket_id"]})
+            self._bump(tx, {room_id}, now, tickets_changed={t["ticket_id"]: None})  # serving: not waiting
             return 200, self._ticket_out(tx.conn, self._ticket_row(tx.conn, t["ticket_id"]), now).model_dump(mode="json")
 
         return self.execute(op, idem_key=idem_key, fingerprint=fingerprint)
@@ -815,7 +824,7 @@ class QueueService:
         def op(tx: Tx, now: datetime) -> tuple[int, dict]:
             room, row, t = self._current(tx, room_id, statuses=("called", "serving"))
             self._finish_current(tx, row, now)
-            self._bump(tx, {room_id}, now, tickets_changed={t["ticket_id"]},
+            self._bump(tx, {room_id}, now, tickets_changed={t["ticket_id"]: None},  # done: not waiting
                        room_updates={room_id: dict(current_ticket_id=None, current_call_id=None)})
             return 200, self._ticket_out(tx.conn, self._ticket_row(tx.conn, t["ticket_id"]), now).model_dump(mode="json")
 
