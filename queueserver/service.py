@@ -175,6 +175,7 @@ class QueueService:
         self._lanes: dict[str, RoomLanes] | None = None
         self._lanes_day: str | None = None
         self._lanes_rooms_of: dict[str, tuple[str, ...]] = {}
+        self._his_marks: list[str] = []  # check-ins committed or about to be, not yet told to the HIS
 
     # ------------------------------------------------------------------ set-up
     def ensure_rooms(self) -> None:
@@ -606,16 +607,35 @@ class QueueService:
                 emergency=dept.emergency, slot_start=appt.slot_start, slot_end=appt.slot_end,
             )
             self._bump(tx, affected, now, tickets_changed={row["ticket_id"]: row})
-            tx.after_commit(lambda: self._mark_checked_in(appt_no))  # the HIS write is its own transaction
+            self._mark_checked_in(tx, appt_no)
             return 201, self._ticket_out(tx.conn, row, now).model_dump(mode="json")
 
         return self.execute(op, idem_key=idem_key, fingerprint=fingerprint)
 
-    def _mark_checked_in(self, appt_no: str) -> None:
+    def _mark_checked_in(self, tx: Tx, appt_no: str) -> None:
+        """Tell the HIS after the commit; on SQLite a group commit's check-ins go in one HIS transaction."""
+        if not self.store.is_sqlite:  # concurrent transactions: each tells its own
+            tx.after_commit(lambda: self._send_his_marks([appt_no]))
+            return
+        self._his_marks.append(appt_no)  # SQLite: only ever touched under the writer lock
+
+        def forget() -> None:
+            if appt_no in self._his_marks:
+                self._his_marks.remove(appt_no)
+
+        tx.on_rollback(forget)
+        tx.after_commit(self._flush_his_marks)
+
+    def _flush_his_marks(self) -> None:
+        marks, self._his_marks = self._his_marks, []
+        if marks:  # empty: an earlier hook of the same group commit sent them
+            self._send_his_marks(marks)
+
+    def _send_his_marks(self, marks: list[str]) -> None:
         try:
-            self.backend.mark_checked_in(appt_no)
-        except Exception:  # the ticket is ours and committed; the HIS flag is informational
-            log.exception("could not mark %s checked in at the hospital backend", appt_no)
+            self.backend.mark_checked_in_many(marks)
+        except Exception:  # the tickets are ours and committed; the HIS flag is informational
+            log.exception("could not mark %s checked in at the hospital backend", ", ".join(marks))
 
     def walk_in(self, department: str, *, priority: str | None = None, emergency: bool = False,
                 language: str = "zh", source: str = "walk_in", name: str | None = None,

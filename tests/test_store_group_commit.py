@@ -98,3 +98,30 @@ def test_a_failed_commit_fails_every_job_of_the_batch_and_stores_nothing(store):
     # The writer goes on with the next batch.
     assert store.submit(good).result(timeout=10) == "ok"
     assert _stored(store) == {"kept?": 1}
+
+
+def test_check_ins_in_one_group_commit_get_numbers_in_order_and_the_his_hears_of_each(tmp_path):
+    from tests.clinic_day import ClinicDay
+
+    clinic = ClinicDay(tmp_path).at("09:00")
+    svc = clinic.service
+    try:
+        booked = [clinic.book("09:00") for _ in range(12)]
+        gate = threading.Event()
+        first = clinic.store.submit(lambda: gate.wait(5))
+        futures = [clinic.store.submit(lambda no=no: svc.check_in(no)) for no in booked]
+        retry = clinic.store.submit(lambda: svc.check_in(booked[0]))  # a kiosk retrying in the same batch
+        unknown = clinic.store.submit(lambda: svc.check_in("AP404404"))
+        gate.set()
+        assert first.result(timeout=10) is True
+        tickets = [f.result(timeout=10) for f in futures]
+        assert [status for status, _ in tickets] == [201] * 12
+        assert [body["number"] for _, body in tickets] == [f"A{i:03d}" for i in range(1, 13)]
+        assert retry.result(timeout=10)[1]["already_checked_in"] is True
+        with pytest.raises(Exception, match="no appointment"):
+            unknown.result(timeout=10)
+        assert all(clinic.backend.find_appointment(no).status == "checked_in" for no in booked)
+        state = svc.room_state("r1")
+        assert state.waiting_count == 12 and state.next_tickets[:2] == ("A001", "A002")
+    finally:
+        clinic.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -298,6 +299,11 @@ class EmbeddedHospitalBackend:
                 if exists is None:
                     raise NotFoundError(f"There is no appointment {appointment_no}.")
                 raise ConflictError(f"Appointment {appointment_no} was cancelled.")
+
+    def mark_checked_in_many(self, appointment_nos: Sequence[str]) -> None:
+        with self._tx() as db:  # one commit for a whole group of check-ins
+            db.executemany("UPDATE his_appointments SET status = 'checked_in' WHERE appointment_no = ? "
+                           "AND status != 'cancelled'", [(no.strip().upper(),) for no in appointment_nos])
 
     # -- bills and payments ------------------------------------------------------------------------
     def _bill(self, row: sqlite3.Row) -> Bill:

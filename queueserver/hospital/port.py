@@ -22,6 +22,7 @@ dataclasses so the queue rules can use them without knowing where they came from
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -125,6 +126,10 @@ class HospitalBackend(Protocol):
     def appointments_for_patient(self, patient_id: str, day: date) -> list[Appointment]: ...
 
     def mark_checked_in(self, appointment_no: str) -> None: ...
+
+    def mark_checked_in_many(self, appointment_nos: Sequence[str]) -> None:
+        """Mark several appointments at once (one HIS transaction); unknown or cancelled ones are skipped."""
+        ...
 
     def outstanding_bills(self, patient_id: str) -> list[Bill]: ...
 
