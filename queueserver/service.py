@@ -19,7 +19,7 @@ import secrets
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -27,7 +27,7 @@ from types import SimpleNamespace
 from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from protocol.announce import announcement_texts
@@ -38,12 +38,14 @@ from protocol.privacy import mask_name
 from queueserver import rules as R
 from queueserver.hospital.port import HospitalBackend
 from queueserver.hospital_file import Hospital, Room
+from queueserver.fastsql import StatementRunner
 from queueserver.lanes import RoomLanes
 from queueserver.store import Store, Tx, UTCDateTime, calls, counters, idempotency, rooms, service_times, tickets
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Record = Mapping[str, Any]  # a row by column name (a dict from queueserver.fastsql, or SQLAlchemy's RowMapping)
 Changed = set[str] | dict[str, Any]  # tickets a change touched: ids to read back, or id -> row now (None: gone)
 ACTIVE = ("waiting", "called", "serving")
 NEXT_SHOWN = 5
@@ -112,7 +114,8 @@ _U_CALLED = update(tickets).where(tickets.c.ticket_id == bindparam("tid"), ticke
     call_room=bindparam("b_room"), call_reason=bindparam("reason"), recall_count=0, not_before=None)
 _U_DONE = update(tickets).where(tickets.c.ticket_id == bindparam("tid")).values(status="done",
                                                                                finished_at=bindparam("now"))
-_I_SERVICE_TIME = insert(service_times)
+_I_SERVICE_TIME = insert(service_times).values(department=bindparam("department"), minutes=bindparam("minutes"),
+                                               at=bindparam("at"))  # the id is the database's
 _U_ROOM_CALLED = (update(rooms).where(rooms.c.room_id == bindparam("rid"))
                   .values(seq=rooms.c.seq + 1, updated_at=bindparam("now"), current_ticket_id=bindparam("cur"),
                           current_call_id=bindparam("call"), others_since_priority=bindparam("counter"))
@@ -169,6 +172,8 @@ class QueueService:
         else:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
         self._counter_stmt = _counter_upsert(dialect_insert)
+        self._sql = StatementRunner(store.engine.dialect)  # the hot statements (queueserver.fastsql)
+        self._rooms_by_count: dict[int, Any] = {}
         # SQLite: this process is the only writer, so it keeps every room's calling order in memory
         # (RoomLanes), changed inside each transaction under the writer lock and dropped (rebuilt
         # from the database) when a transaction rolls back. PostgreSQL: built per operation.
@@ -235,10 +240,16 @@ class QueueService:
         dept = self.hospital.department(dept_id)
         return dict(dept.name) if dept else {"en": dept_id}
 
-    def _lock_rooms(self, conn: Connection, room_ids: list[str]) -> dict[str, RowMapping]:
+    def _lock_rooms(self, conn: Connection, room_ids: list[str]) -> dict[str, Mapping[str, Any]]:
         """Read (and on PostgreSQL lock, in a fixed order) the rows of these rooms."""
-        q = _Q_ROOMS if self.store.is_sqlite else _Q_ROOMS_FOR_UPDATE
-        return {r["room_id"]: r for r in conn.execute(q, {"ids": sorted(set(room_ids))}).mappings()}
+        ids = sorted(set(room_ids))
+        if not self.store.is_sqlite:
+            return {r["room_id"]: r for r in conn.execute(_Q_ROOMS_FOR_UPDATE, {"ids": ids}).mappings()}
+        q = self._rooms_by_count.get(len(ids))
+        if q is None:  # one prepared statement per number of rooms (prepared statements cannot expand IN)
+            q = select(rooms).where(rooms.c.room_id.in_([bindparam(f"r{i}") for i in range(len(ids))]))
+            self._rooms_by_count[len(ids)] = q
+        return {r["room_id"]: r for r in self._sql(conn, q, {f"r{i}": rid for i, rid in enumerate(ids)}).all()}
 
     def _rooms_sharing(self, room: Room) -> list[str]:
         depts = set(room.departments)
@@ -301,7 +312,7 @@ class QueueService:
         tx.on_rollback(self._drop_lanes)
         found: dict[str, Any] = {}
         if isinstance(changed, dict):
-            found = {tid: SimpleNamespace(**row) if isinstance(row, RowMapping) else row
+            found = {tid: SimpleNamespace(**row) if isinstance(row, Mapping) else row
                      for tid, row in changed.items() if row is not None}
         else:
             found = {r.ticket_id: r for r in tx.conn.execute(_Q_OVERLAY, {"ids": sorted(changed)}).all()}
@@ -317,8 +328,8 @@ class QueueService:
 
     @staticmethod
     def _waiting(row: Any) -> R.Waiting:
-        """The rules' view of a ticket row (a Row from ``_load`` or a full RowMapping)."""
-        if isinstance(row, RowMapping):
+        """The rules' view of a ticket row (a Row from ``_load`` or a full ``Record``)."""
+        if isinstance(row, Mapping):
             row = SimpleNamespace(**row)
         return R.Waiting(
             ticket_id=row.ticket_id, number=row.number, arrived_at=row.arrived_at, issue_seq=row.number_seq,
@@ -334,9 +345,9 @@ class QueueService:
             with self.store.read() as conn:
                 yield conn
 
-    def _ticket_row(self, conn: Connection, ticket_id: str, *, lock: bool = False) -> RowMapping:
+    def _ticket_row(self, conn: Connection, ticket_id: str, *, lock: bool = False) -> Record:
         q = _Q_TICKET_FOR_UPDATE if lock and not self.store.is_sqlite else _Q_TICKET
-        row = conn.execute(q, {"tid": ticket_id}).mappings().first()
+        row = self._sql(conn, q, {"tid": ticket_id}).first()
         if row is None:
             raise NotFoundError(f"There is no ticket {ticket_id!r}.")
         return row
@@ -363,7 +374,7 @@ class QueueService:
         self._estimate_cache[key] = (time.monotonic() + ESTIMATE_TTL_S, value)
         return value
 
-    def _position(self, conn: Connection, row: RowMapping, now: datetime) -> tuple[int | None, int | None]:
+    def _position(self, conn: Connection, row: Record, now: datetime) -> tuple[int | None, int | None]:
         """(position, estimated minutes) of a waiting ticket in the room it will be called to."""
         if row["status"] != "waiting":
             return None, None
@@ -385,7 +396,7 @@ class QueueService:
         return position, R.estimated_wait_min(position, open_rooms=open_rooms,
                                               service_min=self._service_minutes(conn, row["department"]))
 
-    def _ticket_out(self, conn: Connection, row: RowMapping, now: datetime, *, already: bool = False) -> TicketOut:
+    def _ticket_out(self, conn: Connection, row: Record, now: datetime, *, already: bool = False) -> TicketOut:
         position, wait = self._position(conn, row, now)
         room_id = row["call_room"] if row["status"] in ("called", "serving") else row["room"]
         if room_id is None:  # a department with a single room: the patient can already be told where to go
@@ -401,11 +412,11 @@ class QueueService:
         )
 
     # ----------------------------------------------------------- snapshots
-    def _snapshot(self, conn: Connection, room: Room, row: RowMapping, now: datetime,
+    def _snapshot(self, conn: Connection, room: Room, row: Record, now: datetime,
                   lanes: RoomLanes | None = None) -> RoomState:
         current = None
         if row["current_ticket_id"]:
-            t = conn.execute(_Q_TICKET, {"tid": row["current_ticket_id"]}).mappings().first()
+            t = self._sql(conn, _Q_TICKET, {"tid": row["current_ticket_id"]}).first()
             if t is not None and t["status"] in ("called", "serving"):
                 current = CurrentCall(call_id=row["current_call_id"] or "none", ticket=t["number"],
                                       masked_name=t["masked_name"], called_at=t["called_at"],
@@ -434,15 +445,15 @@ class QueueService:
         for room_id in sorted(room_ids):
             updates = room_updates.get(room_id)
             if updates is not None and set(updates) == {"current_ticket_id", "current_call_id", "others_since_priority"}:
-                row = tx.conn.execute(_U_ROOM_CALLED, {
+                row = self._sql(tx.conn, _U_ROOM_CALLED, {
                     "rid": room_id, "now": now, "cur": updates["current_ticket_id"], "call": updates["current_call_id"],
-                    "counter": updates["others_since_priority"]}).mappings().one()
+                    "counter": updates["others_since_priority"]}).one()
             elif updates is not None:
                 values = dict(updates, seq=rooms.c.seq + 1, updated_at=now)
                 row = tx.conn.execute(update(rooms).where(rooms.c.room_id == room_id).values(**values)
                                       .returning(*rooms.c)).mappings().one()
             else:
-                row = tx.conn.execute(_U_ROOM_SEQ, {"rid": room_id, "now": now}).mappings().one()
+                row = self._sql(tx.conn, _U_ROOM_SEQ, {"rid": room_id, "now": now}).one()
             states[room_id] = self._snapshot(tx.conn, self._room(room_id), row, now, lanes[room_id])
         changed = set(tickets_changed or ())
 
@@ -509,14 +520,14 @@ class QueueService:
         with self.store.tx() as tx:
             now = self.clock()
             if idem_key:
-                row = tx.conn.execute(_Q_IDEMPOTENCY, {"key": idem_key}).mappings().first()
+                row = self._sql(tx.conn, _Q_IDEMPOTENCY, {"key": idem_key}).first()
                 if row is not None:
                     if row["fingerprint"] != fingerprint:
                         raise ConflictError("This Idempotency-Key was already used for a different request.")
                     return row["status_code"], json.loads(row["body"])
             status, body = op(tx, now)
             if idem_key:
-                tx.conn.execute(_I_IDEMPOTENCY, dict(key=idem_key, fingerprint=fingerprint, status_code=status,
+                self._sql(tx.conn, _I_IDEMPOTENCY, dict(key=idem_key, fingerprint=fingerprint, status_code=status,
                                                      body=json.dumps(body), created_at=now))
         return status, body
 
@@ -524,7 +535,7 @@ class QueueService:
     def _next_number(self, conn: Connection, dept_id: str, day: str, *, capped: bool) -> tuple[int, str]:
         dept = self.hospital.department(dept_id)
         assert dept is not None
-        n = conn.execute(self._counter_stmt, {"dept": dept_id, "day": day}).scalar_one()
+        n = self._sql(conn, self._counter_stmt, {"dept": dept_id, "day": day}).scalar_one()
         if capped and n > dept.daily_capacity:  # booked appointments and emergencies are always seen
             raise ConflictError(f"{dept.name.get('en', dept_id)} has issued all {dept.daily_capacity} tickets for today.")
         return n, f"{dept.prefix}{n:03d}"
@@ -551,7 +562,7 @@ class QueueService:
             return "disabled"
         return None
 
-    def _insert_ticket(self, tx: Tx, now: datetime, **values: Any) -> RowMapping:
+    def _insert_ticket(self, tx: Tx, now: datetime, **values: Any) -> Record:
         day = self.today(now)
         capped = values.get("source") != "appointment" and not values.get("emergency")
         n, number = self._next_number(tx.conn, values["department"], day, capped=capped)
@@ -562,7 +573,7 @@ class QueueService:
         row.update(values)
         full = {c.name: None for c in tickets.columns}
         full.update(row)
-        return tx.conn.execute(_I_TICKET, full).mappings().one()
+        return self._sql(tx.conn, _I_TICKET, full).one()
 
     def check_in(self, appointment_no: str, *, idem_key: str | None = None, fingerprint: str = "") -> tuple[int, dict]:
         """Check in an appointment: 201 with a new ticket, or 200 with the ticket it already has today."""
@@ -580,7 +591,7 @@ class QueueService:
 
         def op(tx: Tx, now: datetime) -> tuple[int, dict]:
             day = self.today(now)
-            existing = tx.conn.execute(_Q_TICKET_OF_APPOINTMENT, {"day": day, "no": appt_no}).mappings().first()
+            existing = self._sql(tx.conn, _Q_TICKET_OF_APPOINTMENT, {"day": day, "no": appt_no}).first()
             if existing is not None:
                 return 200, self._ticket_out(tx.conn, existing, now, already=True).model_dump(mode="json")
             local_slot = appt.slot_start.astimezone(self.tz)
@@ -675,7 +686,7 @@ class QueueService:
         return out
 
     # ----------------------------------------------------------- calling
-    def _finish_current(self, tx: Tx, room_row: RowMapping, now: datetime) -> str | None:
+    def _finish_current(self, tx: Tx, room_row: Record, now: datetime) -> str | None:
         """Close the room's current ticket (called or serving) as done; returns its id."""
         tid = room_row["current_ticket_id"]
         if not tid:
@@ -683,18 +694,18 @@ class QueueService:
         t = self._ticket_row(tx.conn, tid)
         if t["status"] not in ("called", "serving"):
             return None
-        tx.conn.execute(_U_DONE, {"tid": tid, "now": now})
+        self._sql(tx.conn, _U_DONE, {"tid": tid, "now": now})
         began = t["service_started_at"] or t["called_at"]
         if began is not None:
-            tx.conn.execute(_I_SERVICE_TIME, dict(department=t["department"], at=now,
+            self._sql(tx.conn, _I_SERVICE_TIME, dict(department=t["department"], at=now,
                                                   minutes=max(0.0, (now - began).total_seconds() / 60)))
             self._estimate_cache.pop(("svc", t["department"]), None)
         return tid
 
-    def _call(self, tx: Tx, now: datetime, room: Room, room_row: RowMapping, placed: R.Placed, counter: int,
+    def _call(self, tx: Tx, now: datetime, room: Room, room_row: Record, placed: R.Placed, counter: int,
               *, kind: CallKind = CallKind.CALL) -> CallOut:
         tid = placed.ticket.ticket_id
-        res = tx.conn.execute(_U_CALLED, {"tid": tid, "now": now, "first": now, "b_room": room.id,
+        res = self._sql(tx.conn, _U_CALLED, {"tid": tid, "now": now, "first": now, "b_room": room.id,
                                           "reason": placed.reason})
         if res.rowcount != 1:  # another replica called it between our read and our write
             raise ConflictError(f"Ticket {placed.ticket.number} was called by someone else just now; try again.")
@@ -703,7 +714,7 @@ class QueueService:
         states = self._bump(tx, sharing, now, tickets_changed={tid: None}, room_updates={room.id: dict(
             current_ticket_id=tid, current_call_id=call_id, others_since_priority=counter)})
         seq = states[room.id].seq
-        tx.conn.execute(_I_CALL, dict(call_id=call_id, ticket_id=tid, room=room.id, kind=kind.value,
+        self._sql(tx.conn, _I_CALL, dict(call_id=call_id, ticket_id=tid, room=room.id, kind=kind.value,
                                       reason=placed.reason, at=now, seq=seq, day=self.today(now)))
         row = self._ticket_row(tx.conn, tid)
         event = CallEvent(id=call_id, seq=seq, ts=now, site=self.site, room=room.id, room_name=dict(room.name),
@@ -716,7 +727,7 @@ class QueueService:
         return CallOut(call_id=call_id, kind=kind.value, room=room.id, ticket=self._ticket_out(tx.conn, row, now),
                        reason=placed.reason)
 
-    def _open_room(self, tx: Tx, room_id: str) -> tuple[Room, RowMapping]:
+    def _open_room(self, tx: Tx, room_id: str) -> tuple[Room, Record]:
         room = self._room(room_id)
         locked = self._lock_rooms(tx.conn, self._rooms_sharing(room))
         row = locked[room_id]
@@ -763,7 +774,7 @@ class QueueService:
 
         return self.execute(op, idem_key=idem_key, fingerprint=fingerprint)
 
-    def _current(self, tx: Tx, room_id: str, *, statuses: tuple[str, ...]) -> tuple[Room, RowMapping, RowMapping]:
+    def _current(self, tx: Tx, room_id: str, *, statuses: tuple[str, ...]) -> tuple[Room, Record, Record]:
         room = self._room(room_id)
         # Lock every room this change may re-publish, in one fixed order (no deadlock between replicas).
         row = self._lock_rooms(tx.conn, self._rooms_sharing(room))[room_id]
@@ -850,7 +861,7 @@ class QueueService:
 
         return self.execute(op, idem_key=idem_key, fingerprint=fingerprint)
 
-    def _clear_from_room(self, tx: Tx, t: RowMapping) -> set[str]:
+    def _clear_from_room(self, tx: Tx, t: Record) -> set[str]:
         """If a room has this ticket as its current one, clear it; returns the rooms touched."""
         touched = set()
         for r in tx.conn.execute(select(rooms.c.room_id).where(rooms.c.current_ticket_id == t["ticket_id"])):
@@ -1057,7 +1068,7 @@ class QueueService:
             values = sorted(values)
             return round(values[min(len(values) - 1, int(0.9 * len(values) + 0.5) - 1 if len(values) > 1 else 0)], 1)
 
-        def summarise(group: list[RowMapping]) -> dict:
+        def summarise(group: list[Record]) -> dict:
             waits, services = [], []
             for r in group:
                 if r["first_called_at"] is not None:
