@@ -121,6 +121,8 @@ _U_ROOM_CALLED = (update(rooms).where(rooms.c.room_id == bindparam("rid"))
                           current_call_id=bindparam("call"), others_since_priority=bindparam("counter"))
                   .returning(*rooms.c))
 _I_IDEMPOTENCY = insert(idempotency)
+_Q_RECENT_SERVICE = (select(service_times.c.minutes).where(service_times.c.department == bindparam("dept"))
+                     .order_by(service_times.c.id.desc()).limit(20))
 _I_CALL = insert(calls)
 
 
@@ -357,9 +359,7 @@ class QueueService:
         hit = self._estimate_cache.get(("svc", dept_id))
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        q = (select(service_times.c.minutes).where(service_times.c.department == dept_id)
-             .order_by(service_times.c.id.desc()).limit(20))
-        recent = [m for (m,) in conn.execute(q)]
+        recent = [r["minutes"] for r in self._sql(conn, _Q_RECENT_SERVICE, {"dept": dept_id}).all()]
         value = statistics.fmean(recent) if recent else self.rules.default_service_min
         self._estimate_cache[("svc", dept_id)] = (time.monotonic() + ESTIMATE_TTL_S, value)
         return value
