@@ -207,8 +207,8 @@ def run_mode(mode: str, work: Path, broker: MosquittoBroker, args: argparse.Name
     if mode.startswith("pg"):
         replicas = int(mode[2:] or 1)
         db_url = create_pg_database(args.pg_admin)
-    servers = [QueueServerProcess(data, broker.url, db=db_url, extra_args=["--alert-interval", "0"])
-               for _ in range(replicas)]
+    extra = ["--alert-interval", "0", "--http-workers", str(args.http_workers)]
+    servers = [QueueServerProcess(data, broker.url, db=db_url, extra_args=extra) for _ in range(replicas)]
     try:
         for server in servers:
             server.start()
@@ -235,13 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per mode")
     p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--http-workers", type=int, default=0,
+                   help="the server's --http-workers (0: one process; 1: HTTP in a second process)")
     p.add_argument("--modes", default="sqlite", help="comma-separated: sqlite, pg1, pg2 (PostgreSQL replicas)")
     p.add_argument("--pg-admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                    help="PostgreSQL URL used to create and drop the benchmark's database")
     args = p.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="clinicflow-bench-"))
-    print(f"clinicflow server throughput: {args.clients} clients, {args.duration:.0f} s measured per mode, "
+    print(f"clinicflow server throughput: {args.clients} clients, --http-workers {args.http_workers}, "
+          f"{args.duration:.0f} s measured per mode, "
           f"mix 60% check-in / 30% call-next / 10% other, data in {work}")
     raw = raw_sqlite_commits(work)
     print(f"raw SQLite commit rate (WAL, synchronous=FULL, same disk): {raw:,.0f} commits/s")

@@ -44,6 +44,7 @@ from protocol.api import (
 from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
 from queueserver.auth import Principal, TokenBook
+from queueserver.core_link import RemoteQueueService
 from queueserver.hospital_file import HospitalFileError, parse_hospital
 from queueserver.service import BadRequestError, ForbiddenError, QueueService
 
@@ -91,6 +92,29 @@ class Broadcaster:
             return self.version
 
 
+def start_background_loops(service: QueueService, *, alert_interval: float,
+                           republish_interval: float) -> threading.Event:
+    """Long-wait checks and (with several replicas) periodic republishing, in daemon threads; set the event to stop."""
+    stop = threading.Event()
+
+    def every(interval: float, fn: Callable[[], object], what: str) -> None:
+        while not stop.wait(interval):
+            try:
+                fn()
+            except Exception:
+                log.exception("%s failed", what)
+
+    if alert_interval > 0:
+        threading.Thread(target=every, args=(alert_interval, service.check_alerts, "long-wait check"),
+                         name="long-wait-alerts", daemon=True).start()
+    if republish_interval > 0:
+        # With several replicas two snapshots of a room can reach the broker out of order, leaving an
+        # older retained one; screens order by seq, and this bounds how long a newcomer sees it.
+        threading.Thread(target=every, args=(republish_interval, service.republish_all, "periodic republish"),
+                         name="republish", daemon=True).start()
+    return stop
+
+
 def create_app(
     service: QueueService,
     tokens: TokenBook,
@@ -110,38 +134,19 @@ def create_app(
     """
     broadcaster = Broadcaster()
     service.add_listener(broadcaster.changed)
-    stop_alerts = threading.Event()
-
-    def alert_loop() -> None:
-        while not stop_alerts.wait(alert_interval):
-            try:
-                service.check_alerts()
-            except Exception:
-                log.exception("long-wait check failed")
-
-    def republish_loop() -> None:
-        # With several replicas two snapshots of a room can reach the broker out of order, leaving an
-        # older retained one; screens order by seq, and this bounds how long a newcomer sees it.
-        while not stop_alerts.wait(republish_interval):
-            try:
-                service.republish_all()
-            except Exception:
-                log.exception("periodic republish failed")
+    remote = isinstance(service, RemoteQueueService)  # an HTTP worker process: the queue core runs elsewhere
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broadcaster.bind(asyncio.get_running_loop())
         if on_startup:
             await run_in_threadpool(on_startup)
-        thread = threading.Thread(target=alert_loop, name="long-wait-alerts", daemon=True)
-        if alert_interval > 0:
-            thread.start()
-        if republish_interval > 0:
-            threading.Thread(target=republish_loop, name="republish", daemon=True).start()
+        stop_loops = start_background_loops(service, alert_interval=alert_interval,  # type: ignore[arg-type]
+                                            republish_interval=republish_interval)
         try:
             yield
         finally:
-            stop_alerts.set()
+            stop_loops.set()
             if on_shutdown:
                 await run_in_threadpool(on_shutdown)
 
@@ -224,8 +229,12 @@ def create_app(
         status, body = result
         return JSONResponse(body, status_code=status)
 
-    async def write(method: Callable[..., tuple[int, object]], *args: object, **kwargs: object) -> JSONResponse:
-        """Run a state-changing service call in the next group commit (SQLite) or a worker thread."""
+    async def write(name: str, *args: object, **kwargs: object) -> JSONResponse:
+        """Run the state-changing service call ``name``: at the queue core, in the next group commit
+        (SQLite) or in a worker thread (PostgreSQL)."""
+        if remote:
+            return reply(await service.call(name, *args, **kwargs))  # type: ignore[attr-defined]
+        method = getattr(service, name)
         if service.store.groups_commits:
             return reply(await asyncio.wrap_future(service.store.submit(partial(method, *args, **kwargs))))
         return reply(await run_in_threadpool(method, *args, **kwargs))
@@ -234,6 +243,8 @@ def create_app(
     @app.get("/api/v1/health", tags=["server"])
     def health() -> dict:
         """Liveness (no token): the site and whether MQTT is connected."""
+        if remote:  # the queue core's connection is the one that publishes
+            return {"status": "ok", "site": service.site, "mqtt_connected": service.call_sync("mqtt_connected")}  # type: ignore[attr-defined]
         bus = getattr(app.state, "bus", None)
         return {"status": "ok", "site": service.site, "mqtt_connected": bool(bus and bus.connected)}
 
@@ -252,7 +263,7 @@ def create_app(
     async def check_in(body: CheckInRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """Check in an appointment: 201 and a new ticket, or 200 with ``already_checked_in`` for a repeat."""
         need(who, "kiosk", "admin", "clinician", what="check patients in")
-        return await write(service.check_in, body.appointment_no, **idem(request, who, key, body))
+        return await write("check_in", body.appointment_no, **idem(request, who, key, body))
 
     @app.post("/api/v1/walkins", tags=["tickets"], status_code=201, response_model=TicketOut, responses=ERRORS)
     async def walk_in(body: WalkInRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
@@ -260,7 +271,7 @@ def create_app(
         need(who, "kiosk", "admin", "clinician", what="issue tickets")
         if body.emergency and who.role == "kiosk":
             raise ApiError(403, "A kiosk cannot issue emergency tickets: staff triage emergencies.")
-        return await write(service.walk_in, body.department, priority=body.priority, emergency=body.emergency,
+        return await write("walk_in", body.department, priority=body.priority, emergency=body.emergency,
                            language=body.language, source="walk_in" if who.role == "kiosk" else "desk",
                            **idem(request, who, key, body))
 
@@ -285,19 +296,19 @@ def create_app(
         """Move a ticket to another department or room, keeping its number; placement front, keep or back."""
         need(who, "clinician", "admin", what="transfer patients")
         scope = who.rooms if who.role == "clinician" else None
-        return await write(service.transfer, ticket_id, department=body.department, room=body.room,
+        return await write("transfer", ticket_id, department=body.department, room=body.room,
                            placement=body.placement, by_rooms=scope, **idem(request, who, key, body))
 
     @app.post("/api/v1/tickets/{ticket_id}/return", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
     async def return_with_results(ticket_id: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """A patient seen today is back with test results: queued near the front of the same room."""
         need(who, "kiosk", "clinician", "admin", what="re-queue patients")
-        return await write(service.return_with_results, ticket_id, **idem(request, who, key))
+        return await write("return_with_results", ticket_id, **idem(request, who, key))
 
     @app.post("/api/v1/tickets/{ticket_id}/cancel", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
     async def cancel(ticket_id: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         need(who, "clinician", "admin", what="cancel tickets")
-        return await write(service.cancel, ticket_id, reason=f"cancelled by {who.name}", **idem(request, who, key))
+        return await write("cancel", ticket_id, reason=f"cancelled by {who.name}", **idem(request, who, key))
 
     # -------------------------------------------------------------- rooms
     @app.get("/api/v1/rooms", tags=["rooms"], response_model=list[RoomState], responses=ERRORS)
@@ -315,27 +326,27 @@ def create_app(
         need(who, "clinician", "admin", room=room, what="see the waiting list")
         return service.console(room)
 
-    def room_op(path: str, method: Callable[..., tuple[int, object]], summary: str) -> None:
+    def room_op(path: str, name: str, summary: str, *extra: str) -> None:
         async def handler(room: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
             need(who, "clinician", "admin", room=room, what="call patients")
-            return await write(method, room, **idem(request, who, key))
+            return await write(name, room, *extra, **idem(request, who, key))
         handler.__name__ = path.replace("-", "_")
         app.post(f"/api/v1/rooms/{{room}}/{path}", tags=["rooms"], summary=summary, responses=ERRORS)(handler)
 
-    room_op("call-next", service.call_next, "Finish the current patient and call the next by the rules (CallOut)")
-    room_op("recall", service.recall, "Call the current ticket again (CallOut)")
-    room_op("no-show", service.no_show, "The called patient did not come (TicketOut)")
-    room_op("start", service.start_service, "The called patient is in the room (TicketOut)")
-    room_op("finish", service.finish, "The current patient is done (TicketOut)")
-    room_op("pause", lambda room, **kw: service.set_room_status(room, "paused", **kw), "Pause the room (RoomState)")
-    room_op("resume", lambda room, **kw: service.set_room_status(room, "open", **kw), "Resume the room (RoomState)")
+    room_op("call-next", "call_next", "Finish the current patient and call the next by the rules (CallOut)")
+    room_op("recall", "recall", "Call the current ticket again (CallOut)")
+    room_op("no-show", "no_show", "The called patient did not come (TicketOut)")
+    room_op("start", "start_service", "The called patient is in the room (TicketOut)")
+    room_op("finish", "finish", "The current patient is done (TicketOut)")
+    room_op("pause", "set_room_status", "Pause the room (RoomState)", "paused")
+    room_op("resume", "set_room_status", "Resume the room (RoomState)", "open")
 
     @app.post("/api/v1/rooms/{room}/call", tags=["rooms"], response_model=CallOut, responses=ERRORS)
     async def call_ticket(room: str, body: CallTicketRequest, request: Request, who: Who,
                           key: IdemKey = None) -> JSONResponse:
         """Call a chosen waiting ticket (out of order: the reason records it)."""
         need(who, "clinician", "admin", room=room, what="call patients")
-        return await write(service.call_ticket, room, body.ticket_id, **idem(request, who, key, body))
+        return await write("call_ticket", room, body.ticket_id, **idem(request, who, key, body))
 
     # -------------------------------------------------------------- admin
     @app.patch("/api/v1/admin/rooms/{room}", tags=["admin"], response_model=RoomState, responses=ERRORS)

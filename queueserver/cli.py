@@ -39,6 +39,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                         "(default: http://HOST:PORT)")
     p.add_argument("--no-seed", action="store_true", help="do not seed the demo patients into an empty backend")
     p.add_argument("--alert-interval", type=float, default=15.0, help="seconds between long-wait checks (0: off)")
+    p.add_argument("--http-workers", type=int, default=0, metavar="N",
+                   help="serve HTTP from N worker processes while this process runs the queue (0: all in one "
+                        "process; 1 uses a second CPU core, see docs/api.md)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -113,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         backend.close()
         store.dispose()
 
+    if args.http_workers > 0:
+        from queueserver.core_process import run_core
+
+        return run_core(service, bus, args, on_startup=on_startup, on_shutdown=on_shutdown, his_path=his_path,
+                        republish_interval=0.0 if store.is_sqlite else 30.0)
     app = create_app(service, tokens, on_startup=on_startup, on_shutdown=on_shutdown,
                      alert_interval=args.alert_interval, hospital_path=saved,
                      republish_interval=0.0 if store.is_sqlite else 30.0)

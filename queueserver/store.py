@@ -300,13 +300,21 @@ class Store:
                     self._jobs.put(None)  # stop after this batch
                     break
                 batch.append(more)
-            try:
-                self._run_batch(batch)
-            except BaseException as exc:  # never leave a caller waiting
-                log.exception("group commit failed")
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            self.run_batch(batch)
+
+    def run_batch(self, batch: list[tuple[Callable[[], Any], Future]]) -> None:
+        """Run these jobs as one group commit in this thread, then resolve their futures (see the module docstring).
+
+        The writer thread calls this; so does a process whose one thread does nothing else
+        (the queue core of ``--http-workers``, where a second thread would only fight it for the GIL).
+        """
+        try:
+            self._run_batch(batch)
+        except BaseException as exc:  # never leave a caller waiting
+            log.exception("group commit failed")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
 
     def _run_batch(self, batch: list[tuple[Callable[[], Any], Future]]) -> None:
         done: list[tuple[Tx, Future, Any, BaseException | None]] = []
