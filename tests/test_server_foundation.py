@@ -31,11 +31,14 @@ class Collector:
         self.bus.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "http-workers"])
 def queue_server(request, queue_server_factory):
-    """Every test here runs against a server on SQLite and one on PostgreSQL (a schema per test)."""
+    """Every test here runs against a server on SQLite, one on PostgreSQL (a schema per test), and one
+    on SQLite with HTTP in a worker process (``--http-workers 1``: the same answers through the core link)."""
     if request.param == "postgresql":
         return queue_server_factory(db=request.getfixturevalue("postgres_schema_url"))
+    if request.param == "http-workers":
+        return queue_server_factory(extra_args=["--http-workers", "1"])
     return queue_server_factory()
 
 
