@@ -74,3 +74,16 @@ def test_expanding_in_lists_are_refused_at_preparation(store):
     stmt = select(tickets).where(tickets.c.ticket_id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(ValueError, match="positional"):
         Prepared(stmt, store.engine.dialect)
+
+
+def test_datetimes_are_stored_as_the_same_text_either_way(store):
+    """Written fast, read by SQLAlchemy, and the reverse, including a whole second (no microseconds)."""
+    run = StatementRunner(store.engine.dialect)
+    whole = datetime(2026, 11, 23, 9, 0, 0, tzinfo=SHANGHAI)
+    with store.tx() as tx:
+        run(tx.conn, insert(tickets), ticket_values(ticket_id="fast", number="A001", issued_at=whole))
+        tx.conn.execute(insert(tickets).values(**ticket_values(ticket_id="slow", number="A002", issued_at=whole)))
+        texts = dict(tx.conn.exec_driver_sql("SELECT ticket_id, issued_at FROM qs_tickets").all())
+        fast = run(tx.conn, select(tickets.c.ticket_id, tickets.c.issued_at)).all()
+    assert texts["fast"] == texts["slow"] == "2026-11-23 01:00:00.000000"
+    assert {r["ticket_id"]: r["issued_at"] for r in fast} == {"fast": whole, "slow": whole}
