@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -182,6 +183,7 @@ class QueueService:
         self._lanes: dict[str, RoomLanes] | None = None
         self._lanes_day: str | None = None
         self._lanes_rooms_of: dict[str, tuple[str, ...]] = {}
+        self._staged_states: dict[str, RoomState] = {}  # SQLite: snapshots waiting for their group commit's end
         self._his_marks: list[str] = []  # check-ins committed or about to be, not yet told to the HIS
 
     # ------------------------------------------------------------------ set-up
@@ -435,8 +437,13 @@ class QueueService:
         )
 
     def _bump(self, tx: Tx, room_ids: set[str], now: datetime, *, tickets_changed: Changed | None = None,
-              room_updates: dict[str, dict[str, Any]] | None = None) -> dict[str, RoomState]:
-        """Advance the seq of these rooms (with any column updates), build their snapshots, publish after commit."""
+              room_updates: dict[str, dict[str, Any]] | None = None,
+              publish_now: frozenset[str] = frozenset()) -> dict[str, RoomState]:
+        """Advance the seq of these rooms (with any column updates), build their snapshots, publish after commit.
+
+        ``publish_now``: rooms whose snapshot must go out in its place, before a call event with the
+        same seq; the others may be folded into the group commit's newest snapshot of the room.
+        """
         room_updates = room_updates or {}
         states: dict[str, RoomState] = {}
         day = self.today(now)
@@ -457,10 +464,10 @@ class QueueService:
             states[room_id] = self._snapshot(tx.conn, self._room(room_id), row, now, lanes[room_id])
         changed = set(tickets_changed or ())
 
+        for room_id, state in states.items():
+            self._publish_state(tx, state, now=room_id in publish_now)
+
         def after() -> None:
-            if self.publisher is not None:
-                for state in states.values():
-                    self.publisher.publish_state(state)
             for fn in self._listeners:
                 try:
                     fn(set(room_ids), changed)
@@ -469,6 +476,27 @@ class QueueService:
 
         tx.after_commit(after)
         return states
+
+    def _publish_state(self, tx: Tx, state: RoomState, *, now: bool) -> None:
+        """Publish a room's snapshot after the commit. On SQLite (one writer, hooks in commit order) a
+        snapshot that only changed the waiting list is staged, and each group commit sends the newest
+        staged one per room once: under load most snapshots are superseded within milliseconds."""
+        publisher = self.publisher
+        if publisher is None:
+            return
+        if now or not self.store.is_sqlite:
+            def send() -> None:
+                self._staged_states.pop(state.room, None)  # older than this one
+                publisher.publish_state(state)
+            tx.after_commit(send)
+            return
+        tx.after_commit(partial(self._staged_states.__setitem__, state.room, state))
+        tx.after_commit_last("room-states", self._send_staged_states)
+
+    def _send_staged_states(self) -> None:
+        staged, self._staged_states = self._staged_states, {}
+        for state in staged.values():
+            self.publisher.publish_state(state)  # type: ignore[union-attr]
 
     def republish_all(self) -> None:
         """Publish every room's current snapshot with its stored seq (server start, broker reconnect)."""
@@ -711,7 +739,8 @@ class QueueService:
             raise ConflictError(f"Ticket {placed.ticket.number} was called by someone else just now; try again.")
         call_id = _new_id("c")
         sharing = set(self._rooms_sharing(room))
-        states = self._bump(tx, sharing, now, tickets_changed={tid: None}, room_updates={room.id: dict(
+        states = self._bump(tx, sharing, now, tickets_changed={tid: None}, publish_now=frozenset({room.id}),
+                            room_updates={room.id: dict(
             current_ticket_id=tid, current_call_id=call_id, others_since_priority=counter)})
         seq = states[room.id].seq
         self._sql(tx.conn, _I_CALL, dict(call_id=call_id, ticket_id=tid, room=room.id, kind=kind.value,
@@ -804,6 +833,7 @@ class QueueService:
                 recall_count=count, recalls_total=t["recalls_total"] + 1, called_at=now))
             call_id = _new_id("c")
             states = self._bump(tx, {room_id}, now, tickets_changed={t["ticket_id"]: None},
+                                publish_now=frozenset({room_id}),
                                 room_updates={room_id: dict(current_call_id=call_id)})
             seq = states[room_id].seq
             tx.conn.execute(insert(calls).values(call_id=call_id, ticket_id=t["ticket_id"], room=room_id,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -180,12 +180,26 @@ class Tx:
         self.conn = conn
         self._after: list[Callable[[], None]] = []
         self._undo: list[Callable[[], None]] = []
+        self._last: dict[Any, Callable[[], None]] = {}
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after.append(fn)
 
     def on_rollback(self, fn: Callable[[], None]) -> None:
         self._undo.append(fn)
+
+    def after_commit_last(self, key: Any, fn: Callable[[], None]) -> None:
+        """Like ``after_commit``, but of the hooks with this ``key`` in one group commit only the latest
+        runs, after all other hooks (a room's retained snapshot: only the newest one matters)."""
+        self._last[key] = fn
+
+
+def _run_hooks(hooks: Iterable[Callable[[], None]]) -> None:
+    for fn in hooks:
+        try:
+            fn()
+        except Exception:  # a failed publish must not turn a committed change into an error
+            log.exception("after-commit hook failed")
 
 
 class Store:
@@ -242,11 +256,8 @@ class Store:
                     for fn in tx._undo:
                         fn()
                     raise
-            for fn in tx._after:
-                try:
-                    fn()
-                except Exception:  # a failed publish must not turn a committed change into an error
-                    log.exception("after-commit hook failed")
+            _run_hooks(tx._after)
+            _run_hooks(tx._last.values())
         finally:
             if lock is not None:
                 lock.release()
@@ -346,13 +357,12 @@ class Store:
                             fn()
                     future.set_exception(error or exc)
                 return
+            last: dict[Any, Callable[[], None]] = {}
             for tx, _, _, error in done:  # in commit order, still under the lock: publishing keeps seq order
                 if error is None:
-                    for fn in tx._after:
-                        try:
-                            fn()
-                        except Exception:
-                            log.exception("after-commit hook failed")
+                    _run_hooks(tx._after)
+                    last.update(tx._last)
+            _run_hooks(last.values())
         for _, future, result, error in done:
             if error is None:
                 future.set_result(result)

@@ -125,3 +125,51 @@ def test_check_ins_in_one_group_commit_get_numbers_in_order_and_the_his_hears_of
         assert state.waiting_count == 12 and state.next_tickets[:2] == ("A001", "A002")
     finally:
         clinic.close()
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, int]] = []
+
+    def publish_state(self, state) -> None:  # type: ignore[no-untyped-def]
+        self.sent.append(("state", state.room, state.seq))
+
+    def publish_call(self, event) -> None:  # type: ignore[no-untyped-def]
+        self.sent.append(("call", event.room, event.seq))
+
+    def publish_alert(self, alert) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_a_group_commit_sends_each_call_with_its_snapshot_and_folds_the_other_snapshots(tmp_path):
+    from tests.clinic_day import ClinicDay
+
+    publisher = RecordingPublisher()
+    clinic = ClinicDay(tmp_path, publisher=publisher).at("09:00")
+    svc = clinic.service
+    try:
+        for _ in range(2):
+            clinic.walk_in("surgery")  # B001, B002; room 3 is at seq 2
+        publisher.sent.clear()
+        gate = threading.Event()
+        first = clinic.store.submit(lambda: gate.wait(5))
+        jobs = [clinic.store.submit(lambda: svc.walk_in("surgery")),   # seq 3
+                clinic.store.submit(lambda: svc.walk_in("surgery")),   # seq 4
+                clinic.store.submit(lambda: svc.call_next("r3")),      # seq 5: B001 called
+                clinic.store.submit(lambda: svc.walk_in("surgery")),   # seq 6
+                clinic.store.submit(lambda: svc.call_next("r3")),      # seq 7: B002 called
+                clinic.store.submit(lambda: svc.walk_in("surgery")),   # seq 8
+                clinic.store.submit(lambda: svc.walk_in("surgery"))]   # seq 9
+        gate.set()
+        assert first.result(timeout=10) is True
+        answers = [f.result(timeout=10)[1] for f in jobs]
+        assert [answers[2]["ticket"]["number"], answers[4]["ticket"]["number"]] == ["B001", "B002"]
+        # Each call goes out right after the snapshot that shows it (screens draw the room, then
+        # announce); the waiting-list-only snapshots in between are folded away, none is lost.
+        assert publisher.sent == [("state", "r3", 5), ("call", "r3", 5), ("state", "r3", 7), ("call", "r3", 7),
+                                  ("state", "r3", 9)]  # the group's newest, once, at its end
+        clinic.walk_in("surgery")
+        assert publisher.sent[-1] == ("state", "r3", 10)
+        assert svc.room_state("r3").next_tickets == ("B003", "B004", "B005", "B006", "B007")
+    finally:
+        clinic.close()
