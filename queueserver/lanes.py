@@ -116,14 +116,14 @@ class RoomLanes:
         """How many ordinary tickets go before the first priority one (the ratio's turn)."""
         return max(0, self.rules.priority_ratio - counter)
 
-    def top(self, k: int, *, counter: int, now: datetime) -> list[R.Placed]:
-        """The first ``k`` of the calling order; only the first one carries its reason."""
+    def top(self, k: int, *, counter: int, now: datetime, explain: bool = True) -> list[R.Placed]:
+        """The first ``k`` of the calling order; the first one carries its reason (unless ``explain`` is off)."""
         self._sync(now)
         out: list[R.Placed] = []
 
         def place(t: R.Waiting, category: str, others_waiting: bool = True) -> None:
-            words = "" if out else R.reason(t, category, now=now, rules=self.rules, tz=self.tz,
-                                             others_waiting=others_waiting)
+            words = "" if out or not explain else R.reason(t, category, now=now, rules=self.rules, tz=self.tz,
+                                                            others_waiting=others_waiting)
             out.append(R.Placed(t, category, words))
 
         for lane in _BEFORE_MERGE:

@@ -121,7 +121,12 @@ _U_ROOM_CALLED = (update(rooms).where(rooms.c.room_id == bindparam("rid"))
                   .values(seq=rooms.c.seq + 1, updated_at=bindparam("now"), current_ticket_id=bindparam("cur"),
                           current_call_id=bindparam("call"), others_since_priority=bindparam("counter"))
                   .returning(*rooms.c))
+_U_ROOM_CURRENT = (update(rooms).where(rooms.c.room_id == bindparam("rid"))
+                   .values(seq=rooms.c.seq + 1, updated_at=bindparam("now"), current_ticket_id=bindparam("cur"),
+                           current_call_id=bindparam("call"))
+                   .returning(*rooms.c))
 _I_IDEMPOTENCY = insert(idempotency)
+_EMPTY_TICKET = {c.name: None for c in tickets.columns}  # every column, for the prepared INSERT
 _Q_RECENT_SERVICE = (select(service_times.c.minutes).where(service_times.c.department == bindparam("dept"))
                      .order_by(service_times.c.id.desc()).limit(20))
 _I_CALL = insert(calls)
@@ -425,7 +430,7 @@ class QueueService:
                                       recall_count=t["recall_count"])
         if lanes is None:
             lanes = self._lanes_for(conn, [room], self.today(now), now)[room.id]
-        head = lanes.top(NEXT_SHOWN, counter=row["others_since_priority"], now=now)
+        head = lanes.top(NEXT_SHOWN, counter=row["others_since_priority"], now=now, explain=False)
         done = getattr(self._local, "bumped", None)
         if done is not None:
             done[room.id] = (row["others_since_priority"], lanes)
@@ -455,6 +460,9 @@ class QueueService:
                 row = self._sql(tx.conn, _U_ROOM_CALLED, {
                     "rid": room_id, "now": now, "cur": updates["current_ticket_id"], "call": updates["current_call_id"],
                     "counter": updates["others_since_priority"]}).one()
+            elif updates is not None and set(updates) == {"current_ticket_id", "current_call_id"}:
+                row = self._sql(tx.conn, _U_ROOM_CURRENT, {"rid": room_id, "now": now, "cur": updates["current_ticket_id"],
+                                                          "call": updates["current_call_id"]}).one()
             elif updates is not None:
                 values = dict(updates, seq=rooms.c.seq + 1, updated_at=now)
                 row = tx.conn.execute(update(rooms).where(rooms.c.room_id == room_id).values(**values)
@@ -599,7 +607,7 @@ class QueueService:
                    status="waiting", recall_count=0, recalls_total=0, no_show_count=0, emergency=False,
                    is_returning=False, masked_name="", language="zh", room=None, priority=None)
         row.update(values)
-        full = {c.name: None for c in tickets.columns}
+        full = dict(_EMPTY_TICKET)
         full.update(row)
         return self._sql(tx.conn, _I_TICKET, full).one()
 
