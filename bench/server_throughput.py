@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per mode")
     p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--http-workers", type=int, default=0,
-                   help="the server's --http-workers (0: one process; 1: HTTP in a second process)")
+    p.add_argument("--http-workers", default="auto",
+                   help="the server's --http-workers (auto: its default; 0: one process; 1: HTTP in a second process)")
     p.add_argument("--modes", default="sqlite", help="comma-separated: sqlite, pg1, pg2 (PostgreSQL replicas)")
     p.add_argument("--pg-admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                    help="PostgreSQL URL used to create and drop the benchmark's database")

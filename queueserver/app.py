@@ -229,12 +229,12 @@ def create_app(
         status, body = result
         return JSONResponse(body, status_code=status)
 
-    async def write(name: str, *args: object, **kwargs: object) -> JSONResponse:
-        """Run the state-changing service call ``name``: at the queue core, in the next group commit
+    async def write(operation: str, /, *args: object, **kwargs: object) -> JSONResponse:
+        """Run the state-changing service call ``operation``: at the queue core, in the next group commit
         (SQLite) or in a worker thread (PostgreSQL)."""
         if remote:
-            return reply(await service.call(name, *args, **kwargs))  # type: ignore[attr-defined]
-        method = getattr(service, name)
+            return reply(await service.call(operation, *args, **kwargs))  # type: ignore[attr-defined]
+        method = getattr(service, operation)
         if service.store.groups_commits:
             return reply(await asyncio.wrap_future(service.store.submit(partial(method, *args, **kwargs))))
         return reply(await run_in_threadpool(method, *args, **kwargs))

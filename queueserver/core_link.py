@@ -228,19 +228,22 @@ class RemoteQueueService:
             if not self.closed.done():
                 self.closed.set_result(None)
 
-    async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Carry out ``name(*args, **kwargs)`` at the core (on this event loop)."""
+    async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Carry out ``method(*args, **kwargs)`` at the core (on this event loop).
+
+        Positional-only: the service's own keywords (``name=`` of a walk-in) pass through untouched.
+        """
         if self.closed.done():
             raise ConnectionError("the queue core is gone")
         call_id = next(self._ids)
         future = self._loop.create_future()
         self._pending[call_id] = future
-        await _send(self._writer, ("call", call_id, name, args, kwargs))
+        await _send(self._writer, ("call", call_id, method, args, kwargs))
         return await future
 
-    def call_sync(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def call_sync(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """The same from a worker thread (FastAPI's thread pool), waiting for the answer."""
-        return asyncio.run_coroutine_threadsafe(self.call(name, *args, **kwargs), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(self.call(method, *args, **kwargs), self._loop).result()
 
     def add_listener(self, fn: Callable[[set[str], set[str]], None]) -> None:
         self._listeners.append(fn)

@@ -31,15 +31,16 @@ class Collector:
         self.bus.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "http-workers"])
+@pytest.fixture(params=["sqlite", "postgresql", "one-process"])
 def queue_server(request, queue_server_factory):
-    """Every test here runs against a server on SQLite, one on PostgreSQL (a schema per test), and one
-    on SQLite with HTTP in a worker process (``--http-workers 1``: the same answers through the core link)."""
+    """Every test here runs against a server on SQLite (HTTP in a worker process, the default on two
+    cores), one on PostgreSQL (a schema per test), and one on SQLite all in one process
+    (``--http-workers 0``): the same answers whichever way the server is laid out."""
     if request.param == "postgresql":
         return queue_server_factory(db=request.getfixturevalue("postgres_schema_url"))
-    if request.param == "http-workers":
-        return queue_server_factory(extra_args=["--http-workers", "1"])
-    return queue_server_factory()
+    if request.param == "one-process":
+        return queue_server_factory(extra_args=["--http-workers", "0"])
+    return queue_server_factory(extra_args=["--http-workers", "1"])
 
 
 @pytest.fixture
