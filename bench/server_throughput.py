@@ -9,7 +9,9 @@ Idempotency-Key on state changes, exactly as kiosks and consoles send them.
 
 Printed: operations per second, p50/p99 latency (overall and per kind), and in the same run
 the raw SQLite commit rate (WAL, synchronous=FULL, one small INSERT per transaction) on the
-same disk, with the ratio. With ``--db postgresql+psycopg://...`` it runs on PostgreSQL.
+same disk, with the ratio. ``--http-workers`` passes the server's option (default ``auto``:
+HTTP in a worker process on a machine with two or more cores); ``--modes pg1,pg2`` also runs
+PostgreSQL with one and two replicas.
 """
 from __future__ import annotations
 
@@ -256,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         broker.stop()
     for mode, (ops, _) in results.items():
         print(f"ratio {mode}: server ops/s / raw SQLite commits/s = {ops / raw:.3f}"
-              " (every state change is one durable commit)")
+              " (every answered change is on disk; a group commit shares one fsync among the changes that"
+              " arrived together)")
     return 0
 
 
