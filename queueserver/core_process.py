@@ -41,7 +41,9 @@ async def _serve(service: QueueService, bus: Any, args: argparse.Namespace, *, o
     await loop.run_in_executor(None, on_startup)
     stop_loops = start_background_loops(service, alert_interval=args.alert_interval,
                                         republish_interval=republish_interval)
-    listener = socket.create_server((args.host, args.port), backlog=2048)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET  # --host :: listens on IPv6 too
+    listener = socket.create_server((args.host, args.port), family=family, backlog=2048,
+                                    dualstack_ipv6=family == socket.AF_INET6 and socket.has_dualstack_ipv6())
     listener.set_inheritable(True)
     command = [sys.executable, "-m", "queueserver.front", "--fd", str(listener.fileno()),
                "--core", core.address.lstrip("\0"), "--parent", str(os.getpid()), "--data-dir", args.data_dir,
