@@ -7,7 +7,10 @@ the store, and an optional publisher (MQTT). It knows nothing of HTTP: errors ar
 at the screen. The clock is injected, so a whole clinic day can be replayed in a test.
 
 Each state change bumps the ``seq`` of every room whose snapshot it changes, in the same
-transaction, and publishes those snapshots after the commit.
+transaction, and publishes those snapshots after the commit (on SQLite, a group commit sends
+each room's newest waiting-list snapshot once; a call's snapshot always goes out before its
+event). On SQLite the calling order of every room is kept in memory (``RoomLanes``), and the
+hot statements run prepared on sqlite3 (``queueserver.fastsql``).
 """
 from __future__ import annotations
 
