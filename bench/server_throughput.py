@@ -209,7 +209,7 @@ def run_mode(mode: str, work: Path, broker: MosquittoBroker, args: argparse.Name
     if mode.startswith("pg"):
         replicas = int(mode[2:] or 1)
         db_url = create_pg_database(args.pg_admin)
-    extra = ["--alert-interval", "0", "--http-workers", str(args.http_workers)]
+    extra = ["--alert-interval", str(args.alert_interval), "--http-workers", str(args.http_workers)]
     servers = [QueueServerProcess(data, broker.url, db=db_url, extra_args=extra) for _ in range(replicas)]
     try:
         for server in servers:
@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--http-workers", default="auto",
                    help="the server's --http-workers (auto: its default; 0: one process; 1: HTTP in a second process)")
+    p.add_argument("--alert-interval", type=float, default=15.0,
+                   help="the server's long-wait check interval (default 15 s, as deployed; 0: off)")
     p.add_argument("--modes", default="sqlite", help="comma-separated: sqlite, pg1, pg2 (PostgreSQL replicas)")
     p.add_argument("--pg-admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                    help="PostgreSQL URL used to create and drop the benchmark's database")

@@ -1078,15 +1078,26 @@ class QueueService:
     def check_alerts(self) -> list[Alert]:
         """Raise one long-wait alert per ticket that passed the threshold (published; shown on the page)."""
         now = self.clock()
+        # Read without holding up the writer: only a ticket that arrived before the limit can have
+        # waited that long (an early appointment's wait starts later, never sooner).
+        limit = now - timedelta(minutes=self.rules.long_wait_alert_min)
+        with self.store.read() as conn:
+            rows = {r["ticket_id"]: r for r in conn.execute(select(tickets).where(
+                tickets.c.status == "waiting", tickets.c.day == self.today(now), tickets.c.alerted_at.is_(None),
+                tickets.c.arrived_at <= limit)).mappings()}
+        due = R.long_waits([self._waiting(r) for r in rows.values()], now=now, rules=self.rules)
         raised: list[Alert] = []
+        if not due:
+            return raised
         with self.store.tx() as tx:
-            rows = list(tx.conn.execute(select(tickets).where(
-                tickets.c.status == "waiting", tickets.c.day == self.today(now),
-                tickets.c.alerted_at.is_(None))).mappings())
-            by_id = {r["ticket_id"]: r for r in rows}
-            for t, minutes in R.long_waits([self._waiting(r) for r in rows], now=now, rules=self.rules):
-                r = by_id[t.ticket_id]
-                tx.conn.execute(update(tickets).where(tickets.c.ticket_id == t.ticket_id).values(alerted_at=now))
+            for t, minutes in due:
+                # Still waiting and not yet alerted (a call, or another replica, may have come first).
+                marked = tx.conn.execute(update(tickets).where(
+                    tickets.c.ticket_id == t.ticket_id, tickets.c.status == "waiting",
+                    tickets.c.alerted_at.is_(None)).values(alerted_at=now)).rowcount
+                if not marked:
+                    continue
+                r = rows[t.ticket_id]
                 raised.append(Alert(id=f"lw-{t.ticket_id}"[:64].replace("_", "-"), ts=now, kind="long_wait",
                                     room=r["room"], department=r["department"], ticket=r["number"],
                                     message=f"{r['number']} has waited {minutes} min "
