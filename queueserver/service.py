@@ -102,6 +102,8 @@ _WAIT_COLUMNS = [tickets.c[name] for name in (
 # (measured ~45 us against ~15 us on SQLite); values go in as bound parameters.
 _Q_TICKET = select(tickets).where(tickets.c.ticket_id == bindparam("tid"))
 _Q_TICKET_FOR_UPDATE = _Q_TICKET.with_for_update()
+_Q_CURRENT = select(tickets.c.number, tickets.c.masked_name, tickets.c.called_at, tickets.c.recall_count,
+                    tickets.c.status).where(tickets.c.ticket_id == bindparam("tid"))  # what a snapshot shows of it
 _Q_TICKET_OF_APPOINTMENT = select(tickets).where(tickets.c.day == bindparam("day"),
                                                  tickets.c.appointment_no == bindparam("no"))
 _Q_IDEMPOTENCY = select(idempotency).where(idempotency.c.key == bindparam("key"))
@@ -426,7 +428,7 @@ class QueueService:
                   lanes: RoomLanes | None = None) -> RoomState:
         current = None
         if row["current_ticket_id"]:
-            t = self._sql(conn, _Q_TICKET, {"tid": row["current_ticket_id"]}).first()
+            t = self._sql(conn, _Q_CURRENT, {"tid": row["current_ticket_id"]}).first()
             if t is not None and t["status"] in ("called", "serving"):
                 current = CurrentCall(call_id=row["current_call_id"] or "none", ticket=t["number"],
                                       masked_name=t["masked_name"], called_at=t["called_at"],
