@@ -9,6 +9,8 @@ Reading handlers are plain ``def`` functions: FastAPI runs them in its thread po
 synchronous store and hospital backend belong. State changes are ``async``: they hand the
 service call to the store's writer thread, which commits them in groups (``Store.submit``),
 and wait for it without holding a worker thread; on PostgreSQL they run in the thread pool.
+In an HTTP worker process (``--http-workers``) ``service`` is a ``RemoteQueueService`` and
+every call goes to the queue core (``queueserver.core_link``).
 """
 
 import asyncio
