@@ -9,12 +9,15 @@ connects to the MQTT broker and serves the API and pages with uvicorn.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import logging
 import os
+import socket
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -44,6 +47,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "process; auto (default): 1 on SQLite with two or more CPU cores, else 0 (docs/api.md)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
+
+
+def listen(host: str, port: int, *, wait: float = 3.0) -> socket.socket:
+    """The server's listening TCP socket (``--host ::`` listens on IPv6, and IPv4 where dual-stack).
+
+    A port still held is retried for ``wait`` seconds: right after a crash the old server's HTTP
+    worker may take a moment to be ended by the kernel.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return socket.create_server((host, port), family=family, backlog=2048,
+                                        dualstack_ipv6=family == socket.AF_INET6 and socket.has_dualstack_ipv6())
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def http_workers(value: str, *, sqlite: bool) -> int:
@@ -91,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     site = args.site or hospital.site.id
     db = args.db or str(data_dir / "queue.sqlite3")
     store = Store(db)
+    # Listen before anything connects out (migrations, the HIS, MQTT): an outgoing connection could
+    # otherwise be given this very port as its own and the bind fail. Callers wait in the backlog.
+    try:
+        listener = listen(args.host, args.port)
+    except OSError as exc:
+        print(f"clinicflow server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
     store.migrate()
     his_path = args.his_db or str(data_dir / "hospital.sqlite3")
     backend = EmbeddedHospitalBackend(his_path, timezone_name=hospital.site.timezone)
@@ -136,17 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         args.http_workers = workers
         from queueserver.core_process import run_core
 
-        return run_core(service, bus, args, on_startup=on_startup, on_shutdown=on_shutdown, his_path=his_path,
-                        republish_interval=0.0 if store.is_sqlite else 30.0)
+        return run_core(service, bus, args, listener, on_startup=on_startup, on_shutdown=on_shutdown,
+                        his_path=his_path, republish_interval=0.0 if store.is_sqlite else 30.0)
     app = create_app(service, tokens, on_startup=on_startup, on_shutdown=on_shutdown,
                      alert_interval=args.alert_interval, hospital_path=saved,
                      republish_interval=0.0 if store.is_sqlite else 30.0)
     app.state.bus = bus
     log.info("clinicflow server for site %s on http://%s:%s (db %s, broker %s, tokens in %s)", site, args.host,
              args.port, store.url.split("@")[-1], args.broker, data_dir / "tokens.json")
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level if args.log_level != "info"
-                            else "warning", access_log=False, timeout_graceful_shutdown=3, lifespan="on")
-    uvicorn.Server(config).run()
+    config = uvicorn.Config(app, log_level=args.log_level if args.log_level != "info" else "warning",
+                            access_log=False, timeout_graceful_shutdown=3, lifespan="on")
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
 
 

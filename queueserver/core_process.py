@@ -24,26 +24,25 @@ from queueserver.service import QueueService
 log = logging.getLogger("queueserver.core")
 
 
-def run_core(service: QueueService, bus: Any, args: argparse.Namespace, *, on_startup: Callable[[], None],
-             on_shutdown: Callable[[], None], his_path: str, republish_interval: float) -> int:
-    """Serve until SIGTERM or SIGINT; returns the exit status."""
+def run_core(service: QueueService, bus: Any, args: argparse.Namespace, listener: socket.socket, *,
+             on_startup: Callable[[], None], on_shutdown: Callable[[], None], his_path: str,
+             republish_interval: float) -> int:
+    """Serve on ``listener`` (bound by the caller) until SIGTERM or SIGINT; returns the exit status."""
     import uvloop
 
-    return uvloop.run(_serve(service, bus, args, on_startup=on_startup, on_shutdown=on_shutdown,
+    return uvloop.run(_serve(service, bus, args, listener, on_startup=on_startup, on_shutdown=on_shutdown,
                              his_path=his_path, republish_interval=republish_interval))
 
 
-async def _serve(service: QueueService, bus: Any, args: argparse.Namespace, *, on_startup: Callable[[], None],
-                 on_shutdown: Callable[[], None], his_path: str, republish_interval: float) -> int:
+async def _serve(service: QueueService, bus: Any, args: argparse.Namespace, listener: socket.socket, *,
+                 on_startup: Callable[[], None], on_shutdown: Callable[[], None], his_path: str,
+                 republish_interval: float) -> int:
     loop = asyncio.get_running_loop()
     core = CoreServer(service, mqtt_connected=lambda: bool(bus is not None and bus.connected))
     await core.start()
     await loop.run_in_executor(None, on_startup)
     stop_loops = start_background_loops(service, alert_interval=args.alert_interval,
                                         republish_interval=republish_interval)
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET  # --host :: listens on IPv6 too
-    listener = socket.create_server((args.host, args.port), family=family, backlog=2048,
-                                    dualstack_ipv6=family == socket.AF_INET6 and socket.has_dualstack_ipv6())
     listener.set_inheritable(True)
     command = [sys.executable, "-m", "queueserver.front", "--fd", str(listener.fileno()),
                "--core", core.address.lstrip("\0"), "--parent", str(os.getpid()), "--data-dir", args.data_dir,
