@@ -17,7 +17,7 @@ Not thread-safe: the owner serialises access (the queue service holds its writer
 """
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
 

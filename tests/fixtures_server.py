@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from queueserver.process import QueueServerProcess
 
-__all__ = ["QueueServerProcess", "queue_server", "queue_server_factory"]
+if TYPE_CHECKING:
+    from queueserver.store import Store
+
+__all__ = ["QueueServerProcess", "queue_server", "queue_server_factory", "sqlite_store"]
 
 
 @pytest.fixture
@@ -46,6 +50,17 @@ def queue_server_factory(tmp_path_factory: pytest.TempPathFactory, mosquitto) ->
 def queue_server(queue_server_factory: Callable[..., QueueServerProcess]) -> QueueServerProcess:
     """A real queue server for the demo hospital on the session's Mosquitto (see the module docstring)."""
     return queue_server_factory()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator["Store"]:
+    """The queue store on a fresh SQLite file, migrated (no server process)."""
+    from queueserver.store import Store
+
+    store = Store(str(tmp_path / "queue.sqlite3"))
+    store.migrate()
+    yield store
+    store.dispose()
 
 
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

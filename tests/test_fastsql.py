@@ -12,17 +12,14 @@ import pytest
 from sqlalchemy import bindparam, insert, select, update
 
 from queueserver.fastsql import Prepared, StatementRunner
-from queueserver.store import Store, tickets
+from queueserver.store import tickets
 
 SHANGHAI = timezone(timedelta(hours=8))
 
 
 @pytest.fixture()
-def store(tmp_path):
-    s = Store(str(tmp_path / "q.sqlite3"))
-    s.migrate()
-    yield s
-    s.dispose()
+def store(sqlite_store):
+    return sqlite_store
 
 
 def ticket_values(**over: object) -> dict:

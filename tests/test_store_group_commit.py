@@ -16,11 +16,8 @@ from queueserver.store import Store, counters
 
 
 @pytest.fixture()
-def store(tmp_path):
-    s = Store(str(tmp_path / "q.sqlite3"))
-    s.migrate()
-    yield s
-    s.dispose()
+def store(sqlite_store):
+    return sqlite_store
 
 
 def _stored(store: Store) -> dict[str, int]:
