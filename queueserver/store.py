@@ -350,12 +350,15 @@ class Store:
                         finally:
                             raw.execute("RELEASE job")
                             self._job.tx = None
-            except BaseException as exc:  # the commit itself failed: nothing of the batch is stored
+            except BaseException as exc:  # the commit (or a SAVEPOINT) failed: nothing of the batch is stored
                 for tx, future, _, error in done:
                     if error is None:
                         for fn in tx._undo:
                             fn()
                     future.set_exception(error or exc)
+                for _, future in batch:  # jobs the failure came before: they never ran
+                    if not future.done():
+                        future.set_exception(exc)
                 return
             last: dict[Any, Callable[[], None]] = {}
             for tx, _, _, error in done:  # in commit order, still under the lock: publishing keeps seq order

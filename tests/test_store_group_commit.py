@@ -97,6 +97,23 @@ def test_a_failed_commit_fails_every_job_of_the_batch_and_stores_nothing(store):
     assert _stored(store) == {"kept?": 1}
 
 
+def test_a_broken_transaction_answers_every_waiting_job_instead_of_leaving_it_hanging(store):
+    gate = threading.Event()
+    first = store.submit(lambda: gate.wait(5))
+
+    def breaks_the_transaction() -> None:
+        with store.tx() as tx:  # ends the group's transaction under its feet: its SAVEPOINT is gone
+            tx.conn.connection.driver_connection.execute("ROLLBACK")
+
+    bad = store.submit(breaks_the_transaction)
+    after = store.submit(lambda: "never ran")
+    gate.set()
+    for future in (first, bad, after):
+        with pytest.raises(Exception, match="savepoint"):
+            future.result(timeout=10)  # an error, not a kiosk waiting forever
+    assert store.submit(lambda: "next group").result(timeout=10) == "next group"
+
+
 def test_check_ins_in_one_group_commit_get_numbers_in_order_and_the_his_hears_of_each(tmp_path):
     from tests.clinic_day import ClinicDay
 
