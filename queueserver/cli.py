@@ -28,12 +28,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="clinicflow server", description="Run the central queue server.")
     p.add_argument("--data-dir", default=os.environ.get("CLINICFLOW_DATA_DIR", "clinicflow-data"),
                    help="where the database, tokens.json and report PDFs live (default: ./clinicflow-data)")
-    p.add_argument("--db", help="SQLite file (default: DATA_DIR/queue.sqlite3) or a database URL "
-                                "such as postgresql+psycopg://user@host/dbname")
+    p.add_argument("--db", default=os.environ.get("CLINICFLOW_DB"),
+                   help="SQLite file (default: DATA_DIR/queue.sqlite3) or a database URL such as "
+                        "postgresql+psycopg://user@host/dbname (env CLINICFLOW_DB: keeps a password off the "
+                        "command line)")
     p.add_argument("--his-db", help="SQLite file of the embedded hospital backend (default: DATA_DIR/hospital.sqlite3; "
                                     "a file of its own, so its writes never wait for the queue's)")
     p.add_argument("--broker", default=os.environ.get("CLINICFLOW_BROKER", "mqtt://127.0.0.1:1883"),
-                   help="MQTT broker URL (mqtt://host:port or mqtts://user:pass@host:port); 'none' to run without")
+                   help="MQTT broker URL (mqtt://host:port or mqtts://user:pass@host:port); 'none' to run without "
+                        "(env CLINICFLOW_BROKER: keeps a password off the command line)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     p.add_argument("--site", help="site id used in MQTT topics (default: the hospital file's site id)")
