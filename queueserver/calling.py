@@ -1,8 +1,8 @@
 """``Calling``: what a clinician does in a room: call next or a chosen ticket, recall, no-show, start, finish, pause.
 
-Each operation locks every room whose waiting list it may change, in one fixed order (no
-deadlock between replicas), and returns what happened: the ``CallOut`` of a call, the
-``TicketOut`` of the ticket it moved, the ``RoomState`` of a room it paused or resumed.
+Each operation runs as one write (``queueserver.idempotency``) and returns what happened: the
+``CallOut`` of a call, the ``TicketOut`` of the ticket it moved, the ``RoomState`` of a room
+it paused or resumed.
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ class Calling:
 
     def _open_room(self, tx: Tx, room_id: str) -> tuple[Room, Record]:
         room = self.ctx.room(room_id)
-        row = self.ctx.lock_rooms(tx.conn, self.ctx.rooms_sharing(room))[room_id]
+        row = self.ctx.room_rows(tx.conn, [room_id])[room_id]
         if row["status"] != "open":
             raise RoomClosed(f"{room.name.get('en', room_id).capitalize()} is {row['status']}: "
                              "resume it before calling patients.")
@@ -121,12 +121,11 @@ class Calling:
     def _current(self, tx: Tx, room_id: str, *, statuses: tuple[str, ...]) -> tuple[Room, Record, Record]:
         ctx = self.ctx
         room = ctx.room(room_id)
-        # Lock every room this change may re-publish, in one fixed order (no deadlock between replicas).
-        row = ctx.lock_rooms(tx.conn, ctx.rooms_sharing(room))[room_id]
+        row = ctx.room_rows(tx.conn, [room_id])[room_id]
         label = room.name.get("en", room_id)
         if not row["current_ticket_id"]:
             raise NoCurrentPatient(f"No patient has been called to {label}.")
-        t = ctx.ticket_row(tx.conn, row["current_ticket_id"], lock=True)
+        t = ctx.ticket_row(tx.conn, row["current_ticket_id"])
         if t["status"] not in statuses:
             raise TicketStateConflict(f"Ticket {t['number']} in {label} is {t['status']}; "
                                       f"this needs a ticket that is {' or '.join(statuses)}.")
@@ -155,7 +154,7 @@ class Calling:
 
         def op(tx: Tx, now: datetime) -> CallOut:
             room, row = self._open_room(tx, room_id)
-            t = ctx.ticket_row(tx.conn, ticket_id, lock=True)
+            t = ctx.ticket_row(tx.conn, ticket_id)
             if t["status"] != "waiting":
                 raise TicketStateConflict(f"Ticket {t['number']} is {t['status']}, not waiting.")
             if not (t["room"] == room_id or (t["room"] is None and t["department"] in room.departments)):
@@ -258,7 +257,7 @@ class Calling:
         ctx.room(room_id)
 
         def op(tx: Tx, now: datetime) -> RoomState:
-            row = ctx.lock_rooms(tx.conn, [room_id])[room_id]
+            row = ctx.room_rows(tx.conn, [room_id])[room_id]
             if row["status"] == status:
                 raise RoomAlreadyInStatus(f"{ctx.room_label(room_id).capitalize()} is already {status}.")
             states = self.snapshots.bump(tx, {room_id}, now, room_updates={room_id: dict(status=status)})

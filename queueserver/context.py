@@ -4,7 +4,7 @@ The parts (``ordering``, ``snapshots``, ``tickets``, ``issuing``, ``calling``, `
 ``alerts``, ``stats``, ``surveys``, ``idempotency``) each receive the one context of the
 service and read the hospital configuration through it, so a configuration change applied
 here is seen by all of them at once. It also holds the small lookups they all need: a room
-by id, a ticket row, the rooms a department's tickets can be called to, locking rooms.
+by id, a ticket row, room rows, the rooms a department's tickets can be called to.
 """
 from __future__ import annotations
 
@@ -39,9 +39,6 @@ ESTIMATE_TTL_S = 2.0  # service times and open rooms feed estimates only: a litt
 # Statements of the hot path, built once: building a statement costs more than running it
 # (measured ~45 us against ~15 us on SQLite); values go in as bound parameters.
 Q_TICKET = select(tickets).where(tickets.c.ticket_id == bindparam("tid"))
-Q_TICKET_FOR_UPDATE = Q_TICKET.with_for_update()
-_Q_ROOMS_FOR_UPDATE = (select(rooms).where(rooms.c.room_id.in_(bindparam("ids", expanding=True)))
-                       .order_by(rooms.c.room_id).with_for_update())
 _Q_RECENT_SERVICE = (select(service_times.c.minutes).where(service_times.c.department == bindparam("dept"))
                      .order_by(service_times.c.id.desc()).limit(20))
 
@@ -120,18 +117,16 @@ class QueueContext:
     def rooms_of_dept(self, dept_id: str) -> list[str]:
         return [r.id for r in self.hospital.rooms_for(dept_id)]
 
-    def ticket_row(self, conn: Connection, ticket_id: str, *, lock: bool = False) -> Record:
-        q = Q_TICKET_FOR_UPDATE if lock and not self.store.is_sqlite else Q_TICKET
-        row = self.sql(conn, q, {"tid": ticket_id}).first()
+    def ticket_row(self, conn: Connection, ticket_id: str) -> Record:
+        row = self.sql(conn, Q_TICKET, {"tid": ticket_id}).first()
         if row is None:
             raise TicketNotFound(f"There is no ticket {ticket_id!r}.")
         return row
 
-    def lock_rooms(self, conn: Connection, room_ids: list[str]) -> dict[str, Record]:
-        """Read (and on PostgreSQL lock, in a fixed order) the rows of these rooms."""
+    def room_rows(self, conn: Connection, room_ids: list[str]) -> dict[str, Record]:
+        """The rows of these rooms. No row locks: writes are one at a time (the store's writer lock, which
+        on PostgreSQL is also the replicas' turn), so what a write reads stays true until it commits."""
         ids = sorted(set(room_ids))
-        if not self.store.is_sqlite:
-            return {r["room_id"]: r for r in conn.execute(_Q_ROOMS_FOR_UPDATE, {"ids": ids}).mappings()}
         q = self._rooms_by_count.get(len(ids))
         if q is None:  # one prepared statement per number of rooms (prepared statements cannot expand IN)
             q = select(rooms).where(rooms.c.room_id.in_([bindparam(f"r{i}") for i in range(len(ids))]))

@@ -1,4 +1,4 @@
-"""``Writes``: every state change as one transaction, retried on a concurrent change, idempotent with a key.
+"""``Writes``: every state change as one transaction, idempotent with a key.
 
 ``Writes.run(op, idem_key=..., fingerprint=...)`` runs ``op(tx, now) -> result`` in one
 transaction. With a key, the result is stored (``queueserver.codec``) in the same
@@ -9,14 +9,11 @@ Reusing a key for a different request (another fingerprint) is ``IdempotencyKeyR
 from __future__ import annotations
 
 import json
-import logging
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from protocol.api import CallOut, TicketOut
 from protocol.payloads import RoomState
@@ -26,18 +23,11 @@ from queueserver.errors import IdempotencyKeyReused
 from queueserver.results import DayClosed, Issued
 from queueserver.store import Tx, idempotency
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _Q_IDEMPOTENCY = select(idempotency).where(idempotency.c.key == bindparam("key"))
 _I_IDEMPOTENCY = insert(idempotency)
 STORED = 0  # status_code of rows written since results are stored as codec data (see _legacy)
-
-
-def _retryable(exc: Exception) -> bool:
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    # 23505 unique violation, 40001 serialization failure, 40P01 deadlock detected
-    return isinstance(exc, IntegrityError) and code in (None, "23505") or code in ("40001", "40P01")
 
 
 def _legacy(status_code: int, body: Any) -> Any:
@@ -62,24 +52,15 @@ class Writes:
     def run(self, op: Callable[[Tx, datetime], T], *, idem_key: str | None = None, fingerprint: str = "") -> T:
         """``op(tx, now)`` in one transaction; with a key, a retry gets the first result.
 
-        PostgreSQL with several replicas: a concurrent insert of the same key, or a deadlock or
-        serialization failure, rolls the transaction back; running it again sees the winner's
-        committed row (a retried check-in then answers "already checked in").
+        No retry loop is needed for concurrent changes: writes are one at a time (the store's writer
+        lock, across replicas on PostgreSQL), so a replica sees the other's committed key or ticket.
         """
         ctx = self.ctx
-        attempts = 1 if ctx.store.is_sqlite else 4
-        for attempt in range(attempts):
-            ctx.local.bumped = {}
-            try:
-                return self._once(op, idem_key, fingerprint)
-            except (IntegrityError, OperationalError) as exc:
-                if attempt == attempts - 1 or not _retryable(exc):
-                    raise
-                log.info("retrying after a concurrent change: %s", exc.orig)
-                time.sleep(0.005 * (attempt + 1))
-            finally:
-                ctx.local.bumped = None
-        raise AssertionError("unreachable")
+        ctx.local.bumped = {}
+        try:
+            return self._once(op, idem_key, fingerprint)
+        finally:
+            ctx.local.bumped = None
 
     def _once(self, op: Callable[[Tx, datetime], T], idem_key: str | None, fingerprint: str) -> T:
         ctx = self.ctx

@@ -141,8 +141,6 @@ class Issuing:
                 log.warning("appointment %s booked into room %s, which does not serve %s: queued for the department",
                             appt_no, appt.room, appt.department)
             affected = {room_id} if room_id else set(ctx.rooms_of_dept(appt.department))
-            # Rooms before the number counter, the same order as call-next: no convoy, no deadlock.
-            ctx.lock_rooms(tx.conn, sorted(affected))
             row = self._insert_ticket(
                 tx, now, department=appt.department, room=room_id, source="appointment", appointment_no=appt_no,
                 patient_id=appt.patient_id, masked_name=mask_name(patient.name if patient else ""),
@@ -172,7 +170,6 @@ class Issuing:
                 self._check_open(department, now)
             words = {"elderly": f"age {ctx.rules.elderly_age}+", "pregnant": "pregnant",
                      "disabled": "disabled"}.get(priority or "")
-            ctx.lock_rooms(tx.conn, ctx.rooms_of_dept(department))  # rooms first, then the counter
             row = self._insert_ticket(tx, now, department=department, source=source, priority=words,
                                       emergency=emergency or dept.emergency, language=language,
                                       masked_name=mask_name(name or ""))
@@ -183,11 +180,8 @@ class Issuing:
 
     # ------------------------------------------------------------ the HIS's check-in marks
     def _mark_checked_in(self, tx: Tx, appt_no: str) -> None:
-        """Tell the HIS after the commit; on SQLite a group commit's check-ins go in one HIS transaction."""
-        if not self.ctx.store.is_sqlite:  # concurrent transactions: each tells its own
-            tx.after_commit(lambda: self._send_his_marks([appt_no]))
-            return
-        self._his_marks.append(appt_no)  # SQLite: only ever touched under the writer lock
+        """Tell the HIS after the commit; a group commit's check-ins go in one HIS transaction."""
+        self._his_marks.append(appt_no)  # only ever touched under the store's writer lock
 
         def forget() -> None:
             if appt_no in self._his_marks:

@@ -23,18 +23,23 @@ from queueserver.store import Tx, rooms, tickets
 
 NEXT_SHOWN = 5
 
+# A room's row after its change, with what its snapshot shows of the current ticket (one round trip).
+_CURRENT = {f"cur_{name}": select(tickets.c[name]).where(tickets.c.ticket_id == rooms.c.current_ticket_id)
+            .scalar_subquery().label(f"cur_{name}")
+            for name in ("number", "masked_name", "called_at", "recall_count", "status")}
+_RETURNED = (*rooms.c, *_CURRENT.values())
 _Q_CURRENT = select(tickets.c.number, tickets.c.masked_name, tickets.c.called_at, tickets.c.recall_count,
-                    tickets.c.status).where(tickets.c.ticket_id == bindparam("tid"))  # what a snapshot shows of it
+                    tickets.c.status).where(tickets.c.ticket_id == bindparam("tid"))  # for rows read, not changed
 _U_ROOM_SEQ = (update(rooms).where(rooms.c.room_id == bindparam("rid"))
-               .values(seq=rooms.c.seq + 1, updated_at=bindparam("now")).returning(*rooms.c))
+               .values(seq=rooms.c.seq + 1, updated_at=bindparam("now")).returning(*_RETURNED))
 _U_ROOM_CALLED = (update(rooms).where(rooms.c.room_id == bindparam("rid"))
                   .values(seq=rooms.c.seq + 1, updated_at=bindparam("now"), current_ticket_id=bindparam("cur"),
                           current_call_id=bindparam("call"), others_since_priority=bindparam("counter"))
-                  .returning(*rooms.c))
+                  .returning(*_RETURNED))
 _U_ROOM_CURRENT = (update(rooms).where(rooms.c.room_id == bindparam("rid"))
                    .values(seq=rooms.c.seq + 1, updated_at=bindparam("now"), current_ticket_id=bindparam("cur"),
                            current_call_id=bindparam("call"))
-                   .returning(*rooms.c))
+                   .returning(*_RETURNED))
 
 
 class Snapshots:
@@ -43,7 +48,7 @@ class Snapshots:
     def __init__(self, ctx: QueueContext, ordering: Ordering) -> None:
         self.ctx = ctx
         self.ordering = ordering
-        self._staged: dict[str, RoomState] = {}  # SQLite: snapshots waiting for their group commit's end
+        self._staged: dict[str, RoomState] = {}  # snapshots waiting for their group commit's end
 
     def snapshot(self, conn: Connection, room: Room, row: Record, now: datetime,
                  lanes: RoomLanes | None = None) -> RoomState:
@@ -51,7 +56,11 @@ class Snapshots:
         ctx = self.ctx
         current = None
         if row["current_ticket_id"]:
-            t = ctx.sql(conn, _Q_CURRENT, {"tid": row["current_ticket_id"]}).first()
+            if "cur_status" in row:  # a row an update returned, with its current ticket's columns
+                t: Record | None = {name: row[f"cur_{name}"] for name in
+                                    ("number", "masked_name", "called_at", "recall_count", "status")}
+            else:
+                t = ctx.sql(conn, _Q_CURRENT, {"tid": row["current_ticket_id"]}).first()
             if t is not None and t["status"] in ("called", "serving"):
                 current = CurrentCall(call_id=row["current_call_id"] or "none", ticket=t["number"],
                                       masked_name=t["masked_name"], called_at=t["called_at"],
@@ -95,9 +104,10 @@ class Snapshots:
             elif updates is not None:
                 values = dict(updates, seq=rooms.c.seq + 1, updated_at=now)
                 row = tx.conn.execute(update(rooms).where(rooms.c.room_id == room_id).values(**values)
-                                      .returning(*rooms.c)).mappings().one()
+                                      .returning(*_RETURNED)).mappings().one()
             else:
                 row = ctx.sql(tx.conn, _U_ROOM_SEQ, {"rid": room_id, "now": now}).one()
+            self.ordering.saw(room_id, row["seq"])
             states[room_id] = self.snapshot(tx.conn, ctx.room(room_id), row, now, lanes[room_id])
         changed = set(tickets_changed or ())
         for room_id, state in states.items():
@@ -106,13 +116,13 @@ class Snapshots:
         return states
 
     def _publish(self, tx: Tx, state: RoomState, *, now: bool) -> None:
-        """Publish a room's snapshot after the commit. On SQLite (one writer, hooks in commit order) a
-        snapshot that only changed the waiting list is staged, and each group commit sends the newest
-        staged one per room once: under load most snapshots are superseded within milliseconds."""
+        """Publish a room's snapshot after the commit. A snapshot that only changed the waiting list is
+        staged, and each group commit (one writer, hooks in commit order) sends the newest staged one per
+        room once: under load most snapshots are superseded within milliseconds."""
         publisher = self.ctx.publisher
         if publisher is None:
             return
-        if now or not self.ctx.store.is_sqlite:
+        if now:
             def send() -> None:
                 self._staged.pop(state.room, None)  # older than this one
                 publisher.publish_state(state)

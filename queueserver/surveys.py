@@ -17,7 +17,7 @@ class Surveys:
     def record(self, ticket_id: str, score: int, comment: str = "") -> None:
         """Store the rating; ``SurveyNotOpen`` before the visit is finished or for a second rating."""
         with self.ctx.store.tx() as tx:
-            t = self.ctx.ticket_row(tx.conn, ticket_id, lock=True)
+            t = self.ctx.ticket_row(tx.conn, ticket_id)
             if t["status"] != "done":
                 raise SurveyNotOpen("The survey opens once your visit is finished.")
             if t["survey_score"] is not None:

@@ -123,7 +123,7 @@ class Tickets:
                 raise BadRequestError(f"Room {room} does not serve {department}.")
 
         def op(tx: Tx, now: datetime) -> TicketOut:
-            t = ctx.ticket_row(tx.conn, ticket_id, lock=True)
+            t = ctx.ticket_row(tx.conn, ticket_id)
             if t["status"] in ("cancelled", "no_show"):
                 raise TicketStateConflict(f"Ticket {t['number']} is {t['status']} and cannot be transferred.")
             if by_rooms is not None and (t["call_room"] or t["room"]) not in by_rooms and not (
@@ -153,7 +153,7 @@ class Tickets:
         ctx = self.ctx
 
         def op(tx: Tx, now: datetime) -> TicketOut:
-            t = ctx.ticket_row(tx.conn, ticket_id, lock=True)
+            t = ctx.ticket_row(tx.conn, ticket_id)
             if t["status"] != "done":
                 raise TicketStateConflict(f"Ticket {t['number']} is {t['status']}; only a patient already seen can "
                                           "return with results.")
@@ -173,7 +173,7 @@ class Tickets:
         ctx = self.ctx
 
         def op(tx: Tx, now: datetime) -> TicketOut:
-            t = ctx.ticket_row(tx.conn, ticket_id, lock=True)
+            t = ctx.ticket_row(tx.conn, ticket_id)
             if t["status"] not in ACTIVE:
                 raise TicketStateConflict(f"Ticket {t['number']} is already {t['status']}.")
             touched = self.clear_from_room(tx, t)
