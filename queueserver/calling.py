@@ -10,7 +10,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import bindparam, func, insert, or_, update
 
 from protocol.announce import announcement_texts
 from protocol.api import CallOut, TicketOut
@@ -39,9 +39,12 @@ from queueserver.tickets import Tickets
 _U_CALLED = update(tickets).where(tickets.c.ticket_id == bindparam("tid"), tickets.c.status == "waiting").values(
     status="called", called_at=bindparam("now"),
     first_called_at=func.coalesce(tickets.c.first_called_at, bindparam("first", type_=UTCDateTime())),
-    call_room=bindparam("b_room"), call_reason=bindparam("reason"), recall_count=0, not_before=None)
-_U_DONE = update(tickets).where(tickets.c.ticket_id == bindparam("tid")).values(status="done",
-                                                                               finished_at=bindparam("now"))
+    call_room=bindparam("b_room"), call_reason=bindparam("reason"), recall_count=0, not_before=None
+).returning(*tickets.c)
+_U_DONE = (update(tickets).where(tickets.c.ticket_id == bindparam("tid"),
+                                 or_(tickets.c.status == "called", tickets.c.status == "serving"))
+           .values(status="done", finished_at=bindparam("now"))
+           .returning(tickets.c.department, tickets.c.service_started_at, tickets.c.called_at))
 _I_SERVICE_TIME = insert(service_times).values(department=bindparam("department"), minutes=bindparam("minutes"),
                                                at=bindparam("at"))  # the id is the database's
 _I_CALL = insert(calls)
@@ -69,10 +72,9 @@ class Calling:
         tid = room_row["current_ticket_id"]
         if not tid:
             return None
-        t = ctx.ticket_row(tx.conn, tid)
-        if t["status"] not in ("called", "serving"):
+        t = ctx.sql(tx.conn, _U_DONE, {"tid": tid, "now": now}).first()  # only if called or serving
+        if t is None:
             return None
-        ctx.sql(tx.conn, _U_DONE, {"tid": tid, "now": now})
         began = t["service_started_at"] or t["called_at"]
         if began is not None:
             ctx.sql(tx.conn, _I_SERVICE_TIME, dict(department=t["department"], at=now,
@@ -84,9 +86,9 @@ class Calling:
               *, kind: CallKind = CallKind.CALL) -> CallOut:
         ctx = self.ctx
         tid = placed.ticket.ticket_id
-        res = ctx.sql(tx.conn, _U_CALLED, {"tid": tid, "now": now, "first": now, "b_room": room.id,
-                                           "reason": placed.reason})
-        if res.rowcount != 1:  # another replica called it between our read and our write
+        row = ctx.sql(tx.conn, _U_CALLED, {"tid": tid, "now": now, "first": now, "b_room": room.id,
+                                           "reason": placed.reason}).first()
+        if row is None:  # the calling order said waiting and the row does not: never call it twice
             raise CalledElsewhere(f"Ticket {placed.ticket.number} was called by someone else just now; try again.")
         call_id = _new_call_id()
         sharing = set(ctx.rooms_sharing(room))
@@ -96,7 +98,6 @@ class Calling:
         seq = states[room.id].seq
         ctx.sql(tx.conn, _I_CALL, dict(call_id=call_id, ticket_id=tid, room=room.id, kind=kind.value,
                                        reason=placed.reason, at=now, seq=seq, day=ctx.today(now)))
-        row = ctx.ticket_row(tx.conn, tid)
         event = CallEvent(id=call_id, seq=seq, ts=now, site=ctx.site, room=room.id, room_name=dict(room.name),
                           department=row["department"], ticket=row["number"], kind=kind,
                           masked_name=row["masked_name"], recall_count=0,
