@@ -44,6 +44,14 @@ def clinic(tmp_path):
     day.close()
 
 
+def run(scenario):  # type: ignore[no-untyped-def]
+    """``asyncio.run(scenario())`` in a thread of its own: other tests (Playwright) may leave a loop running here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, scenario()).result()
+
+
 def _frame(data: bytes) -> bytes:
     return HEADER.pack(len(data)) + data
 
@@ -83,7 +91,7 @@ def test_a_forged_frame_on_the_core_channel_is_dropped_and_never_decoded_as_code
         await core.close()
         return {a["id"]: a for a in answers}
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario)
     assert not planted.exists()
     assert answers[2]["ok"] is False and isinstance(answers[2]["value"], PermissionError)  # not offered
     assert answers[3] == {"k": "result", "id": 3, "ok": True, "value": "2026-03-02"}  # the channel still works
@@ -109,7 +117,7 @@ def test_a_worker_carries_out_operations_at_the_core_and_keeps_reading_after_a_b
         assert heard and not remote.closed.done()
         await core.close()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_a_call_in_flight_when_the_core_goes_away_or_stays_silent_is_unavailable(clinic):
@@ -137,7 +145,7 @@ def test_a_call_in_flight_when_the_core_goes_away_or_stays_silent_is_unavailable
             await remote.call("today")  # the core is gone: at once, no waiting
         await task
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_the_http_answer_while_the_core_is_gone_is_503_with_retry_after(clinic, tmp_path):
@@ -167,7 +175,7 @@ def test_the_http_answer_while_the_core_is_gone_is_503_with_retry_after(clinic, 
         await task
         return response
 
-    response = asyncio.run(scenario())
+    response = run(scenario)
     assert response.status_code == 503 and response.headers["retry-after"] == "2"
     assert "try again" in response.json()["detail"]
 
