@@ -51,7 +51,8 @@ def options_from_config(config: Any) -> dict[str, Any]:
 
     Reads the API token and the broker password the file points to (``ConfigError`` if unreadable).
     """
-    from config.loader import api_token, broker_url
+    from config.broker_settings import broker_options
+    from config.loader import api_token
     from config.schema import ConfigError
 
     if config.device.role != "kiosk":
@@ -67,7 +68,7 @@ def options_from_config(config: Any) -> dict[str, Any]:
     return {
         "device_id": config.device.id, "site": config.device.site,
         "server": config.server.url, "token": api_token(config),
-        "broker": broker_url(config), "ca_file": config.broker.ca_file,
+        **broker_options(config),  # URL, user, password and CA: config.broker_settings
         "language": language, "idle_timeout": float(settings.idle_timeout_s),
         "printer": spec, "printer_profile": profile, "scanner": scanner, "card_reader": card_reader,
         "speaker": hw.speaker.adapter, "audio_device": hw.speaker.audio_device,
