@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import tempfile
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,8 +69,16 @@ class Bundle(BaseModel):
         code.add_data(self.to_qr_text().encode("ascii"))
         code.make(fit=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        code.make_image().save(str(path))
-        path.chmod(0o600)
+        # It holds the same secrets as the bundle: created 0600 (a temp file renamed into place), never
+        # readable by others even for a moment, and never written through a link someone planted.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                code.make_image().save(f, format="PNG")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def parse_bundle(text: str) -> Bundle:

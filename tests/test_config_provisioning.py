@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import subprocess
@@ -153,3 +154,75 @@ def test_a_new_devices_api_token_works_on_the_queue_server_after_a_restart(queue
     queue_server.start()
     with httpx.Client(base_url=queue_server.base_url, headers=headers, timeout=10) as screen:
         assert screen.get("/api/v1/rooms/r1/state").status_code == 401
+
+
+@pytest.mark.parametrize("name", ["queueserver", "QueueServer", "queueserver-2", "campus-east", "bridge-east",
+                                  "clinicflow-server-demo-1a2b3c4d"])
+def test_names_the_system_uses_on_the_broker_are_refused(server_data, capsys, name):
+    _add(server_data, "--role", "kiosk", "--name", "kiosk-1")
+    before = (server_data / "broker" / "passwd").read_text()
+    assert devices_cli.main(["--data-dir", str(server_data), "add", "--role", "kiosk", "--name", name]) == 1
+    assert "refused" in capsys.readouterr().err
+    assert (server_data / "broker" / "passwd").read_text() == before
+    assert [r.id for r in DeviceRegistry.in_data_dir(server_data).all()] == ["kiosk-1"]
+
+
+def test_a_name_that_already_is_a_broker_user_is_refused(server_data, capsys):
+    from config.broker_files import MosquittoPasswords
+
+    MosquittoPasswords(server_data / "broker" / "passwd").set("nurse-station", "x" * 24)
+    assert devices_cli.main(["--data-dir", str(server_data), "add", "--role", "kiosk", "--name", "nurse-station"]) == 1
+    assert "already a broker user" in capsys.readouterr().err
+
+
+def test_broker_secrets_stay_readable_by_the_mosquitto_group_after_every_change(server_data):
+    import grp
+
+    _add(server_data, "--role", "kiosk", "--name", "kiosk-1")
+    _add(server_data, "--role", "display", "--rooms", "3", "--name", "door-3")
+    assert devices_cli.main(["--data-dir", str(server_data), "remove", "kiosk-1"]) == 0
+    passwd = server_data / "broker" / "passwd"
+    assert _mode(passwd) == 0o640 and grp.getgrgid(passwd.stat().st_gid).gr_name == "mosquitto"
+    assert [line.split(":")[0] for line in passwd.read_text().splitlines()] == ["door-3"]
+
+
+def test_the_qr_png_is_private_from_the_moment_it_is_written(server_data, monkeypatch):
+    """It holds the MQTT password and API token: 0600 while PIL writes it, not chmod-ed afterwards."""
+    from PIL import PngImagePlugin
+
+    modes: list[int] = []
+    real_save = PngImagePlugin._save
+
+    def spy(im, fp, filename, *args, **kwargs):
+        modes.append(stat.S_IMODE(os.fstat(fp.fileno()).st_mode))
+        return real_save(im, fp, filename, *args, **kwargs)
+
+    monkeypatch.setattr(PngImagePlugin, "_save", spy)
+    monkeypatch.setitem(PngImagePlugin.Image.SAVE, "PNG", spy)
+    old = os.umask(0o022)
+    try:
+        _add(server_data, "--role", "kiosk", "--name", "kiosk-1")
+    finally:
+        os.umask(old)
+    assert modes == [0o600]
+    assert _mode(server_data / "bundles" / "kiosk-1.png") == 0o600
+
+
+def test_a_new_ca_gets_the_broker_a_new_certificate(tmp_path):
+    from cryptography import x509
+
+    from config.tls import days_left, ensure_ca, ensure_server_cert
+
+    broker = tmp_path / "broker"
+    ca, _ = ensure_ca(broker)
+    cert, made = ensure_server_cert(broker, ca, ["broker.local"])
+    assert made and not ensure_server_cert(broker, ca, ["broker.local"])[1]  # kept while all is well
+    assert 800 < days_left(cert.cert) <= 825
+    ca.cert.unlink()
+    ca.key.unlink()
+    new_ca, made = ensure_ca(broker)
+    assert made
+    _, reissued = ensure_server_cert(broker, new_ca, ["broker.local"])
+    assert reissued
+    x509.load_pem_x509_certificate(cert.cert.read_bytes()).verify_directly_issued_by(
+        x509.load_pem_x509_certificate(new_ca.cert.read_bytes()))
