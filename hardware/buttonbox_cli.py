@@ -97,8 +97,9 @@ def _start_agent(config: Any, box: CallButtonBox, last: dict[str, ButtonResult])
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from clinicflow.logs import setup_logging
+
+    setup_logging(args.verbose)
     try:
         cfg = _settings(args)
         factory = make_pin_factory(cfg["pin_factory"])

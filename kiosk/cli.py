@@ -111,6 +111,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", default=None, help="MQTT broker URL for the device status (optional)")
     p.add_argument("--ca-file", default=None, help="CA certificate that signed an mqtts:// broker's certificate")
     p.add_argument("--idle-timeout", type=float, default=60.0)
+    p.add_argument("--watchdog", type=float, default=30.0, help="exit with code 3 if the UI thread stalls this long (0: off)")
     p.add_argument("--symptom-guide", default=None, help="symptom guide TOML (default: the shipped one)")
     p.add_argument("--screenshot", default=None, help="headless: draw Home, save this PNG, exit")
     p.add_argument("--walkthrough", default=None, metavar="APPOINTMENT",
@@ -174,7 +175,9 @@ def make_devices(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from clinicflow.logs import setup_logging
+
+    setup_logging()  # one line per event (Kivy's records through Python logging), before Kivy is imported
     token = _token(args)
     if args.walkthrough:
         from kiosk.ui.driver import main as drive
@@ -199,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.server_client import KioskServerClient
     from kiosk.symptom_guide import SymptomGuide
     from kiosk.tasks import ThreadTasks
+    from display.watchdog import Watchdog
     from kiosk.ui.app import KioskApp
     from kiosk.viewmodels import KioskSettings, KioskViewModel
     from protocol.errors import ClinicflowError
@@ -247,8 +251,17 @@ def main(argv: list[str] | None = None) -> int:
         keys = {"help": lambda: vm.go("help"), "next": vm.key_next, "select": vm.key_select, "back": vm.key_back}
         panel.when_key = lambda key: Clock.schedule_once(lambda _dt: keys[key](), 0)
 
-    if args.broker:
-        _start_agent(args, vm)
+    agent = _start_agent(args, vm) if args.broker else None
+    # A frozen UI must be restarted: the UI thread beats once a second; a stall of --watchdog seconds
+    # exits with code 3 (the unit restarts it), and the beats are systemd's WatchdogSec= pings too.
+    watchdog = Watchdog(timeout=args.watchdog).start() if args.watchdog else None
+
+    def beat(_dt: float) -> None:
+        if watchdog is not None:
+            watchdog.beat()
+        if agent is not None:
+            agent.heartbeat()
+    Clock.schedule_interval(beat, 1.0)
 
     app = KioskApp(vm)
     if args.screenshot:
@@ -272,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _start_agent(args: argparse.Namespace, vm: Any) -> None:
+def _start_agent(args: argparse.Namespace, vm: Any) -> Any:
     """Publish the kiosk's health (printer paper, server reachable) as retained device status."""
     from clinicflow.agent import DeviceAgent
     from clinicflow.mqtt import PahoMessageBus
@@ -288,6 +301,7 @@ def _start_agent(args: argparse.Namespace, vm: Any) -> None:
     vm.bind(printer_fault=lambda *_: agent.publish_status_now())
     bus.start()
     agent.start()
+    return agent
 
 
 if __name__ == "__main__":
