@@ -127,3 +127,28 @@ def days_left(cert_path: Path, *, now: dt.datetime | None = None) -> float:
     """Days until the certificate in ``cert_path`` expires (negative once it has)."""
     cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
     return (cert.not_valid_after_utc - (now or dt.datetime.now(dt.timezone.utc))).total_seconds() / 86400
+
+
+WARN_BEFORE = dt.timedelta(days=30)
+
+
+def expiry_warning(cert_path: Path, *, now: dt.datetime | None = None, within: dt.timedelta = WARN_BEFORE) -> str | None:
+    """A sentence for the fleet when the certificate ends within ``within`` (or has ended), else None.
+
+    The renewal timer re-issues it at 30 days; a warning means renewal did not happen (timer not
+    installed, CA key missing, Mosquitto not restarted): without action every device loses the broker.
+    """
+    left = days_left(cert_path, now=now)
+    if left > within.total_seconds() / 86400:
+        return None
+    when = "expired" if left < 0 else f"expires in {left:.0f} days"
+    return (f"the broker certificate {cert_path} {when}: run `clinicflow broker-config --renew --restart-broker` "
+            "(and check clinicflow-broker-renew.timer)")
+
+
+def site_certificates() -> list[Path]:
+    """The broker certificate of this server's data directory (``$CLINICFLOW_DATA_DIR``), if there is one."""
+    from config.registry import data_dir
+
+    path = data_dir() / "broker" / "server.crt"
+    return [path] if path.exists() else []

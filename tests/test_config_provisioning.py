@@ -226,3 +226,22 @@ def test_a_new_ca_gets_the_broker_a_new_certificate(tmp_path):
     assert reissued
     x509.load_pem_x509_certificate(cert.cert.read_bytes()).verify_directly_issued_by(
         x509.load_pem_x509_certificate(new_ca.cert.read_bytes()))
+
+
+def test_the_server_units_are_valid_and_keep_secrets_off_the_command_line(tmp_path):
+    import sys
+
+    from config import server_units
+
+    out = tmp_path / "units"
+    assert server_units.main(["--data-dir", str(tmp_path / "data"), "--out", str(out), "--exec", sys.executable]) == 0
+    server = (out / "clinicflow-server.service").read_text()
+    assert "EnvironmentFile=" in server and "--broker" not in server  # the password comes from server.env (0600)
+    texts = [(out / u).read_text() for u in server_units.UNITS] + [provision.DEPLOY.joinpath("clinicflow-device.service.in").read_text()]
+    for text in texts:  # After= alone does not pull the target in: every unit ordered after it also Wants= it
+        lines = text.splitlines()
+        if any(l.startswith("After=") and "time-sync.target" in l for l in lines):
+            assert any(l.startswith("Wants=") and "time-sync.target" in l for l in lines), text
+    verified = subprocess.run(["systemd-analyze", "verify", *(str(out / u) for u in server_units.UNITS)],
+                              capture_output=True, text=True, timeout=30)
+    assert verified.returncode == 0 and "clinicflow-" not in verified.stderr, verified.stderr
