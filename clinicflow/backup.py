@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from clinicflow.files import atomic_file
 from config.registry import data_dir as resolve_data_dir
 
 SMALL_FILES = ("tokens.json", "devices.json", "hospital.json")
@@ -94,15 +95,9 @@ def backup(data: Path, out: Path, *, db: str | None = None) -> list[str]:
                     "store": "postgresql" if _is_postgres(db) else "sqlite", "files": names}
         (staged / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")  # 0600 from creation
-        try:
-            with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
-                for name in ["manifest.json", *names]:
-                    tar.add(staged / name, arcname=name)
-            os.replace(partial, out)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        with atomic_file(out) as f, tarfile.open(fileobj=f, mode="w") as tar:  # 0600 from creation
+            for name in ["manifest.json", *names]:
+                tar.add(staged / name, arcname=name)
     return names
 
 

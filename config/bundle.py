@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from clinicflow.files import atomic_file
 from config.registry import write_atomically
 from config.schema import ConfigError, Ident, Role
 
@@ -71,14 +70,8 @@ class Bundle(BaseModel):
         path.parent.mkdir(parents=True, exist_ok=True)
         # It holds the same secrets as the bundle: created 0600 (a temp file renamed into place), never
         # readable by others even for a moment, and never written through a link someone planted.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                code.make_image().save(f, format="PNG")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as f:
+            code.make_image().save(f, format="PNG")
 
 
 def parse_bundle(text: str) -> Bundle:

@@ -13,9 +13,10 @@ import math
 import os
 import stat
 import struct
-import tempfile
 import wave
 from pathlib import Path
+
+from clinicflow.files import atomic_file
 
 
 def default_cache_dir() -> Path:
@@ -72,17 +73,11 @@ def write_chime(path: Path, *, rate: int = 22050, tones: tuple[float, ...] = (88
         for i in range(n):
             envelope = math.exp(-4.0 * i / n)
             frames += struct.pack("<h", int(12000 * envelope * math.sin(2 * math.pi * freq * i / rate)))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".chime-", suffix=".wav")  # a fresh name, never followed
-    try:
-        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(bytes(frames))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, 0o644) as f, wave.open(f, "wb") as w:  # a fresh temp name, never a planted one
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
     return path
 
 
