@@ -24,6 +24,10 @@ def setup_logging(verbose: bool = False, *, level: str | None = None) -> None:
     else:
         fmt = FORMAT if os.environ.get("JOURNAL_STREAM") else "%(asctime)s " + FORMAT
         logging.basicConfig(level=numeric, format=fmt, force=True)
+        # The level goes on the handler too: records of loggers with their own level (Kivy's is INFO)
+        # propagate to it without passing the root logger's level.
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(numeric)
     # amqtt and its state machine log every transition at INFO.
     for noisy in ("transitions", "amqtt", "hbmqtt", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
