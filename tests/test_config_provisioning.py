@@ -245,3 +245,21 @@ def test_the_server_units_are_valid_and_keep_secrets_off_the_command_line(tmp_pa
     verified = subprocess.run(["systemd-analyze", "verify", *(str(out / u) for u in server_units.UNITS)],
                               capture_output=True, text=True, timeout=30)
     assert verified.returncode == 0 and "clinicflow-" not in verified.stderr, verified.stderr
+
+
+def test_a_campus_device_is_added_with_the_campus_brokers_files(server_data, tmp_path):
+    """`devices --broker-dir`: the bundle names the campus broker and its CA; the API token stays central."""
+    from config import broker_config
+    from config.broker_files import MosquittoPasswords
+
+    campus = tmp_path / "campus"
+    assert broker_config.main(["--data-dir", str(campus), "--hostname", "broker.east.local", "--server-port", "0"]) == 0
+    assert devices_cli.main(["--data-dir", str(server_data), "--broker-dir", str(campus / "broker"), "add",
+                             "--role", "display", "--rooms", "7", "--name", "east-door-7",
+                             "--server-url", "http://queue.local:8000"]) == 0
+    bundle = read_bundle(server_data / "bundles" / "east-door-7.cfbundle")
+    assert 'url = "mqtts://broker.east.local:8883"' in bundle.config_toml
+    assert bundle.ca_cert == (campus / "broker" / "ca.crt").read_text()
+    assert "east-door-7" in MosquittoPasswords(campus / "broker" / "passwd").users()
+    assert "user east-door-7\n" in (campus / "broker" / "acl").read_text()
+    assert "device:east-door-7" in json.loads((server_data / "tokens.json").read_text())
