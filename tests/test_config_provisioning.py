@@ -263,3 +263,18 @@ def test_a_campus_device_is_added_with_the_campus_brokers_files(server_data, tmp
     assert "east-door-7" in MosquittoPasswords(campus / "broker" / "passwd").users()
     assert "user east-door-7\n" in (campus / "broker" / "acl").read_text()
     assert "device:east-door-7" in json.loads((server_data / "tokens.json").read_text())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing files to the server's user needs root, as `sudo devices add` has")
+def test_sudo_devices_add_leaves_the_servers_files_readable_by_the_servers_user(server_data):
+    import grp
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    server_data.mkdir(parents=True)
+    os.chown(server_data, nobody.pw_uid, nobody.pw_gid)  # the data dir belongs to the server's user
+    _add(server_data, "--role", "kiosk", "--name", "kiosk-1")
+    tokens = (server_data / "tokens.json").stat()
+    assert (tokens.st_uid, _mode(server_data / "tokens.json")) == (nobody.pw_uid, 0o600)
+    passwd = (server_data / "broker" / "passwd").stat()
+    assert passwd.st_uid == 0 and grp.getgrgid(passwd.st_gid).gr_name == "mosquitto"
