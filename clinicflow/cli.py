@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "provision": ("config.provision:main", "turn this machine into a kiosk, call screen or button box from a bundle"),
     "broker-config": ("config.broker_config:main", "generate a locked-down Mosquitto configuration (TLS, passwords, ACL)"),
     "buttonbox": ("hardware.buttonbox_cli:main", "run a clinician's call-button box at a room (GPIO)"),
+    "server-units": ("config.server_units:main", "write the queue server's systemd units (server, certificate renewal)"),
+    "backup": ("clinicflow.backup:backup_main", "back up the queue server's store (SQLite online backup, or pg_dump)"),
+    "restore": ("clinicflow.backup:restore_main", "restore the queue server's store from a backup (server stopped)"),
 }
 
 

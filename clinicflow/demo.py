@@ -64,6 +64,8 @@ def _app(*args: str) -> list[str]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    # The apps it starts say only what went wrong; the demo itself tells the story (a short account).
+    os.environ.setdefault("CLINICFLOW_LOG", "WARNING")
     setup_logging()
     from queueserver.process import QueueServerProcess  # the server's own launcher, shared with the tests
 

@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -30,6 +30,9 @@ from pydantic import BaseModel
 from protocol.errors import ProtocolError
 from protocol.payloads import decode_payload, encode_payload
 from protocol.topics import OFFLINE, ONLINE
+
+if TYPE_CHECKING:
+    from config.broker_settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,11 @@ class PahoMessageBus:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
+
+    @classmethod
+    def from_settings(cls, settings: "BrokerSettings", **kwargs: Any) -> "PahoMessageBus":
+        """The bus for a device's broker settings (``config.broker_settings``): URL, user, password and CA."""
+        return cls(settings.url_with_credentials(), ca_certs=settings.readable_ca(), **kwargs)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from clinicflow.files import atomic_file
 from config.registry import write_atomically
 from config.schema import ConfigError, Ident, Role
 
@@ -67,8 +68,10 @@ class Bundle(BaseModel):
         code.add_data(self.to_qr_text().encode("ascii"))
         code.make(fit=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        code.make_image().save(str(path))
-        path.chmod(0o600)
+        # It holds the same secrets as the bundle: created 0600 (a temp file renamed into place), never
+        # readable by others even for a moment, and never written through a link someone planted.
+        with atomic_file(path) as f:
+            code.make_image().save(f, format="PNG")
 
 
 def parse_bundle(text: str) -> Bundle:

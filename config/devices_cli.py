@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from config.broker_files import MosquittoPasswdError, MosquittoPasswords, write_acl
+from config.broker_files import MosquittoPasswdError, MosquittoPasswords, reserved_name_problem, write_acl
 from config.bundle import CA_PATH, MQTT_PASSWORD_PATH, TOKEN_PATH, Bundle
 from config.loader import parse_config
 from config.registry import DeviceRecord, DeviceRegistry, data_dir, token_hash
@@ -105,7 +105,14 @@ def add(args: argparse.Namespace) -> int:
     role = resolve_role(args.role, rooms)
     device_id = topics.validate_id(args.name, "device name")
     registry = DeviceRegistry.in_data_dir(data)
-    if any(r.id == device_id for r in registry.all()) and not args.replace:
+    known = {r.id for r in registry.all()}
+    problem = reserved_name_problem(device_id)
+    if problem is None and device_id not in known and device_id in MosquittoPasswords(broker_dir / "passwd").users():
+        problem = f"{device_id!r} is already a broker user that is not a device (a campus bridge or the server)"
+    if problem:
+        print(f"devices: refused: {problem}. Fix: choose another --name, e.g. hall-2 or kiosk-1", file=sys.stderr)
+        return 1
+    if device_id in known and not args.replace:
         print(f"devices: {device_id} already exists; add --replace to issue it new credentials", file=sys.stderr)
         return 1
 

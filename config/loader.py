@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 import tomllib
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from config.schema import ConfigError, DeviceConfig, validate_device_config
 
@@ -74,16 +73,10 @@ def api_token(config: DeviceConfig) -> str | None:
 
 
 def broker_url(config: DeviceConfig) -> str:
-    """The broker URL with the device's username and password in it, for ``PahoMessageBus``."""
-    password = read_secret(config.broker.password_file, config.broker.password_env, what="broker.password_file")
-    username = config.broker.username or config.device.id
-    parts = urlsplit(config.broker.url)
-    if password is None:
-        return config.broker.url
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The broker URL with the device's username and password in it (see ``config.broker_settings``)."""
+    from config.broker_settings import broker_settings
+
+    return broker_settings(config).url_with_credentials()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ file, never half of one.
 """
 from __future__ import annotations
 
+import grp
 import hashlib
 import json
 import os
@@ -55,11 +56,19 @@ class DeviceRecord(BaseModel):
         return API_ROLE[self.role]
 
 
-def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new file, never a torn one."""
+def write_atomically(path: Path, text: str, mode: int = 0o644, *, group: str | None = None) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new file, never a torn one.
+
+    The file is created with ``mode`` (never wider for a moment). Run as root, it gets the owner of
+    the directory it is in (so ``tokens.json`` written by ``sudo clinicflow devices add`` stays
+    readable by the queue server's own user), and ``group`` when given (``mosquitto``: files the
+    broker reads after it dropped its privileges). A group that does not exist is left alone.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, mode & 0o600)  # owner-only until owner and group are right
+        _hand_over(fd, path.parent, group)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -69,6 +78,33 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def group_id(name: str | None) -> int | None:
+    """The id of group ``name``, or None when there is no such group (or no name)."""
+    if not name:
+        return None
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+def _hand_over(fd: int, directory: Path, group: str | None) -> None:
+    uid, gid = -1, group_id(group) if group else -1
+    if os.geteuid() == 0:
+        owner = directory.stat()
+        uid = owner.st_uid
+        if gid in (-1, None):
+            gid = owner.st_gid
+    if gid is None:
+        gid = -1
+    if uid == -1 and gid == -1:
+        return
+    try:
+        os.fchown(fd, uid, gid)
+    except PermissionError:  # not root and not in that group: the broker then runs as this user anyway
+        pass
 
 
 class DeviceRegistry:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from config.broker_files import BROKER_GROUP
 from config.registry import write_atomically
 
 CA_DAYS = 3650
@@ -34,9 +36,10 @@ def _name(common_name: str) -> x509.Name:
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey, *, group: str | None = None) -> None:
+    """0600 root, or 0640 with ``group`` (the broker's key: Mosquitto reads it as user mosquitto)."""
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    write_atomically(path, pem.decode(), mode=0o600)
+    write_atomically(path, pem.decode(), mode=0o640 if group else 0o600, group=group)
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
@@ -81,18 +84,12 @@ def ensure_server_cert(directory: Path, ca: CertFiles, hostnames: list[str]) -> 
     """The broker's certificate for ``hostnames``; (re)issued when missing, for other names, or near expiry."""
     files = CertFiles(directory / "server.crt", directory / "server.key")
     wanted = sorted(set(hostnames))
+    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
     if files.cert.exists() and files.key.exists():
         current = x509.load_pem_x509_certificate(files.cert.read_bytes())
-        try:
-            san = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            have = sorted([str(n.value) for n in san])
-        except x509.ExtensionNotFound:
-            have = []
-        fresh = current.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) > RENEW_BEFORE
-        if have == sorted(str(n.value) for n in _san(wanted)) and fresh:
+        if _still_good(current, ca_cert, _san(wanted)):
             return files, False
     ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
-    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
@@ -106,6 +103,52 @@ def ensure_server_cert(directory: Path, ca: CertFiles, hostnames: list[str]) -> 
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
-    _write_key(files.key, key)
+    _write_key(files.key, key, group=BROKER_GROUP)
     _write_cert(files.cert, cert)
     return files, True
+
+
+def _still_good(current: x509.Certificate, ca_cert: x509.Certificate, wanted: list[x509.GeneralName]) -> bool:
+    """Kept only if issued by today's CA, for the same names, and not within RENEW_BEFORE of its end."""
+    try:
+        current.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False  # a new CA: every device would refuse a broker still showing the old one's certificate
+    try:
+        san = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        have = sorted(str(n.value) for n in san)
+    except x509.ExtensionNotFound:
+        have = []
+    fresh = current.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) > RENEW_BEFORE
+    return fresh and have == sorted(str(n.value) for n in wanted)
+
+
+def days_left(cert_path: Path, *, now: dt.datetime | None = None) -> float:
+    """Days until the certificate in ``cert_path`` expires (negative once it has)."""
+    cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    return (cert.not_valid_after_utc - (now or dt.datetime.now(dt.timezone.utc))).total_seconds() / 86400
+
+
+WARN_BEFORE = dt.timedelta(days=30)
+
+
+def expiry_warning(cert_path: Path, *, now: dt.datetime | None = None, within: dt.timedelta = WARN_BEFORE) -> str | None:
+    """A sentence for the fleet when the certificate ends within ``within`` (or has ended), else None.
+
+    The renewal timer re-issues it at 30 days; a warning means renewal did not happen (timer not
+    installed, CA key missing, Mosquitto not restarted): without action every device loses the broker.
+    """
+    left = days_left(cert_path, now=now)
+    if left > within.total_seconds() / 86400:
+        return None
+    when = "expired" if left < 0 else f"expires in {left:.0f} days"
+    return (f"the broker certificate {cert_path} {when}: run `clinicflow broker-config --renew --restart-broker` "
+            "(and check clinicflow-broker-renew.timer)")
+
+
+def site_certificates() -> list[Path]:
+    """The broker certificate of this server's data directory (``$CLINICFLOW_DATA_DIR``), if there is one."""
+    from config.registry import data_dir
+
+    path = data_dir() / "broker" / "server.crt"
+    return [path] if path.exists() else []

@@ -46,7 +46,7 @@ def options_from_config(config: Any) -> dict[str, Any]:
     Reads the broker password it points to (``ConfigError`` if unreadable); the display
     does not use the queue server's API, so its token is deliberately not read.
     """
-    from config.loader import broker_url
+    from config.broker_settings import broker_options
     from config.schema import ConfigError
 
     layout = LAYOUTS.get(config.device.role)
@@ -59,7 +59,7 @@ def options_from_config(config: Any) -> dict[str, Any]:
         "device_id": config.device.id, "site": config.device.site, "layout": layout,
         "rooms": list(settings.rooms), "languages": list(settings.languages), "repeats": settings.announce_repeat,
         "size": ORIENTATION_SIZES[settings.orientation],
-        "broker": broker_url(config), "ca_file": config.broker.ca_file,
+        **broker_options(config),  # URL, user, password and CA: config.broker_settings
         "speaker": speaker.adapter, "audio_device": speaker.audio_device,
     }
 

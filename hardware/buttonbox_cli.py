@@ -77,11 +77,11 @@ def _start_agent(config: Any, box: CallButtonBox, last: dict[str, ButtonResult])
     try:
         from clinicflow.agent import DeviceAgent
         from clinicflow.mqtt import PahoMessageBus
-        from config.loader import broker_url
+        from config.broker_settings import broker_settings
         from protocol import topics
 
-        bus = PahoMessageBus(broker_url(config), client_id=config.device.id,
-                             availability_topic=topics.device(config.device.site, config.device.id, "availability"))
+        bus = PahoMessageBus.from_settings(broker_settings(config), client_id=config.device.id,
+                                           availability_topic=topics.device(config.device.site, config.device.id, "availability"))
         agent = DeviceAgent(bus, site=config.device.site, device_id=config.device.id, role="button_box",
                             settings=config.settings_dict() if hasattr(config, "settings_dict") else None)
         agent.add_check("server", lambda: last["result"].ok if "result" in last else True)
@@ -97,8 +97,9 @@ def _start_agent(config: Any, box: CallButtonBox, last: dict[str, ButtonResult])
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from clinicflow.logs import setup_logging
+
+    setup_logging(args.verbose)
     try:
         cfg = _settings(args)
         factory = make_pin_factory(cfg["pin_factory"])

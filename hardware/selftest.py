@@ -31,9 +31,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hardware import health
+
+if TYPE_CHECKING:
+    from config.broker_settings import BrokerSettings
 
 log = logging.getLogger("clinicflow.selftest")
 
@@ -263,8 +266,13 @@ def format_table(results: list[StepResult]) -> str:
     return "\n".join(lines)
 
 
-def publish(results: list[StepResult], *, url: str, site: str, device_id: str, timeout: float = 10.0) -> bool:
-    """Publish the table as a ``DeviceResponse`` (command ``self_test``) on the device's response topic."""
+def publish(results: list[StepResult], *, broker: "BrokerSettings", site: str, device_id: str,
+            timeout: float = 10.0) -> bool:
+    """Publish the table as a ``DeviceResponse`` (command ``self_test``) on the device's response topic.
+
+    It connects with the device's own credentials: where the broker binds client ids to users it
+    briefly takes the running app's connection, which the app takes back when it reconnects.
+    """
     from clinicflow.mqtt import PahoMessageBus
     from protocol import topics
     from protocol.payloads import DeviceResponse
@@ -275,7 +283,7 @@ def publish(results: list[StepResult], *, url: str, site: str, device_id: str, t
         transaction=f"selftest-{int(time.time())}", status="error" if failed else "ok",
         data={"results": [asdict(r) for r in results]},
         error=f"failed: {', '.join(failed)}" if failed else None)
-    bus = PahoMessageBus(url, client_id=f"{device_id}-selftest")
+    bus = PahoMessageBus.from_settings(broker, client_id=f"{device_id}-selftest")
     bus.start()
     try:
         if not bus.wait_connected(timeout):
@@ -297,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        from config.loader import broker_url, load_config
+        from config.loader import load_config
 
         config = load_config(args.config)
     except Exception as exc:
@@ -312,8 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=2) if args.json else format_table(results))
     if args.mqtt != "none":
         try:
-            url = args.mqtt or broker_url(config)
-            if publish(results, url=url, site=config.device.site, device_id=config.device.id):
+            from config.broker_settings import BrokerSettings, broker_settings
+
+            broker = BrokerSettings(url=args.mqtt) if args.mqtt else broker_settings(config)
+            if publish(results, broker=broker, site=config.device.site, device_id=config.device.id):
                 print(f"result published to {config.device.id}'s response topic", file=sys.stderr)
             else:
                 print("clinicflow selftest: could not publish the result (broker unreachable)", file=sys.stderr)

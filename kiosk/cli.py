@@ -51,7 +51,8 @@ def options_from_config(config: Any) -> dict[str, Any]:
 
     Reads the API token and the broker password the file points to (``ConfigError`` if unreadable).
     """
-    from config.loader import api_token, broker_url
+    from config.broker_settings import broker_options
+    from config.loader import api_token
     from config.schema import ConfigError
 
     if config.device.role != "kiosk":
@@ -67,7 +68,7 @@ def options_from_config(config: Any) -> dict[str, Any]:
     return {
         "device_id": config.device.id, "site": config.device.site,
         "server": config.server.url, "token": api_token(config),
-        "broker": broker_url(config), "ca_file": config.broker.ca_file,
+        **broker_options(config),  # URL, user, password and CA: config.broker_settings
         "language": language, "idle_timeout": float(settings.idle_timeout_s),
         "printer": spec, "printer_profile": profile, "scanner": scanner, "card_reader": card_reader,
         "speaker": hw.speaker.adapter, "audio_device": hw.speaker.audio_device,
@@ -110,6 +111,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", default=None, help="MQTT broker URL for the device status (optional)")
     p.add_argument("--ca-file", default=None, help="CA certificate that signed an mqtts:// broker's certificate")
     p.add_argument("--idle-timeout", type=float, default=60.0)
+    p.add_argument("--watchdog", type=float, default=30.0, help="exit with code 3 if the UI thread stalls this long (0: off)")
     p.add_argument("--symptom-guide", default=None, help="symptom guide TOML (default: the shipped one)")
     p.add_argument("--screenshot", default=None, help="headless: draw Home, save this PNG, exit")
     p.add_argument("--walkthrough", default=None, metavar="APPOINTMENT",
@@ -173,7 +175,9 @@ def make_devices(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from clinicflow.logs import setup_logging
+
+    setup_logging()  # one line per event (Kivy's records through Python logging), before Kivy is imported
     token = _token(args)
     if args.walkthrough:
         from kiosk.ui.driver import main as drive
@@ -198,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.server_client import KioskServerClient
     from kiosk.symptom_guide import SymptomGuide
     from kiosk.tasks import ThreadTasks
+    from display.watchdog import Watchdog
     from kiosk.ui.app import KioskApp
     from kiosk.viewmodels import KioskSettings, KioskViewModel
     from protocol.errors import ClinicflowError
@@ -246,8 +251,17 @@ def main(argv: list[str] | None = None) -> int:
         keys = {"help": lambda: vm.go("help"), "next": vm.key_next, "select": vm.key_select, "back": vm.key_back}
         panel.when_key = lambda key: Clock.schedule_once(lambda _dt: keys[key](), 0)
 
-    if args.broker:
-        _start_agent(args, vm)
+    agent = _start_agent(args, vm) if args.broker else None
+    # A frozen UI must be restarted: the UI thread beats once a second; a stall of --watchdog seconds
+    # exits with code 3 (the unit restarts it), and the beats are systemd's WatchdogSec= pings too.
+    watchdog = Watchdog(timeout=args.watchdog).start() if args.watchdog else None
+
+    def beat(_dt: float) -> None:
+        if watchdog is not None:
+            watchdog.beat()
+        if agent is not None:
+            agent.heartbeat()
+    Clock.schedule_interval(beat, 1.0)
 
     app = KioskApp(vm)
     if args.screenshot:
@@ -271,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _start_agent(args: argparse.Namespace, vm: Any) -> None:
+def _start_agent(args: argparse.Namespace, vm: Any) -> Any:
     """Publish the kiosk's health (printer paper, server reachable) as retained device status."""
     from clinicflow.agent import DeviceAgent
     from clinicflow.mqtt import PahoMessageBus
@@ -287,6 +301,7 @@ def _start_agent(args: argparse.Namespace, vm: Any) -> None:
     vm.bind(printer_fault=lambda *_: agent.publish_status_now())
     bus.start()
     agent.start()
+    return agent
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ class Alert(_Payload):
 
     id: Ident
     ts: datetime
-    kind: Literal["long_wait", "red_flag", "help", "device_offline", "paper_out"]
+    kind: Literal["long_wait", "red_flag", "help", "device_offline", "paper_out", "certificate_expiring"]
     room: Ident | None = None
     department: Ident | None = None
     ticket: TicketNumber | None = None

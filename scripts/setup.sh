@@ -15,6 +15,7 @@ APT_RUNTIME=(
   cups cups-client printer-driver-cups-pdf libcups2-dev   # A4 report printing through CUPS
   zbar-tools                                        # decoding printed QR codes (self-test, tests)
   libusb-1.0-0 linux-libc-dev                       # USB receipt printers (pyusb); evdev builds against input.h
+  postgresql-client                                 # pg_dump/pg_restore: clinicflow backup/restore of a PostgreSQL store
 )
 APT_TEST=(chromium chromium-driver)                 # web pages tested in real headless Chromium
 APT_TEST+=(systemd)                                 # systemd-analyze verifies the generated device units

@@ -5,6 +5,7 @@ campus WAN outage would) while both brokers and the queue server keep running.
 """
 from __future__ import annotations
 
+import grp
 import queue
 import socket
 import threading
@@ -195,15 +196,17 @@ def test_the_generated_tls_bridge_logs_in_to_a_locked_down_central_broker(tmp_pa
     central_port, campus_port = free_port(), free_port()
     central_dir, campus_dir = tmp_path / "central", tmp_path / "campus"
     assert broker_config.main(["--data-dir", str(central_dir), "--hostname", "127.0.0.1", "--port", str(central_port),
-                               "--bind", "127.0.0.1", "--campus", "east"]) == 0
+                               "--bind", "127.0.0.1", "--server-port", "0", "--campus", "east"]) == 0
     assert "user campus-east\ntopic readwrite clinicflow/v1/demo/#" in (central_dir / "broker" / "acl").read_text()
     assert broker_config.main(["--data-dir", str(campus_dir), "--hostname", "127.0.0.1", "--port", str(campus_port),
-                               "--bind", "127.0.0.1", "--bridge-to", f"mqtts://127.0.0.1:{central_port}",
+                               "--bind", "127.0.0.1", "--server-port", "0",
+                               "--bridge-to", f"mqtts://127.0.0.1:{central_port}",
                                "--bridge-name", "east",
                                "--bridge-password-file", str(central_dir / "broker" / "campus-east-mqtt-password"),
                                "--bridge-ca", str(central_dir / "broker" / "ca.crt")]) == 0
     bridge_conf = campus_dir / "broker" / "clinicflow-bridge.conf"
-    assert bridge_conf.stat().st_mode & 0o077 == 0  # it holds the bridge's password
+    # It holds the bridge's password: readable by the broker's group (Mosquitto re-reads it as user mosquitto), no one else.
+    assert bridge_conf.stat().st_mode & 0o777 == 0o640 and grp.getgrgid(bridge_conf.stat().st_gid).gr_name == "mosquitto"
 
     def conf(d):
         return (d / "broker" / "clinicflow.conf").read_text()
@@ -226,4 +229,5 @@ def test_the_generated_tls_bridge_logs_in_to_a_locked_down_central_broker(tmp_pa
             server.publish(topics.room_state("demo", "r4"), b'{"seq": 12}', retain=True).wait_for_publish(5)
             assert got.get(timeout=10) == b'{"seq": 12}'
     log = (tmp_path / "c-run" / "mosquitto.log").read_text()
-    assert "bridge-east" in log and "not authorised" not in log.lower()
+    # The central broker knows the bridge by its user (client ids are bound to users on the device listener).
+    assert "Client campus-east" in log and "not authorised" not in log.lower()

@@ -34,10 +34,13 @@ class SecureSite:
     broker: MosquittoBroker
     ca: Path
     passwords: dict[str, str]
+    server_port: int
 
     def url(self, user: str | None) -> str:
+        """Devices on the device listener; the queue server on its own (where its several client ids may differ)."""
         auth = f"{user}:{quote(self.passwords[user], safe='')}@" if user else ""
-        return f"mqtts://{auth}127.0.0.1:{self.broker.port}"
+        port = self.server_port if user == SERVER_MQTT_USER else self.broker.port
+        return f"mqtts://{auth}127.0.0.1:{port}"
 
     def bus(self, user: str | None, **kwargs) -> PahoMessageBus:
         return PahoMessageBus(self.url(user), ca_certs=str(self.ca), **kwargs)
@@ -46,9 +49,9 @@ class SecureSite:
 @pytest.fixture(scope="module")
 def secure_site(tmp_path_factory) -> Iterator[SecureSite]:
     data = tmp_path_factory.mktemp("server-data")
-    port = free_port()
+    port, server_port = free_port(), free_port()
     assert broker_config.main(["--data-dir", str(data), "--hostname", "127.0.0.1", "--port", str(port),
-                               "--bind", "127.0.0.1"]) == 0
+                               "--bind", "127.0.0.1", "--server-port", str(server_port)]) == 0
     passwords = {SERVER_MQTT_USER: (data / "broker" / SERVER_PASSWORD_FILE).read_text().strip()}
     for args in (["--role", "display", "--rooms", "1,2", "--name", "hall-2"],
                  ["--role", "kiosk", "--name", "kiosk-1"]):
@@ -60,7 +63,7 @@ def secure_site(tmp_path_factory) -> Iterator[SecureSite]:
     broker = MosquittoBroker(port, workdir=tmp_path_factory.mktemp("secure-mosquitto"), default_listener=False,
                              extra_config=conf).start()
     try:
-        yield SecureSite(broker, data / "broker" / "ca.crt", passwords)
+        yield SecureSite(broker, data / "broker" / "ca.crt", passwords, server_port)
     finally:
         broker.stop()
 

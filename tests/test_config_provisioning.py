@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import subprocess
@@ -153,3 +154,127 @@ def test_a_new_devices_api_token_works_on_the_queue_server_after_a_restart(queue
     queue_server.start()
     with httpx.Client(base_url=queue_server.base_url, headers=headers, timeout=10) as screen:
         assert screen.get("/api/v1/rooms/r1/state").status_code == 401
+
+
+@pytest.mark.parametrize("name", ["queueserver", "QueueServer", "queueserver-2", "campus-east", "bridge-east",
+                                  "clinicflow-server-demo-1a2b3c4d"])
+def test_names_the_system_uses_on_the_broker_are_refused(server_data, capsys, name):
+    _add(server_data, "--role", "kiosk", "--name", "kiosk-1")
+    before = (server_data / "broker" / "passwd").read_text()
+    assert devices_cli.main(["--data-dir", str(server_data), "add", "--role", "kiosk", "--name", name]) == 1
+    assert "refused" in capsys.readouterr().err
+    assert (server_data / "broker" / "passwd").read_text() == before
+    assert [r.id for r in DeviceRegistry.in_data_dir(server_data).all()] == ["kiosk-1"]
+
+
+def test_a_name_that_already_is_a_broker_user_is_refused(server_data, capsys):
+    from config.broker_files import MosquittoPasswords
+
+    MosquittoPasswords(server_data / "broker" / "passwd").set("nurse-station", "x" * 24)
+    assert devices_cli.main(["--data-dir", str(server_data), "add", "--role", "kiosk", "--name", "nurse-station"]) == 1
+    assert "already a broker user" in capsys.readouterr().err
+
+
+def test_broker_secrets_stay_readable_by_the_mosquitto_group_after_every_change(server_data):
+    import grp
+
+    _add(server_data, "--role", "kiosk", "--name", "kiosk-1")
+    _add(server_data, "--role", "display", "--rooms", "3", "--name", "door-3")
+    assert devices_cli.main(["--data-dir", str(server_data), "remove", "kiosk-1"]) == 0
+    passwd = server_data / "broker" / "passwd"
+    assert _mode(passwd) == 0o640 and grp.getgrgid(passwd.stat().st_gid).gr_name == "mosquitto"
+    assert [line.split(":")[0] for line in passwd.read_text().splitlines()] == ["door-3"]
+
+
+def test_the_qr_png_is_private_from_the_moment_it_is_written(server_data, monkeypatch):
+    """It holds the MQTT password and API token: 0600 while PIL writes it, not chmod-ed afterwards."""
+    from PIL import PngImagePlugin
+
+    modes: list[int] = []
+    real_save = PngImagePlugin._save
+
+    def spy(im, fp, filename, *args, **kwargs):
+        modes.append(stat.S_IMODE(os.fstat(fp.fileno()).st_mode))
+        return real_save(im, fp, filename, *args, **kwargs)
+
+    monkeypatch.setattr(PngImagePlugin, "_save", spy)
+    monkeypatch.setitem(PngImagePlugin.Image.SAVE, "PNG", spy)
+    old = os.umask(0o022)
+    try:
+        _add(server_data, "--role", "kiosk", "--name", "kiosk-1")
+    finally:
+        os.umask(old)
+    assert modes == [0o600]
+    assert _mode(server_data / "bundles" / "kiosk-1.png") == 0o600
+
+
+def test_a_new_ca_gets_the_broker_a_new_certificate(tmp_path):
+    from cryptography import x509
+
+    from config.tls import days_left, ensure_ca, ensure_server_cert
+
+    broker = tmp_path / "broker"
+    ca, _ = ensure_ca(broker)
+    cert, made = ensure_server_cert(broker, ca, ["broker.local"])
+    assert made and not ensure_server_cert(broker, ca, ["broker.local"])[1]  # kept while all is well
+    assert 800 < days_left(cert.cert) <= 825
+    ca.cert.unlink()
+    ca.key.unlink()
+    new_ca, made = ensure_ca(broker)
+    assert made
+    _, reissued = ensure_server_cert(broker, new_ca, ["broker.local"])
+    assert reissued
+    x509.load_pem_x509_certificate(cert.cert.read_bytes()).verify_directly_issued_by(
+        x509.load_pem_x509_certificate(new_ca.cert.read_bytes()))
+
+
+def test_the_server_units_are_valid_and_keep_secrets_off_the_command_line(tmp_path):
+    import sys
+
+    from config import server_units
+
+    out = tmp_path / "units"
+    assert server_units.main(["--data-dir", str(tmp_path / "data"), "--out", str(out), "--exec", sys.executable]) == 0
+    server = (out / "clinicflow-server.service").read_text()
+    assert "EnvironmentFile=" in server and "--broker" not in server  # the password comes from server.env (0600)
+    texts = [(out / u).read_text() for u in server_units.UNITS] + [provision.DEPLOY.joinpath("clinicflow-device.service.in").read_text()]
+    for text in texts:  # After= alone does not pull the target in: every unit ordered after it also Wants= it
+        lines = text.splitlines()
+        if any(l.startswith("After=") and "time-sync.target" in l for l in lines):
+            assert any(l.startswith("Wants=") and "time-sync.target" in l for l in lines), text
+    verified = subprocess.run(["systemd-analyze", "verify", *(str(out / u) for u in server_units.UNITS)],
+                              capture_output=True, text=True, timeout=30)
+    assert verified.returncode == 0 and "clinicflow-" not in verified.stderr, verified.stderr
+
+
+def test_a_campus_device_is_added_with_the_campus_brokers_files(server_data, tmp_path):
+    """`devices --broker-dir`: the bundle names the campus broker and its CA; the API token stays central."""
+    from config import broker_config
+    from config.broker_files import MosquittoPasswords
+
+    campus = tmp_path / "campus"
+    assert broker_config.main(["--data-dir", str(campus), "--hostname", "broker.east.local", "--server-port", "0"]) == 0
+    assert devices_cli.main(["--data-dir", str(server_data), "--broker-dir", str(campus / "broker"), "add",
+                             "--role", "display", "--rooms", "7", "--name", "east-door-7",
+                             "--server-url", "http://queue.local:8000"]) == 0
+    bundle = read_bundle(server_data / "bundles" / "east-door-7.cfbundle")
+    assert 'url = "mqtts://broker.east.local:8883"' in bundle.config_toml
+    assert bundle.ca_cert == (campus / "broker" / "ca.crt").read_text()
+    assert "east-door-7" in MosquittoPasswords(campus / "broker" / "passwd").users()
+    assert "user east-door-7\n" in (campus / "broker" / "acl").read_text()
+    assert "device:east-door-7" in json.loads((server_data / "tokens.json").read_text())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing files to the server's user needs root, as `sudo devices add` has")
+def test_sudo_devices_add_leaves_the_servers_files_readable_by_the_servers_user(server_data):
+    import grp
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    server_data.mkdir(parents=True)
+    os.chown(server_data, nobody.pw_uid, nobody.pw_gid)  # the data dir belongs to the server's user
+    _add(server_data, "--role", "kiosk", "--name", "kiosk-1")
+    tokens = (server_data / "tokens.json").stat()
+    assert (tokens.st_uid, _mode(server_data / "tokens.json")) == (nobody.pw_uid, 0o600)
+    passwd = (server_data / "broker" / "passwd").stat()
+    assert passwd.st_uid == 0 and grp.getgrgid(passwd.st_gid).gr_name == "mosquitto"

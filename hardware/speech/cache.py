@@ -1,12 +1,41 @@
-"""On-disk cache of synthesised phrases, and the chime, as WAV files."""
+"""On-disk cache of synthesised phrases, and the chime, as WAV files.
+
+The cache lives in the service's own cache directory: ``$CACHE_DIRECTORY`` (systemd's
+``CacheDirectory=``, ``/var/cache/clinicflow`` for the device units), else
+``$XDG_CACHE_HOME/clinicflow/speech`` or ``~/.cache/clinicflow/speech``; never a shared,
+predictable ``/tmp`` path where another local user could plant WAVs or a symlink. The directory
+is 0700 and must belong to this user, so the temporary names used inside it are safe.
+"""
 from __future__ import annotations
 
 import hashlib
 import math
+import os
+import stat
 import struct
-import tempfile
 import wave
 from pathlib import Path
+
+from clinicflow.files import atomic_file
+
+
+def default_cache_dir() -> Path:
+    """Where this process caches speech (see the module docstring)."""
+    if os.environ.get("CACHE_DIRECTORY"):
+        return Path(os.environ["CACHE_DIRECTORY"].split(":")[0]) / "speech"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "clinicflow" / "speech"
+
+
+def private_directory(path: Path) -> Path:
+    """Create ``path`` 0700, or check an existing one is a real directory of ours that no one else can write."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise PermissionError(f"speech cache {path} is not a directory owned by this user: refusing to use it")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
 
 
 class PhraseCache:
@@ -16,8 +45,7 @@ class PhraseCache:
     """
 
     def __init__(self, directory: Path | str | None = None) -> None:
-        self.directory = Path(directory) if directory else Path(tempfile.gettempdir()) / "clinicflow-speech"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = private_directory(Path(directory) if directory else default_cache_dir())
 
     def path_for(self, engine: str, voice: str, text: str) -> Path:
         digest = hashlib.sha1(f"{engine}\0{voice}\0{text}".encode()).hexdigest()[:20]
@@ -45,13 +73,11 @@ def write_chime(path: Path, *, rate: int = 22050, tones: tuple[float, ...] = (88
         for i in range(n):
             envelope = math.exp(-4.0 * i / n)
             frames += struct.pack("<h", int(12000 * envelope * math.sin(2 * math.pi * freq * i / rate)))
-    tmp = path.with_suffix(".tmp")
-    with wave.open(str(tmp), "wb") as w:
+    with atomic_file(path, 0o644) as f, wave.open(f, "wb") as w:  # a fresh temp name, never a planted one
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(bytes(frames))
-    tmp.replace(path)
     return path
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
+from pathlib import Path
 from typing import Any
 
 from protocol import topics
@@ -116,8 +118,12 @@ class FleetRegistry:
         clock: Callable[[], datetime] = _now,
         max_alerts: int = 200,
         tz: tzinfo = timezone.utc,
+        certificates: Sequence[Path] = (),
     ) -> None:
         self.site = topics.validate_id(site, "site")
+        self.certificates = list(certificates)  # broker certificates to warn about 30 days before they end
+        self._certificate_alerted: set[str] = set()
+        self._next_certificate_check = 0.0
         self.is_open = is_open
         self.offline_grace = timedelta(seconds=offline_grace)
         self.stale_after = timedelta(seconds=stale_after)
@@ -153,6 +159,9 @@ class FleetRegistry:
         while not self._stop.wait(self.check_interval):
             try:
                 self.check_offline()
+                if time.monotonic() >= self._next_certificate_check:
+                    self._next_certificate_check = time.monotonic() + 3600
+                    self.check_certificates()
             except Exception:
                 log.exception("fleet offline check failed")
 
@@ -267,6 +276,23 @@ class FleetRegistry:
                     health.offline_alerted = True
                     raised.append(self._alert("device_offline", health.device,
                                               f"{_label(health)} went offline at {health.since.astimezone(self.tz):%H:%M}"))
+        for alert in raised:
+            self._publish_alert(alert)
+        return raised
+
+    def check_certificates(self) -> list[Alert]:
+        """Raise ``certificate_expiring`` once per certificate that ends within 30 days."""
+        from config.tls import expiry_warning
+
+        raised = []
+        for path in self.certificates:
+            try:
+                message = expiry_warning(path, now=self.clock())
+            except (OSError, ValueError) as exc:
+                message = f"cannot read the broker certificate {path}: {exc}"
+            if message and message not in self._certificate_alerted:
+                self._certificate_alerted.add(message)
+                raised.append(self._alert("certificate_expiring", "broker", message))
         for alert in raised:
             self._publish_alert(alert)
         return raised

@@ -84,8 +84,10 @@ def fleet_router(*, offline_grace: float | None = None, stale_after: float = 180
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = app.state.service
         grace = offline_grace if offline_grace is not None else float(os.environ.get(GRACE_ENV, "60"))
+        from config.tls import site_certificates
+
         registry = FleetRegistry(service.site, is_open=site_open(service.hospital), offline_grace=grace,
-                                 stale_after=stale_after, tz=service.hospital.tz)
+                                 stale_after=stale_after, tz=service.hospital.tz, certificates=site_certificates())
         bus = getattr(app.state, "bus", None)
         if bus is not None:
             registry.attach(bus)
