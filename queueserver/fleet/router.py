@@ -4,11 +4,15 @@
     GET  /api/v1/fleet/{device}              one device
     POST /api/v1/fleet/{device}/commands     {"command": "self_test", "args": {}, "wait": 10}
     PUT  /api/v1/fleet/{device}/config       {"rooms": ["r3"], "volume": 60}: validated, pushed retained
+    GET  /api/v1/fleet/{device}/screenshot.png   the PNG of its last ``screenshot`` answer
     GET  /fleet                              the page (token as #token=... once, like the console)
 
 The router brings its own lifespan: after the app's own start-up (which starts the
 server's MQTT bus, ``app.state.bus``), it creates the ``FleetRegistry`` for the app's
-site, subscribes it on that bus and keeps it in ``app.state.fleet``.
+site, subscribes it on that bus and keeps it in ``app.state.fleet``. The registry also
+lists the devices provisioned in ``devices.json`` of the server's data directory.
+A command is sent only when the device says it answers it; rooms in a pushed config
+must be rooms of the hospital.
 """
 from __future__ import annotations
 
@@ -20,9 +24,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.registry import DeviceRegistry
 from config.schema import ConfigError, validate_settings
 from queueserver.fleet.registry import FleetRegistry
 
@@ -70,6 +75,13 @@ def _registry(request: Request) -> FleetRegistry:
 Admin = Depends(_admin)
 
 
+def _found(request: Request, device: str) -> dict[str, Any]:
+    found = _registry(request).device(device)
+    if found is None:
+        raise HTTPException(404, f"There is no device {device!r} in the fleet (not registered and it has never reported).")
+    return found
+
+
 def _answer(key: str, transaction: str, response: Any, wait: float) -> JSONResponse:
     if response is None:
         return JSONResponse({key: transaction, "response": None,
@@ -84,8 +96,10 @@ def fleet_router(*, offline_grace: float | None = None, stale_after: float = 180
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = app.state.service
         grace = offline_grace if offline_grace is not None else float(os.environ.get(GRACE_ENV, "60"))
+        data_dir = getattr(app.state, "data_dir", None)
+        known = DeviceRegistry(Path(data_dir) / "devices.json").all if data_dir is not None else None
         registry = FleetRegistry(service.site, is_open=site_open(service.hospital), offline_grace=grace,
-                                 stale_after=stale_after, tz=service.hospital.tz)
+                                 stale_after=stale_after, tz=service.hospital.tz, known=known)
         bus = getattr(app.state, "bus", None)
         if bus is not None:
             registry.attach(bus)
@@ -107,22 +121,30 @@ def fleet_router(*, offline_grace: float | None = None, stale_after: float = 180
         """Every device of the site with its health and problems, and recent fleet alerts."""
         registry = _registry(request)
         now = registry.clock()
-        return {"site": registry.site, "open": registry.is_open(now), "devices": registry.devices(),
+        return {"site": registry.site, "open": registry.is_open(now), "tz": str(registry.tz),
+                "now": now.astimezone(registry.tz).isoformat(), "devices": registry.devices(),
                 "alerts": registry.alerts()[:50]}
 
     @router.get("/api/v1/fleet/{device}", tags=["fleet"], dependencies=[Admin])
     def fleet_device(device: str, request: Request) -> dict:
-        found = _registry(request).device(device)
-        if found is None:
-            raise HTTPException(404, f"There is no device {device!r} in the fleet (it has never reported).")
-        return found
+        return _found(request, device)
+
+    @router.get("/api/v1/fleet/{device}/screenshot.png", tags=["fleet"], dependencies=[Admin])
+    def screenshot(device: str, request: Request) -> Response:
+        """The device's screen as it last answered the ``screenshot`` command."""
+        _found(request, device)
+        png = _registry(request).screenshot(device)
+        if png is None:
+            raise HTTPException(404, f"No screenshot of {device!r} yet: send it the 'screenshot' command.")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @router.post("/api/v1/fleet/{device}/commands", tags=["fleet"], dependencies=[Admin])
     def command(device: str, body: CommandRequest, request: Request) -> JSONResponse:
         """Send self_test, reload, test_announcement, reboot (waits for a kiosk session to end) or status."""
         registry = _registry(request)
-        if registry.device(device) is None:
-            raise HTTPException(404, f"There is no device {device!r} in the fleet (it has never reported).")
+        found = _found(request, device)
+        if found["commands"] and body.command not in found["commands"]:
+            raise HTTPException(422, f"{device} does not answer {body.command!r}; it answers {', '.join(found['commands'])}.")
         transaction, response = registry.send_command(device, body.command, body.args, wait=body.wait)
         return _answer("transaction", transaction, response, body.wait)
 
@@ -131,14 +153,18 @@ def fleet_router(*, offline_grace: float | None = None, stale_after: float = 180
                     wait: Annotated[float, Query(ge=0, le=60)] = 10.0) -> JSONResponse:
         """Replace the device's pushed settings (keys left out come from its file); applied live."""
         registry = _registry(request)
-        found = registry.device(device)
-        if found is None:
-            raise HTTPException(404, f"There is no device {device!r} in the fleet (it has never reported).")
+        found = _found(request, device)
         settings.pop("revision", None)
         try:
             validate_settings(found["role"] or "kiosk", settings, partial=True)
         except ConfigError as exc:
             raise HTTPException(422, str(exc)) from None
+        hospital = request.app.state.service.hospital
+        unknown = [r for r in settings.get("rooms", ()) if hospital.room(r) is None]
+        if unknown:
+            rooms = ", ".join(r.id for r in hospital.rooms)
+            raise HTTPException(422, f"settings.rooms: {', '.join(unknown)} is not a room of this hospital. "
+                                     f"Fix: use one of {rooms}")
         revision, response = registry.push_config(device, settings, wait=wait)
         return _answer("revision", revision, response, wait)
 
