@@ -345,7 +345,15 @@ class DeviceAgent:
 
     def _on_connection(self, connected: bool) -> None:
         if connected and not self._stop.is_set():
-            self._submit(self.publish_status_now)
+            self._submit(self._publish_when_subscribed)
+
+    def _publish_when_subscribed(self) -> None:
+        # The link is up before the broker acknowledged our subscriptions; checks such as
+        # "broker" read the bus's connected flag, so wait for it rather than report a false failure.
+        wait = getattr(self.bus, "wait_connected", None)
+        if callable(wait):
+            wait(5)
+        self.publish_status_now()
 
     # ----------------------------------------------------------------- config
     def _on_config_message(self, topic: str, payload: bytes, retained: bool) -> None:

@@ -330,7 +330,8 @@ class FleetRegistry:
             health.unknown = [u for u in str(status.details.get("unknown_checks") or "").split(",") if u]
             health.printer_paper = _paper(status, health.unknown)
             health.printer_detail = _text(status.details.get("ticket_printer_detail"))
-            health.report_printer = _text(status.details.get("report_printer"))
+            report = _text(status.details.get("report_printer"))
+            health.report_printer = None if report == "none" else report
             health.report_printer_ok = status.checks.get("report_printer")
             health.report_printer_detail = _text(status.details.get("report_printer_detail"))
             health.speech = _speech(status, health.unknown)
