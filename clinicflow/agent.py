@@ -267,6 +267,8 @@ class DeviceAgent:
         self.bus.subscribe(topics.device(self.site, self.device_id, "config"), self._on_config_message)
         self.bus.subscribe(topics.device(self.site, self.device_id, "command"), self._on_command_message)
         self.bus.add_connection_listener(self._on_connection)
+        if getattr(self.bus, "connected", False):  # the bus connected before we listened: say hello now
+            self._submit(self._publish_when_subscribed)
         self._status_thread = threading.Thread(target=self._status_loop, name=f"status-{self.device_id}", daemon=True)
         self._status_thread.start()
         notify_systemd("READY=1")

@@ -22,11 +22,14 @@ Commands added: ``screenshot`` (the window as PNG).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from hardware import health
 from hardware.health import PeriodicProbe, Probe
+
+log = logging.getLogger(__name__)
 
 KIOSK_LANGUAGES = ("zh", "en")
 LIVE_KEYS = frozenset({"idle_timeout_s", "languages", "default_language"})
@@ -91,7 +94,8 @@ def attach_kiosk(agent: Any, vm: Any, devices: dict[str, Any], *, audio_device: 
     health.attach_to_agent(agent)
     agent.add_check("server", lambda: bool(vm.server_reachable))
 
-    def apply(settings: dict[str, Any]) -> None:
+    def apply(settings: dict[str, Any], *, ui: Callable[[Callable[[], None]], None] = run_on_ui,
+              announce: bool = True) -> None:
         offered = [lang for lang in settings.get("languages", ()) if lang in KIOSK_LANGUAGES]
         if not offered:
             raise ValueError(f"this kiosk's screens are in {', '.join(KIOSK_LANGUAGES)} only "
@@ -104,10 +108,18 @@ def attach_kiosk(agent: Any, vm: Any, devices: dict[str, Any], *, audio_device: 
             vm.settings.idle_timeout = idle
             if vm.patient is None and vm.screen == "home" and vm.language != language:
                 vm.set_language(language, touched=False)  # a patient mid-session keeps theirs
+            if announce:  # the status shows what is now in force
+                agent.publish_status_now()
 
-        run_on_ui(on_ui)
+        ui(on_ui)
 
     agent.on_config(apply, live=LIVE_KEYS, unused=UNUSED_KEYS)
+    try:  # start with the last accepted push (kept on disk), even before the broker answers
+        apply(agent.settings, ui=lambda fn: fn(), announce=False)  # called before the window runs: inline
+    except ValueError as exc:
+        log.warning("kept the start-up settings: %s", exc)
+    agent.add_detail("idle_timeout_s", lambda: vm.settings.idle_timeout)  # what is in force, not what was asked
+    agent.add_detail("language", lambda: vm.language)
     agent.set_busy(lambda: vm.patient is not None or vm.screen != "home")
     if screenshot is not None:
         agent.on_command("screenshot", screenshot)
