@@ -29,7 +29,8 @@ The agent then
   transaction}`` through a dispatch table. Built-ins: ``self_test`` (runs every check
   afresh, or the hook registered under that name), ``reload``, ``reboot`` (waits while
   ``set_busy``'s predicate is true) and ``status``; apps add ``test_announcement``,
-  ``screenshot``...
+  ``screenshot``...; ``update`` (A/B release with automatic rollback, ``clinicflow.update``)
+  when the device runs from an app root.
 
 Threading: MQTT callbacks arrive on paho's thread and are handed to one worker thread,
 so config pushes and commands run one at a time, in order, and a slow self-test never
@@ -165,6 +166,7 @@ class DeviceAgent:
         busy_poll: float = 0.5,
         hwmon_root: Path = Path("/sys/class/hwmon"),
         state_file: Path | None | Literal["auto"] = "auto",
+        updater: Any = "auto",
     ) -> None:
         self.bus = bus
         self.site = topics.validate_id(site, "site")
@@ -211,6 +213,12 @@ class DeviceAgent:
         self._app_heartbeat = False
         self._last_heartbeat: str | None = None
         self._started = False
+        # A/B updates when the device runs from an app root ($CLINICFLOW_APP_ROOT): clinicflow.update.
+        if updater == "auto":
+            from clinicflow.update import Updater
+
+            updater = Updater.from_environment()
+        self.updater = updater
 
     # ----------------------------------------------------------- registration
     def add_check(self, name: str, fn: Check) -> None:
@@ -264,6 +272,8 @@ class DeviceAgent:
         if self._started:
             return
         self._started = True
+        if self.updater is not None:
+            self.updater.attach(self)
         self.bus.subscribe(topics.device(self.site, self.device_id, "config"), self._on_config_message)
         self.bus.subscribe(topics.device(self.site, self.device_id, "command"), self._on_command_message)
         self.bus.add_connection_listener(self._on_connection)

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "provision": ("config.provision:main", "turn this machine into a kiosk, call screen or button box from a bundle"),
     "broker-config": ("config.broker_config:main", "generate a locked-down Mosquitto configuration (TLS, passwords, ACL)"),
     "buttonbox": ("hardware.buttonbox_cli:main", "run a clinician's call-button box at a room (GPIO)"),
+    "release": ("clinicflow.update:release_main", "sign and publish an application release for A/B device updates"),
 }
 
 

@@ -77,6 +77,8 @@ class DeviceHealth:
     details: dict[str, Any] = field(default_factory=dict)
     offline_alerted: bool = False
     screenshot_at: datetime | None = None
+    update_state: str | None = None  # idle | downloading | installing | trial | ok | rolled_back | failed
+    update_detail: str | None = None
 
     @property
     def speech_ok(self) -> bool | None:
@@ -119,6 +121,8 @@ class DeviceHealth:
             found.append(f"failed checks: {', '.join(failed)}")
         if self.reboot_pending:
             found.append("reboot pending (waiting for a patient to finish)")
+        if self.update_state in ("rolled_back", "failed"):
+            found.append(f"update {self.update_state.replace('_', ' ')}: {self.update_detail or 'see the device'}")
         return found
 
     def state(self, problems: list[str]) -> str:
@@ -146,6 +150,7 @@ class DeviceHealth:
             "reboot_pending": self.reboot_pending, "problems": problems, "commands": list(self.commands),
             "checks": dict(self.checks), "unknown": list(self.unknown), "details": dict(self.details),
             "screenshot_at": _iso(self.screenshot_at),
+            "update_state": self.update_state, "update_detail": self.update_detail,
         }
 
 
@@ -337,6 +342,8 @@ class FleetRegistry:
             health.speech = _speech(status, health.unknown)
             health.commands = [c for c in str(status.details.get("commands") or "").split(",") if c]
             health.restart_needed = [k for k in str(status.details.get("restart_needed") or "").split(",") if k]
+            health.update_state = _text(status.details.get("update_state"))
+            health.update_detail = _text(status.details.get("update_detail"))
             uv = status.details.get("under_voltage")
             health.under_voltage = uv if isinstance(uv, bool) else None
             health.last_refresh = next((_when(status.details[k]) for k in REFRESH_DETAILS if status.details.get(k)), None)

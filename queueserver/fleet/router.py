@@ -5,6 +5,8 @@
     POST /api/v1/fleet/{device}/commands     {"command": "self_test", "args": {}, "wait": 10}
     PUT  /api/v1/fleet/{device}/config       {"rooms": ["r3"], "volume": 60}: validated, pushed retained
     GET  /api/v1/fleet/{device}/screenshot.png   the PNG of its last ``screenshot`` answer
+    POST /api/v1/fleet/updates               {"version": "0.2.0", "devices": ["kiosk-1"]} or {"role": "kiosk"}
+    GET  /releases/{version}/{file}          signed release files (``clinicflow release publish``), no token
     GET  /fleet                              the page (token as #token=... once, like the console)
 
 The router brings its own lifespan: after the app's own start-up (which starts the
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.registry import DeviceRegistry
@@ -41,6 +43,18 @@ class CommandRequest(BaseModel):
     command: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
     args: dict[str, Any] = Field(default_factory=dict)
     wait: float = Field(10.0, ge=0, le=60, description="seconds to wait for the device's answer")
+
+
+class UpdateRequest(BaseModel):
+    """A rollout to a device group: name the devices (one kiosk first), or a role (then the rest)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Annotated[str, Field(pattern=r"^[0-9A-Za-z.+_-]{1,40}$")]
+    devices: list[str] = Field(default_factory=list)
+    role: str | None = None
+    health_timeout: float = Field(120.0, ge=10, le=3600, description="seconds the new release has to report healthy")
+    wait: float = Field(60.0, ge=0, le=300, description="seconds to wait for the devices' answers (install time)")
 
 
 def site_open(hospital: Any) -> Callable[[datetime], bool]:
@@ -137,6 +151,44 @@ def fleet_router(*, offline_grace: float | None = None, stale_after: float = 180
         if png is None:
             raise HTTPException(404, f"No screenshot of {device!r} yet: send it the 'screenshot' command.")
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    def releases_dir(request: Request) -> Path:
+        data_dir = getattr(request.app.state, "data_dir", None)
+        if data_dir is None:
+            raise HTTPException(404, "This server has no data directory for releases.")
+        return Path(data_dir) / "releases"
+
+    @router.get("/releases/{version}/{name}", include_in_schema=False)
+    def release_file(version: str, name: str, request: Request) -> FileResponse:
+        """Signed release files; integrity comes from ``manifest.sig``, so no token is needed."""
+        root = releases_dir(request)
+        path = (root / version / name).resolve()
+        if root.resolve() not in path.parents or not path.is_file() or version.startswith(".") or name.startswith("."):
+            raise HTTPException(404, f"No release file {version}/{name}.")
+        return FileResponse(path)
+
+    @router.post("/api/v1/fleet/updates", tags=["fleet"], dependencies=[Admin])
+    def update(body: UpdateRequest, request: Request) -> dict:
+        """Send ``update`` to a device group; each device installs beside its running release and rolls back by itself."""
+        registry = _registry(request)
+        if not (releases_dir(request) / body.version / "manifest.sig").is_file():
+            raise HTTPException(404, f"Release {body.version} is not published. Fix: clinicflow release publish WHEEL")
+        targets = [d for d in registry.devices() if (d["device"] in body.devices or (body.role and d["role"] == body.role))]
+        missing = sorted(set(body.devices) - {d["device"] for d in targets})
+        if missing:
+            raise HTTPException(404, f"Not in the fleet: {', '.join(missing)}.")
+        if not targets:
+            raise HTTPException(422, "Name the devices (e.g. one kiosk first) or a role to update.")
+        unable = [d["device"] for d in targets if d["commands"] and "update" not in d["commands"]]
+        if unable:
+            raise HTTPException(422, f"{', '.join(unable)} cannot update itself (not running from an app root).")
+        url = str(request.base_url).rstrip("/") + f"/releases/{body.version}/"
+        sent = {d["device"]: registry.send_command(d["device"], "update", {"version": body.version, "url": url,
+                                                                           "health_timeout": body.health_timeout},
+                                                   wait=0)[0] for d in targets}
+        answers = {device: registry.wait_response(tx, body.wait) for device, tx in sent.items()}
+        return {"version": body.version, "devices": {device: (a.model_dump(mode="json") if a else None)
+                                                     for device, a in answers.items()}}
 
     @router.post("/api/v1/fleet/{device}/commands", tags=["fleet"], dependencies=[Admin])
     def command(device: str, body: CommandRequest, request: Request) -> JSONResponse:
