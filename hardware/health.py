@@ -188,14 +188,21 @@ def printer_paper(printer: Any | None) -> Probe:
                                               "out": "out of paper"}.get(paper, paper))
 
 
+def _ask_status(name: str, part: Any | None, what: str, failed_value: str) -> Any:
+    """``part.status()``, or the Probe to report instead (no such part, or asking it failed)."""
+    if part is None:
+        return Probe(name, None, "none", f"no {what} configured")
+    try:
+        return part.status()
+    except Exception as exc:  # a port's status() should not raise, but a probe never does
+        return Probe(name, False, failed_value, f"{what} status failed: {exc}")
+
+
 def ticket_printer(printer: Any | None) -> Probe:
     """A receipt printer's real-time status: ``value`` is the paper (ok/low/out/unknown), ok False when it cannot print."""
-    if printer is None:
-        return Probe("ticket_printer", None, "none", "no ticket printer configured")
-    try:
-        status = printer.status()
-    except Exception as exc:
-        return Probe("ticket_printer", False, "unknown", f"printer status failed: {exc}")
+    status = _ask_status("ticket_printer", printer, "ticket printer", "unknown")
+    if isinstance(status, Probe):
+        return status
     paper = getattr(status.paper, "value", str(status.paper))
     if not status.online:
         return Probe("ticket_printer", False, paper, status.detail or "printer offline")
@@ -207,12 +214,9 @@ def ticket_printer(printer: Any | None) -> Probe:
 
 def report_printer(printer: Any | None) -> Probe:
     """A CUPS report printer: ``value`` is the queue state (idle/processing/stopped/unreachable)."""
-    if printer is None:
-        return Probe("report_printer", None, "none", "no report printer configured")
-    try:
-        status = printer.status()
-    except Exception as exc:
-        return Probe("report_printer", False, "unreachable", f"report printer status failed: {exc}")
+    status = _ask_status("report_printer", printer, "report printer", "unreachable")
+    if isinstance(status, Probe):
+        return status
     paper = getattr(status.paper, "value", str(status.paper))
     why = status.message or ", ".join(status.reasons) or ("" if status.accepting else "not accepting jobs")
     detail = f"{status.state}" + (f", paper {paper}" if paper not in ("ok", "unknown") else "") + (f": {why}" if why else "")
