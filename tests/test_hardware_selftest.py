@@ -257,3 +257,15 @@ def test_a_periodic_probe_asks_at_start_and_again_on_refresh():
     probe = health.PeriodicProbe(lambda: next(answers), interval=0)
     assert probe.latest.ok is True
     assert probe.refresh().ok is False and probe.latest.detail == "broke"
+
+
+def test_selftest_on_a_machine_without_the_sound_card_names_the_missing_output(tmp_path: Path):
+    from hardware.speech import make_speaker
+
+    speaker = make_speaker("espeak", audio_device="hw:9,0", cache_dir=tmp_path / "speech")
+    try:
+        results = {r.step: r for r in run(Peripherals(speaker=speaker), interactive=False)}
+    finally:
+        speaker.close()
+    assert results["speech_output"].ok is False and "no sound output hw:9,0" in results["speech_output"].detail
+    assert results["speaker"].ok is False
