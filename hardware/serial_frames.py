@@ -90,7 +90,10 @@ class FrameParser:
         taken = bytes(self._buf)
         self._buf.clear()
         self._in_frame = False
-        return [FrameError("frame cut off: the device stopped sending mid-frame"), *self._rescan(taken)]
+        found = self._rescan(taken)
+        if self._in_frame:  # the rescan started another frame: the line is quiet, so it is cut off too
+            found += [item for item in self.flush() if not isinstance(item, FrameError)]
+        return [FrameError("frame cut off: the device stopped sending mid-frame"), *found]
 
     def _rescan(self, taken: bytes) -> list[object]:
         """Feed again what a damaged frame consumed, from its first STX (the start of a frame behind it)."""

@@ -60,3 +60,10 @@ def test_a_card_reader_reads_the_card_behind_a_damaged_frame():
     finally:
         reader.close()
         device.close()
+
+
+def test_a_quiet_line_leaves_no_half_frame_behind():
+    parser = FrameParser()
+    parser.feed(b"\x02\x30IAB\x02\x20M12")  # two starts, neither finished, then silence
+    assert isinstance(parser.reset(), FrameError) and not parser.partial
+    assert _frames(parser.feed(FRAMES[1])) == _frames(FrameParser().feed(FRAMES[1]))
