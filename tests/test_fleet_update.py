@@ -164,3 +164,24 @@ def test_a_device_updates_itself_and_rolls_back_a_release_that_is_not_healthy(tm
         admin.close()
         device.stop()
         server.stop()
+
+
+def test_the_launcher_switches_back_a_release_that_never_confirmed_before_starting_anything(tmp_path):
+    app = tmp_path / "app"
+    launcher = Updater.init_root(app, "1.0.0")
+    for version in ("1.0.0", "1.1.0"):  # stand-in interpreters that say which release runs
+        python = app / "releases" / version / "venv" / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text(f"#!/bin/sh\necho running {version} \"$@\"\n")
+        python.chmod(0o755)
+    updater = Updater(app)
+    updater.switch("1.1.0", health_timeout=60)
+    assert subprocess.run([str(launcher), "display"], capture_output=True, text=True).stdout.strip() == \
+        "running 1.1.0 -m clinicflow display"  # on trial, within its time: the new one runs
+
+    # 1.1.0 crashed at every start and never confirmed; its deadline has passed.
+    (app / "state" / "trial").write_text(f"{int(time.time()) - 1} 1.0.0 1.1.0\n")
+    out = subprocess.run([str(launcher), "display"], capture_output=True, text=True).stdout.strip()
+    assert out == "running 1.0.0 -m clinicflow display"
+    assert os.readlink(app / "current") == "releases/1.0.0" and updater.trial() is None
+    assert "1.1.0 did not report healthy" in (app / "state" / "rolled-back").read_text()
