@@ -105,64 +105,82 @@ def test_a_device_updates_itself_and_rolls_back_a_release_that_is_not_healthy(tm
     site = f"upd{int(time.time() * 1000) % 10**8}"
     server = QueueServerProcess(data, mosquitto.url, site=site).start()
 
-    # The device: an app root whose first release is 0.1.0, and the site's public key from provisioning.
-    app = tmp_path / "app"
+    # Two call screens, each an app root whose first release is 0.1.0, with the site's key from provisioning.
     reuse = sysconfig.get_paths()["purelib"]  # this venv's dependencies (Kivy, paho...), as a .pth in each release
-    launcher = Updater.init_root(app, "0.1.0")
-    shutil.copy(data / "broker" / "release-signing.pub", app / "release-signing.pub")
-    Updater(app, reuse_site_packages=[reuse])._make_venv(wheels["0.1.0"].parent, app / "releases" / "0.1.0" / "venv",
-                                                         wheels["0.1.0"].name)
-    env = dict(os.environ, CLINICFLOW_APP_ROOT=str(app), CLINICFLOW_REUSE_SITE_PACKAGES=reuse, KIVY_NO_ARGS="1",
-               KIVY_HOME=str(tmp_path / "kivy"), CLINICFLOW_STATE_DIR=str(tmp_path / "state"))
-    env.pop("PYTHONPATH", None)  # the device runs its release, not this tree
-    device = Supervisor(launcher, ["display", "--broker", mosquitto.url, "--site", site, "--rooms", "r1", "--layout",
-                                   "door", "--device-id", "door-u1", "--speaker", "fake", "--size", "320x200",
-                                   "--watchdog", "0"], env, tmp_path / "device.log")
+    screens: dict[str, tuple[Path, Supervisor]] = {}
     admin = server.client("admin")
-
-    def entry() -> dict:
-        r = admin.get("/api/v1/fleet/door-u1")
-        return r.json() if r.status_code == 200 else {}
-
-    def wait(predicate, timeout=30.0) -> dict:
-        try:
-            return until(entry, predicate, timeout)
-        except AssertionError:
-            raise AssertionError(f"{entry()}\n--- device log ---\n{(tmp_path / 'device.log').read_text()[-3000:]}") from None
-
     try:
-        d = wait(lambda d: d.get("online") and d.get("version") == "0.1.0")
-        assert "update" in d["commands"]
+        for name in ("door-u1", "door-u2"):
+            app = tmp_path / name
+            launcher = Updater.init_root(app, "0.1.0")
+            shutil.copy(data / "broker" / "release-signing.pub", app / "release-signing.pub")
+            Updater(app, reuse_site_packages=[reuse])._make_venv(wheels["0.1.0"].parent, app / "releases" / "0.1.0" / "venv",
+                                                                 wheels["0.1.0"].name)
+            env = dict(os.environ, CLINICFLOW_APP_ROOT=str(app), CLINICFLOW_REUSE_SITE_PACKAGES=reuse, KIVY_NO_ARGS="1",
+                       KIVY_HOME=str(tmp_path / f"kivy-{name}"), CLINICFLOW_STATE_DIR=str(tmp_path / f"state-{name}"))
+            env.pop("PYTHONPATH", None)  # the device runs its release, not this tree
+            (tmp_path / f"work-{name}").mkdir()
+            screens[name] = (app, Supervisor(launcher, [
+                "display", "--broker", mosquitto.url, "--site", site, "--rooms", "r1", "--layout", "door",
+                "--device-id", name, "--speaker", "fake", "--size", "320x200", "--watchdog", "0"],
+                env, tmp_path / f"work-{name}" / "device.log"))
 
-        # A good release: installed beside the running one, switched, restarted, confirmed healthy.
-        r = admin.post("/api/v1/fleet/updates", json={"version": "0.2.0", "devices": ["door-u1"], "health_timeout": 60})
-        assert r.status_code == 200, r.text
-        answer = r.json()["devices"]["door-u1"]
-        assert answer["status"] == "ok" and answer["data"] == {"installed": "0.2.0", "previous": "0.1.0", "restarting": True}
-        d = wait(lambda d: d.get("version") == "0.2.0" and d.get("update_state") == "ok")
-        assert os.readlink(app / "current") == "releases/0.2.0" and not (app / "state" / "trial").exists()
-        assert (app / "releases" / "0.1.0" / "venv").exists()  # the old release stays, ready to go back to
+        def entry(name: str) -> dict:
+            r = admin.get(f"/api/v1/fleet/{name}")
+            return r.json() if r.status_code == 200 else {}
 
-        # A broken release: it starts, never reports healthy, and the device goes back by itself.
-        r = admin.post("/api/v1/fleet/updates", json={"version": "0.3.0", "role": "door_screen", "health_timeout": 6})
-        assert r.json()["devices"]["door-u1"]["status"] == "ok"
-        wait(lambda d: d.get("version") == "0.3.0" and d.get("update_state") == "trial", timeout=30)
-        d = wait(lambda d: d.get("version") == "0.2.0" and d.get("update_state") == "rolled_back", timeout=40)
-        assert "0.3.0" in d["update_detail"] and "release_smoke" in d["update_detail"]
-        assert any("update rolled back" in p for p in d["problems"])
-        assert os.readlink(app / "current") == "releases/0.2.0"
+        def wait(name: str, predicate, timeout=30.0) -> dict:
+            try:
+                return until(lambda: entry(name), predicate, timeout)
+            except AssertionError:
+                log = (tmp_path / f"work-{name}" / "device.log").read_text()[-3000:]
+                raise AssertionError(f"{entry(name)}\n--- device log ---\n{log}") from None
+
+        def rollout_finished(rollout_id: str, timeout: float) -> dict:
+            return until(lambda: next(r for r in admin.get("/api/v1/fleet/updates").json()["rollouts"]
+                                      if r["id"] == rollout_id), lambda r: r["state"] != "running", timeout)
+
+        for name in screens:
+            assert "update" in wait(name, lambda d: d.get("online") and d.get("version") == "0.1.0")["commands"]
+
+        # A good release, one screen first, then the rest: each installs beside its running release,
+        # switches, restarts and confirms itself healthy.
+        r = admin.post("/api/v1/fleet/updates", json={"version": "0.2.0", "role": "door_screen", "first": 1,
+                                                      "health_timeout": 60})
+        assert r.status_code == 202, r.text
+        rollout = rollout_finished(r.json()["rollout"]["id"], 90)
+        assert rollout["state"] == "done" and rollout["waves"] == [["door-u1"], ["door-u2"]]
+        assert rollout["devices"] == {"door-u1": "updated", "door-u2": "updated"}
+        for name, (app, _) in screens.items():
+            assert wait(name, lambda d: d.get("version") == "0.2.0")["update_state"] == "ok"
+            assert os.readlink(app / "current") == "releases/0.2.0" and not (app / "state" / "trial").exists()
+            assert (app / "releases" / "0.1.0" / "venv").exists()  # the old release stays, ready to go back to
+
+        # A broken release: the first screen starts it, it never reports healthy, the screen goes back by
+        # itself, and the rollout stops there: the second screen never gets it.
+        r = admin.post("/api/v1/fleet/updates", json={"version": "0.3.0", "role": "door_screen", "first": 1,
+                                                      "health_timeout": 6})
+        rollout = rollout_finished(r.json()["rollout"]["id"], 60)
+        assert rollout["state"] == "halted" and "door-u1 did not take 0.3.0" in rollout["reason"]
+        assert rollout["devices"]["door-u1"].startswith("rolled back") and "release_smoke" in rollout["devices"]["door-u1"]
+        assert rollout["devices"]["door-u2"] == "not sent (rollout halted)"
+        d = wait("door-u1", lambda d: d.get("version") == "0.2.0" and d.get("update_state") == "rolled_back")
+        assert "0.3.0" in d["update_detail"] and any("update rolled back" in p for p in d["problems"])
+        assert os.readlink(screens["door-u1"][0] / "current") == "releases/0.2.0"
+        assert entry("door-u2")["version"] == "0.2.0" and entry("door-u2")["update_state"] == "ok"
 
         # A release that was never published, and a tampered file, never reach a device.
         assert admin.post("/api/v1/fleet/updates", json={"version": "9.9.9", "devices": ["door-u1"]}).status_code == 404
         manifest = data / "releases" / "0.3.0" / "manifest.json"
         manifest.write_text(manifest.read_text().replace('"0.3.0"', '"0.3.0" ', 1))
-        r = admin.post("/api/v1/fleet/updates", json={"version": "0.3.0", "devices": ["door-u1"], "health_timeout": 10})
-        bad = r.json()["devices"]["door-u1"]
+        r = admin.post("/api/v1/fleet/updates", json={"version": "0.3.0", "devices": ["door-u2"], "health_timeout": 10})
+        bad = r.json()["devices"]["door-u2"]
         assert bad["status"] == "error" and "signature does not verify" in bad["error"]
-        assert wait(lambda d: d.get("update_state") == "failed")["version"] == "0.2.0"
+        assert wait("door-u2", lambda d: d.get("update_state") == "failed")["version"] == "0.2.0"
     finally:
         admin.close()
-        device.stop()
+        for _, supervisor in screens.values():
+            supervisor.stop()
         server.stop()
 
 

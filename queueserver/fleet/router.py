@@ -5,7 +5,8 @@
     POST /api/v1/fleet/{device}/commands     {"command": "self_test", "args": {}, "wait": 10}
     PUT  /api/v1/fleet/{device}/config       {"rooms": ["r3"], "volume": 60}: validated, pushed retained
     GET  /api/v1/fleet/{device}/screenshot.png   the PNG of its last ``screenshot`` answer
-    POST /api/v1/fleet/updates               {"version": "0.2.0", "devices": ["kiosk-1"]} or {"role": "kiosk"}
+    POST /api/v1/fleet/updates               {"version": "0.2.0", "devices": ["kiosk-1"]} or {"role": "kiosk", "first": 1}
+    GET  /api/v1/fleet/updates               the rollouts so far (waves, each device's result)
     GET  /releases/{version}/{file}          signed release files (``clinicflow release publish``), no token
     GET  /fleet                              the page (token as #token=... once, like the console)
 
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from config.registry import DeviceRegistry
 from config.schema import ConfigError, validate_settings
 from queueserver.fleet.registry import FleetRegistry
+from queueserver.fleet.rollout import Rollout
 
 PAGE = Path(__file__).with_name("fleet.html")
 GRACE_ENV = "CLINICFLOW_FLEET_OFFLINE_GRACE"
@@ -53,7 +55,9 @@ class UpdateRequest(BaseModel):
     version: Annotated[str, Field(pattern=r"^[0-9A-Za-z.+_-]{1,40}$")]
     devices: list[str] = Field(default_factory=list)
     role: str | None = None
-    health_timeout: float = Field(120.0, ge=10, le=3600, description="seconds the new release has to report healthy")
+    health_timeout: float = Field(120.0, ge=5, le=3600, description="seconds the new release has to report healthy")
+    first: int = Field(0, ge=0, description="send to this many devices first and the rest only once they are healthy "
+                                           "(0: all at once, answering when each device answered)")
     wait: float = Field(60.0, ge=0, le=300, description="seconds to wait for the devices' answers (install time)")
 
 
@@ -137,7 +141,13 @@ def fleet_router(*, offline_grace: float | None = None, stale_after: float = 180
         now = registry.clock()
         return {"site": registry.site, "open": registry.is_open(now), "tz": str(registry.tz),
                 "now": now.astimezone(registry.tz).isoformat(), "devices": registry.devices(),
-                "alerts": registry.alerts()[:50]}
+                "alerts": registry.alerts()[:50],
+                "rollouts": [r.to_json() for r in reversed(getattr(request.app.state, "fleet_rollouts", [])[-5:])]}
+
+    @router.get("/api/v1/fleet/updates", tags=["fleet"], dependencies=[Admin])
+    def rollouts(request: Request) -> dict:
+        """Rollouts started with ``first`` (newest first): state running | done | halted, each device's result."""
+        return {"rollouts": [r.to_json() for r in reversed(getattr(request.app.state, "fleet_rollouts", []))]}
 
     @router.get("/api/v1/fleet/{device}", tags=["fleet"], dependencies=[Admin])
     def fleet_device(device: str, request: Request) -> dict:
@@ -168,7 +178,7 @@ def fleet_router(*, offline_grace: float | None = None, stale_after: float = 180
         return FileResponse(path)
 
     @router.post("/api/v1/fleet/updates", tags=["fleet"], dependencies=[Admin])
-    def update(body: UpdateRequest, request: Request) -> dict:
+    def update(body: UpdateRequest, request: Request) -> Any:
         """Send ``update`` to a device group; each device installs beside its running release and rolls back by itself."""
         registry = _registry(request)
         if not (releases_dir(request) / body.version / "manifest.sig").is_file():
@@ -183,6 +193,11 @@ def fleet_router(*, offline_grace: float | None = None, stale_after: float = 180
         if unable:
             raise HTTPException(422, f"{', '.join(unable)} cannot update itself (not running from an app root).")
         url = str(request.base_url).rstrip("/") + f"/releases/{body.version}/"
+        if body.first:
+            rollout = Rollout(registry, version=body.version, url=url, devices=[d["device"] for d in targets],
+                              first=body.first, health_timeout=body.health_timeout).start()
+            request.app.state.fleet_rollouts = [*getattr(request.app.state, "fleet_rollouts", [])[-19:], rollout]
+            return JSONResponse({"rollout": rollout.to_json()}, status_code=202)
         sent = {d["device"]: registry.send_command(d["device"], "update", {"version": body.version, "url": url,
                                                                            "health_timeout": body.health_timeout},
                                                    wait=0)[0] for d in targets}
