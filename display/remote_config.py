@@ -5,10 +5,11 @@
   s); without ``aplay`` nobody can tell, so it is "unknown", not ok. A speaker that plays
   nothing (fake, silent) keeps the runtime's own check.
 * the Pi's own health: under-voltage, SD-card errors, temperature, disk free.
-* settings: ``rooms``, ``languages``, ``announce_repeat`` apply live (``CallScreen.apply_settings``);
-  ``orientation`` needs a restart (the window size is fixed at start; ``display.cli`` reads
-  the accepted push then); ``volume``, ``modes``, ``idle_timeout_s``, ``default_language``
-  are answered ``not_used``: a call screen has no mixer control and no patient sessions.
+* settings: ``rooms``, ``languages``, ``announce_repeat`` apply live (``CallScreen.apply_settings``),
+  and ``volume`` (``hardware.speech.volume``: the phrases are scaled) when the screen plays
+  sound; ``orientation`` needs a restart (the window size is fixed at start; ``display.cli``
+  reads the accepted push then); ``modes``, ``idle_timeout_s``, ``default_language`` are
+  answered ``not_used`` (a call screen has no patient sessions).
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from typing import Any
 
 from hardware import health
 from hardware.health import PeriodicProbe
+from hardware.speech.volume import set_volume
 
 LIVE_KEYS = frozenset({"rooms", "languages", "announce_repeat"})
-UNUSED_KEYS = frozenset({"volume", "modes", "idle_timeout_s", "default_language"})
+UNUSED_KEYS = frozenset({"modes", "idle_timeout_s", "default_language"})
 
 
 def attach_display(screen: Any, *, audio_device: str | None = None, probe_interval: float = 60.0) -> list[PeriodicProbe]:
@@ -42,5 +44,13 @@ def attach_display(screen: Any, *, audio_device: str | None = None, probe_interv
         agent.add_check("speech", speech_ok)
         agent.add_detail("speech_output_detail", lambda: output.latest.detail or None)
     health.attach_to_agent(agent)
-    agent.on_config(screen.apply_settings, live=LIVE_KEYS, unused=UNUSED_KEYS)
+
+    def apply(settings: dict[str, Any]) -> None:
+        screen.apply_settings(settings)  # may refuse (ValueError) before anything changed
+        if player is not None and "volume" in settings:
+            set_volume(screen.speaker, settings["volume"])
+
+    volume = {"volume"}
+    agent.on_config(apply, live=LIVE_KEYS | (volume if player is not None else set()),
+                    unused=UNUSED_KEYS | (set() if player is not None else volume))
     return probes

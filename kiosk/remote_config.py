@@ -15,9 +15,10 @@ a remote ``self_test``), never "ok" for a part nobody asked:
 * the Pi's own health: under-voltage, SD-card errors, temperature, disk free.
 
 Pushed settings applied live: ``idle_timeout_s``, ``languages`` / ``default_language``
-(the kiosk's screens speak zh and en; a push offering neither is refused). Keys a kiosk
-has no use for (``rooms``, ``announce_repeat``, ``orientation``, ``modes``, ``volume``)
-are answered as ``not_used``. A ``reboot`` waits while a patient is mid-session.
+(the kiosk's screens speak zh and en; a push offering neither is refused), ``volume`` of
+the voice mode (``hardware.speech.volume``) when the kiosk has a speaker. Keys a kiosk has
+no use for (``rooms``, ``announce_repeat``, ``orientation``, ``modes``) are answered as
+``not_used``. A ``reboot`` waits while a patient is mid-session.
 Commands added: ``screenshot`` (the window as PNG).
 """
 from __future__ import annotations
@@ -28,12 +29,13 @@ from typing import Any
 
 from hardware import health
 from hardware.health import PeriodicProbe, Probe
+from hardware.speech.volume import set_volume
 
 log = logging.getLogger(__name__)
 
 KIOSK_LANGUAGES = ("zh", "en")
 LIVE_KEYS = frozenset({"idle_timeout_s", "languages", "default_language"})
-UNUSED_KEYS = frozenset({"rooms", "announce_repeat", "orientation", "modes", "volume"})
+UNUSED_KEYS = frozenset({"rooms", "announce_repeat", "orientation", "modes"})
 
 
 def attach_kiosk(agent: Any, vm: Any, devices: dict[str, Any], *, audio_device: str | None = None,
@@ -103,6 +105,8 @@ def attach_kiosk(agent: Any, vm: Any, devices: dict[str, Any], *, audio_device: 
         default = settings.get("default_language")
         language = default if default in offered else offered[0]
         idle = float(settings.get("idle_timeout_s", vm.settings.idle_timeout))
+        if player is not None and "volume" in settings:
+            set_volume(speaker, settings["volume"])
 
         def on_ui() -> None:
             vm.settings.idle_timeout = idle
@@ -113,7 +117,9 @@ def attach_kiosk(agent: Any, vm: Any, devices: dict[str, Any], *, audio_device: 
 
         ui(on_ui)
 
-    agent.on_config(apply, live=LIVE_KEYS, unused=UNUSED_KEYS)
+    volume = {"volume"}
+    agent.on_config(apply, live=LIVE_KEYS | (volume if player is not None else set()),
+                    unused=UNUSED_KEYS | (set() if player is not None else volume))
     try:  # start with the last accepted push (kept on disk), even before the broker answers
         apply(agent.settings, ui=lambda fn: fn(), announce=False)  # called before the window runs: inline
     except ValueError as exc:

@@ -127,3 +127,55 @@ def test_a_provisioned_kiosk_refuses_fake_hardware_with_a_clear_message(tmp_path
         refuse_fake_hardware(load_config(str(path)))
     monkeypatch.setenv("CLINICFLOW_ALLOW_FAKE_HARDWARE", "1")  # a demo that means it
     refuse_fake_hardware(load_config(str(path)))
+
+
+def test_a_pushed_volume_makes_the_next_announcement_quieter(mosquitto, tmp_path):
+    import queue
+    import wave
+    from array import array
+
+    from clinicflow.mqtt import PahoMessageBus
+    from display.runtime import CallScreen
+    from hardware.speech import AlsaPlayer, EspeakSpeaker, PhraseCache
+    from protocol import topics
+    from protocol.payloads import DeviceCommand, DeviceResponse
+
+    # aplay's stand-in keeps each WAV it was handed (there is no sound card here to listen with).
+    heard = tmp_path / "heard"
+    heard.mkdir()
+    recorder = tmp_path / "aplay"
+    recorder.write_text(f'#!/bin/sh\nfor last; do :; done\ncp "$last" "{heard}/$(date +%s%N).wav"\n')
+    recorder.chmod(0o755)
+    speaker = EspeakSpeaker(player=AlsaPlayer(binary=str(recorder)), cache=PhraseCache(tmp_path / "cache"))
+    site = "voltest"
+    screen = CallScreen(mosquitto.url, site, ["r1"], speaker=speaker, device_id="door-vol", languages=("en",),
+                        repeats=1, tick_interval=None)
+    tech = PahoMessageBus(mosquitto.url)
+    answers: queue.Queue[DeviceResponse] = queue.Queue()
+    tech.subscribe_model(topics.device(site, "door-vol", "response"), DeviceResponse, lambda t, m, r: answers.put(m))
+    tech.start()
+
+    def announce() -> int:
+        before = set(heard.iterdir())
+        tech.publish(topics.device(site, "door-vol", "command"), DeviceCommand(command="test_announcement",
+                                                                               transaction=f"t{time.monotonic_ns()}"))
+        assert answers.get(timeout=20).status == "ok"
+        spoken = max(set(heard.iterdir()) - before)  # the last WAV: the English sentence, after the chime
+        with wave.open(str(spoken)) as w:
+            return max(abs(s) for s in array("h", w.readframes(w.getnframes())))
+
+    try:
+        screen.start()
+        assert tech.wait_connected(5) and screen.bus.wait_connected(5)
+        loud = announce()
+        tech.publish(topics.device(site, "door-vol", "config"), json.dumps({"volume": 25, "revision": "v1"}).encode(),
+                     retain=True)
+        answer = answers.get(timeout=10)
+        assert answer.status == "ok" and "volume" not in answer.data["not_used"] + answer.data["restart_needed"]
+        quiet = announce()
+        assert 0.2 < quiet / loud < 0.3, (quiet, loud)
+    finally:
+        tech.publish(topics.device(site, "door-vol", "config"), b"", retain=True).wait_for_publish(5)
+        tech.stop()
+        screen.stop()
+        speaker.close()
