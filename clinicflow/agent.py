@@ -208,6 +208,7 @@ class DeviceAgent:
         self._started_at = time.monotonic()
         self._stop = threading.Event()
         self._lock = threading.RLock()
+        self._publish_lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"agent-{device_id}")
         self._status_thread: threading.Thread | None = None
         self._app_heartbeat = False
@@ -340,8 +341,9 @@ class DeviceAgent:
 
     def publish_status_now(self) -> DeviceStatus:
         """Publish the retained status at once (e.g. right after the printer ran out of paper)."""
-        status = self.build_status()
-        self.bus.publish(topics.device(self.site, self.device_id, "status"), status, retain=True, qos=1)
+        with self._publish_lock:  # build and send as one: from two threads, an older status must not land last
+            status = self.build_status()
+            self.bus.publish(topics.device(self.site, self.device_id, "status"), status, retain=True, qos=1)
         return status
 
     def _status_loop(self) -> None:
@@ -488,11 +490,10 @@ class DeviceAgent:
     def _self_test(self, args: dict[str, Any]) -> dict[str, Any]:
         for refresh in list(self._refreshers):  # probes that cache between statuses ask the hardware again
             self._safely(refresh)
-        status = self.build_status()
+        status = self.publish_status_now()  # the fleet page shows what the self-test found
         failed = sorted(name for name, ok in status.checks.items() if not ok)
-        data = {"checks": status.checks, "unknown": sorted(filter(None, str(status.details.get(DETAIL_UNKNOWN_CHECKS) or "").split(","))),
-                "details": status.details}
-        self._safely(self.bus.publish, topics.device(self.site, self.device_id, "status"), status, retain=True, qos=1)
+        unknown = sorted(filter(None, str(status.details.get(DETAIL_UNKNOWN_CHECKS) or "").split(",")))
+        data = {"checks": status.checks, "unknown": unknown, "details": status.details}
         if failed:
             raise CommandFailed(f"failed checks: {', '.join(failed)}", data=data)
         return data
