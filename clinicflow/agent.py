@@ -24,7 +24,8 @@ The agent then
   stay, and the refusal is reported on ``response`` and in the status (check ``config``).
   Keys a push changes that no callback applies live are answered as ``restart_needed``
   (response data and status detail): the device uses them after its next start (the
-  accepted settings are kept in ``state_file`` and read back at start);
+  accepted settings are kept in ``state_file`` and read back at start, also by the app
+  through ``settings_in_force``); keys the app declared ``unused`` are answered ``not_used``;
 - answers ``DeviceCommand``s on ``response`` with ``{status: ok|error, data, error,
   transaction}`` through a dispatch table. Built-ins: ``self_test`` (runs every check
   afresh, or the hook registered under that name), ``reload``, ``reboot`` (waits while
@@ -183,6 +184,7 @@ class DeviceAgent:
             self._settings = dict(self._base_settings)
         self._config_revision: Scalar = None
         self._config_error: str | None = None
+        self._pushed_keys: frozenset[str] = frozenset()
         self._state_file = state_file_for(self.device_id) if state_file == "auto" else (Path(state_file) if state_file else None)
         self._load_state()
         self._live_keys: set[str] = set()
@@ -256,6 +258,14 @@ class DeviceAgent:
         """The settings in force: the file's, or the last accepted push merged over them."""
         with self._lock:
             return dict(self._settings)
+
+    @property
+    def pushed_keys(self) -> frozenset[str]:
+        """The settings keys the push in force named (the rest come from the file or the schema's defaults).
+
+        A callback that must not apply a default the file never asked for (``volume``) checks this.
+        """
+        return self._pushed_keys
 
     @property
     def restart_needed(self) -> list[str]:
@@ -391,8 +401,13 @@ class DeviceAgent:
                 return
             merged = {**self._base_settings, **data}
             settings = validate_settings(self.role, merged).model_dump(mode="json")
-            before = self.settings
-            self._apply(settings)
+            before, before_keys = self.settings, self._pushed_keys
+            self._pushed_keys = frozenset(data)  # what callbacks see as "named by the push" while they run
+            try:
+                self._apply(settings)
+            except (ValueError, ConfigError):
+                self._pushed_keys = before_keys
+                raise
         except (ValueError, ConfigError) as exc:
             self._config_error = str(exc)
             log.warning("refused config push (revision %s): %s", revision, exc)
@@ -422,6 +437,7 @@ class DeviceAgent:
             merged = {**self._base_settings, **saved["settings"]}
             self._settings = validate_settings(self.role, merged).model_dump(mode="json")
             self._config_revision = _scalar(saved.get("revision"))
+            self._pushed_keys = frozenset(saved["settings"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignored the saved config %s: %s", self._state_file, exc)
 

@@ -105,8 +105,8 @@ def attach_kiosk(agent: Any, vm: Any, devices: dict[str, Any], *, audio_device: 
         default = settings.get("default_language")
         language = default if default in offered else offered[0]
         idle = float(settings.get("idle_timeout_s", vm.settings.idle_timeout))
-        if player is not None and "volume" in settings:
-            set_volume(speaker, settings["volume"])
+        if player is not None:  # a pushed volume; left out of the push: as synthesised (not the schema's default)
+            set_volume(speaker, settings["volume"] if "volume" in agent.pushed_keys else 100)
 
         def on_ui() -> None:
             vm.settings.idle_timeout = idle

@@ -174,6 +174,11 @@ def test_a_pushed_volume_makes_the_next_announcement_quieter(mosquitto, tmp_path
         assert answer.status == "ok" and "volume" not in answer.data["not_used"] + answer.data["restart_needed"]
         quiet = announce()
         assert 0.2 < quiet / loud < 0.3, (quiet, loud)
+        # A push replaces the last one: without volume, the phrases play as synthesised again.
+        tech.publish(topics.device(site, "door-vol", "config"), json.dumps({"announce_repeat": 1, "revision": "v2"}).encode(),
+                     retain=True)
+        assert answers.get(timeout=10).status == "ok"
+        assert announce() == loud
     finally:
         tech.publish(topics.device(site, "door-vol", "config"), b"", retain=True).wait_for_publish(5)
         tech.stop()
