@@ -1,6 +1,7 @@
 """Fleet figures on a private Mosquitto: status-to-registry latency with many devices, config push and command round trips.
 
     .venv/bin/python -m bench.fleet [--devices 100] [--rounds 5] [--pushes 200]
+    .venv/bin/python -m bench.fleet --update     # A/B update: build, sign, download + verify + install a release
 
 Prints p50/p99 in milliseconds beside the raw MQTT publish-to-receive time on the same broker.
 """
@@ -30,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pushes", type=int, default=200)
+    parser.add_argument("--update", action="store_true", help="time the steps of an A/B update instead")
     args = parser.parse_args(argv)
+    if args.update:
+        return update_figures()
     with MosquittoBroker() as broker:
         server = PahoMessageBus(broker.url)
         registry = FleetRegistry(SITE, check_interval=0)
@@ -116,6 +120,40 @@ def main(argv: list[str] | None = None) -> int:
             bus.stop()
         registry.stop()
         server.stop()
+    return 0
+
+
+def update_figures() -> int:
+    """Seconds per step of an A/B update of this tree, on this machine (reusing this venv's packages)."""
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+    import tempfile
+    from pathlib import Path
+
+    from clinicflow.update import Updater, ensure_signing_key, publish_release
+
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="clinicflow-bench-update-") as tmp_name:
+        tmp = Path(tmp_name)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "wheels"), str(root)],
+                       check=True, capture_output=True)
+        wheel = next((tmp / "wheels").glob("clinicflow-*.whl"))
+        t1 = time.perf_counter()
+        key, pub, _ = ensure_signing_key(tmp / "broker")
+        release = publish_release(wheel, releases_dir=tmp / "releases", key_file=key)
+        t2 = time.perf_counter()
+        app = tmp / "app"
+        Updater.init_root(app, "0.0.0")
+        shutil.copy(pub, app / pub.name)
+        updater = Updater(app, reuse_site_packages=[sysconfig.get_paths()["purelib"]])
+        updater.install(release.as_uri() + "/", release.name)
+        t3 = time.perf_counter()
+    print(f"build wheel (pip wheel --no-deps): {t1 - t0:.2f} s")
+    print(f"sign and publish: {(t2 - t1) * 1000:.0f} ms")
+    print(f"download + verify + fresh venv + install --no-deps (reused site-packages): {t3 - t2:.2f} s")
     return 0
 
 

@@ -5,25 +5,33 @@ the device's ``availability`` topic) and registers what it knows about itself::
 
     agent = DeviceAgent(bus, site="demo", device_id="hall-2", role="hall_board",
                         settings=device_config.settings_dict())
-    agent.add_check("speech", lambda: speaker.healthy)
+    agent.add_check("speech", lambda: speaker.healthy)   # True | False | None (nobody could tell)
     agent.add_detail("last_render", lambda: view_model.last_render_iso)
-    agent.on_config(apply_settings_live)          # raise ValueError to refuse a push
+    agent.on_config(apply_settings_live, live={"rooms", "languages"})   # raise ValueError to refuse
     agent.on_command("test_announcement", lambda args: announce_test(args))
     agent.set_busy(lambda: session.active)        # a reboot waits while this is true
     agent.start()
 
 The agent then
 - publishes a retained ``DeviceStatus`` every ``status_interval`` seconds, on every
-  (re)connect and on ``publish_status_now()``;
+  (re)connect and on ``publish_status_now()``; a check that answers None (the part could
+  not be asked) is left out of ``checks`` and named in the detail ``unknown_checks``, so
+  nobody reads "ok" for something nobody checked; the detail ``commands`` lists the
+  commands this device answers (the fleet page offers only those);
 - listens on the retained ``config`` topic: a push is a JSON object of ``[settings]``
   keys merged over the file's settings, validated (``config.schema.validate_settings``)
   and handed to every ``on_config`` callback; a bad push is refused, the old settings
-  stay, and the refusal is reported on ``response`` and in the status (check ``config``);
+  stay, and the refusal is reported on ``response`` and in the status (check ``config``).
+  Keys a push changes that no callback applies live are answered as ``restart_needed``
+  (response data and status detail): the device uses them after its next start (the
+  accepted settings are kept in ``state_file`` and read back at start, also by the app
+  through ``settings_in_force``); keys the app declared ``unused`` are answered ``not_used``;
 - answers ``DeviceCommand``s on ``response`` with ``{status: ok|error, data, error,
-  transaction}`` through a dispatch table. Built-ins: ``self_test`` (runs the checks,
-  or the hook registered under that name), ``reload``, ``test_announcement`` (the app
-  must register it), ``reboot`` (waits while ``set_busy``'s predicate is true) and
-  ``status``.
+  transaction}`` through a dispatch table. Built-ins: ``self_test`` (runs every check
+  afresh, or the hook registered under that name), ``reload``, ``reboot`` (waits while
+  ``set_busy``'s predicate is true) and ``status``; apps add ``test_announcement``,
+  ``screenshot``...; ``update`` (A/B release with automatic rollback, ``clinicflow.update``)
+  when the device runs from an app root.
 
 Threading: MQTT callbacks arrive on paho's thread and are handed to one worker thread,
 so config pushes and commands run one at a time, in order, and a slow self-test never
@@ -43,7 +51,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from clinicflow import __version__
 from config.schema import ConfigError, validate_settings
@@ -65,7 +73,11 @@ DETAIL_UNDER_VOLTAGE = "under_voltage"
 DETAIL_LAST_RENDER = "last_render"
 DETAIL_PRINTER_PAPER = "printer_paper"
 
-BUILTIN_COMMANDS = ("self_test", "reload", "test_announcement", "reboot", "status")
+BUILTIN_COMMANDS = ("self_test", "reload", "reboot", "status")
+DETAIL_UNKNOWN_CHECKS = "unknown_checks"
+DETAIL_COMMANDS = "commands"
+DETAIL_RESTART_NEEDED = "restart_needed"
+Check = Callable[[], "bool | None"]
 
 
 class MessageBus(Protocol):
@@ -105,6 +117,33 @@ def read_under_voltage(hwmon_root: Path = Path("/sys/class/hwmon")) -> bool | No
     return None
 
 
+STATE_ENV = "CLINICFLOW_STATE_DIR"
+
+
+def state_file_for(device_id: str) -> Path | None:
+    """Where a device keeps its last accepted config push: ``$CLINICFLOW_STATE_DIR``, else
+    ``./clinicflow-state`` on a provisioned device (``$CLINICFLOW_CONFIG`` set: the unit's
+    writable working directory), else nowhere (a developer's run)."""
+    directory = os.environ.get(STATE_ENV) or ("clinicflow-state" if os.environ.get("CLINICFLOW_CONFIG") else None)
+    return Path(directory) / f"{device_id}-config.json" if directory else None
+
+
+def settings_in_force(config: Any) -> Any:
+    """A device file's ``Settings`` with its last accepted push merged over them (what the app starts with).
+
+    Keys a push changed that the app cannot apply live (``restart_needed``) take effect here.
+    """
+    path = state_file_for(config.device.id)
+    if path is None or not path.exists():
+        return config.settings
+    try:
+        pushed = json.loads(path.read_text(encoding="utf-8"))["settings"]
+        return validate_settings(config.device.role, {**config.settings_dict(), **pushed})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignored the saved config %s: %s", path, exc)
+        return config.settings
+
+
 def _systemctl_reboot() -> None:
     # The clinicflow user may reboot through the polkit rule installed by `clinicflow provision`.
     subprocess.run(["systemctl", "reboot"], check=False, timeout=30)
@@ -127,6 +166,8 @@ class DeviceAgent:
         reboot_max_wait: float = 900.0,
         busy_poll: float = 0.5,
         hwmon_root: Path = Path("/sys/class/hwmon"),
+        state_file: Path | None | Literal["auto"] = "auto",
+        updater: Any = "auto",
     ) -> None:
         self.bus = bus
         self.site = topics.validate_id(site, "site")
@@ -143,13 +184,20 @@ class DeviceAgent:
             self._settings = dict(self._base_settings)
         self._config_revision: Scalar = None
         self._config_error: str | None = None
-        self._checks: dict[str, Callable[[], bool]] = {}
+        self._pushed_keys: frozenset[str] = frozenset()
+        self._state_file = state_file_for(self.device_id) if state_file == "auto" else (Path(state_file) if state_file else None)
+        self._load_state()
+        self._live_keys: set[str] = set()
+        self._pushed_here = False  # a push was applied by this process (not only loaded from state_file)
+        self._unused_keys: set[str] = set()
+        self._restart_needed: set[str] = set()
+        self._checks: dict[str, Check] = {}
         self._details: dict[str, Callable[[], Any]] = {}
         self._config_callbacks: list[Callable[[dict[str, Any]], None]] = []
+        self._refreshers: list[Callable[[], None]] = []
         self._commands: dict[str, CommandHandler] = {
             "self_test": self._self_test,
             "reload": self._reload,
-            "test_announcement": self._no_announcer,
             "reboot": self._reboot_refused_here,  # replaced by the threaded path in _dispatch
             "status": self._status_command,
         }
@@ -162,24 +210,40 @@ class DeviceAgent:
         self._started_at = time.monotonic()
         self._stop = threading.Event()
         self._lock = threading.RLock()
+        self._publish_lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"agent-{device_id}")
         self._status_thread: threading.Thread | None = None
         self._app_heartbeat = False
         self._last_heartbeat: str | None = None
         self._started = False
+        # A/B updates when the device runs from an app root ($CLINICFLOW_APP_ROOT): clinicflow.update.
+        if updater == "auto":
+            from clinicflow.update import Updater
+
+            updater = Updater.from_environment()
+        self.updater = updater
 
     # ----------------------------------------------------------- registration
-    def add_check(self, name: str, fn: Callable[[], bool]) -> None:
-        """A health check shown as ok/failed in the status (``speech``, ``printer_paper``...)."""
+    def add_check(self, name: str, fn: Check) -> None:
+        """A health check shown as ok/failed in the status (``speech``, ``printer_paper``...); None = unknown."""
         self._checks[topics.validate_id(name, "check name")] = fn
 
     def add_detail(self, name: str, fn: Callable[[], Any]) -> None:
         """A value shown in the status (``last_render``, ``last_call_id``...); non-scalars are sent as text."""
         self._details[topics.validate_id(name, "detail name")] = fn
 
-    def on_config(self, apply: Callable[[dict[str, Any]], None]) -> None:
-        """Register a callback that applies validated settings live; raise ValueError to refuse them."""
+    def on_config(self, apply: Callable[[dict[str, Any]], None], *, live: set[str] | frozenset[str] = frozenset(),
+                  unused: set[str] | frozenset[str] = frozenset()) -> None:
+        """Register a callback that applies validated settings live; raise ValueError to refuse them.
+
+        ``live``: the settings keys this callback applies at once; ``unused``: keys this kind of
+        device has no use for (answered as ``not_used``). A push that changes any other key is
+        accepted and answered with ``restart_needed`` for it (the app reads it at its next start
+        through ``settings_in_force``).
+        """
         self._config_callbacks.append(apply)
+        self._live_keys |= set(live)
+        self._unused_keys |= set(unused)
 
     def on_command(self, name: str, handler: CommandHandler) -> None:
         """Answer command ``name`` with ``handler(args) -> data``; replaces a built-in of that name."""
@@ -196,6 +260,19 @@ class DeviceAgent:
             return dict(self._settings)
 
     @property
+    def pushed_keys(self) -> frozenset[str]:
+        """The settings keys the push in force named (the rest come from the file or the schema's defaults).
+
+        A callback that must not apply a default the file never asked for (``volume``) checks this.
+        """
+        return self._pushed_keys
+
+    @property
+    def restart_needed(self) -> list[str]:
+        """Accepted settings keys that take effect only after the app restarts."""
+        return sorted(self._restart_needed)
+
+    @property
     def config_error(self) -> str | None:
         """Why the last config push was refused, or None if it was accepted (or none came)."""
         return self._config_error
@@ -206,9 +283,13 @@ class DeviceAgent:
         if self._started:
             return
         self._started = True
+        if self.updater is not None:
+            self.updater.attach(self)
         self.bus.subscribe(topics.device(self.site, self.device_id, "config"), self._on_config_message)
         self.bus.subscribe(topics.device(self.site, self.device_id, "command"), self._on_command_message)
         self.bus.add_connection_listener(self._on_connection)
+        if getattr(self.bus, "connected", False):  # the bus connected before we listened: say hello now
+            self._submit(self._publish_when_subscribed)
         self._status_thread = threading.Thread(target=self._status_loop, name=f"status-{self.device_id}", daemon=True)
         self._status_thread.start()
         notify_systemd("READY=1")
@@ -235,12 +316,17 @@ class DeviceAgent:
     def build_status(self) -> DeviceStatus:
         """The status as it would be published now (runs every check and detail)."""
         checks: dict[str, bool] = {}
+        unknown: list[str] = []
         for name, fn in list(self._checks.items()):
             try:
-                checks[name] = bool(fn())
+                result = fn()
             except Exception:  # a broken check is a failed check, never a dead agent
                 log.exception("check %s failed", name)
-                checks[name] = False
+                result = False
+            if result is None:
+                unknown.append(name)
+            else:
+                checks[name] = bool(result)
         checks[CHECK_CONFIG] = self._config_error is None
         details: dict[str, Scalar] = {}
         for name, fn in list(self._details.items()):
@@ -255,6 +341,9 @@ class DeviceAgent:
         details["config_revision"] = self._config_revision
         details["config_error"] = self._config_error[:200] if self._config_error else None
         details["reboot_pending"] = self._reboot_pending
+        details[DETAIL_UNKNOWN_CHECKS] = ",".join(sorted(unknown)) or None
+        details[DETAIL_COMMANDS] = ",".join(sorted(self._commands))
+        details[DETAIL_RESTART_NEEDED] = ",".join(self.restart_needed) or None
         if self._last_heartbeat:
             details.setdefault("last_heartbeat", self._last_heartbeat)
         return DeviceStatus(ts=_now(), device=self.device_id, role=self.role, version=self.version,
@@ -262,8 +351,9 @@ class DeviceAgent:
 
     def publish_status_now(self) -> DeviceStatus:
         """Publish the retained status at once (e.g. right after the printer ran out of paper)."""
-        status = self.build_status()
-        self.bus.publish(topics.device(self.site, self.device_id, "status"), status, retain=True, qos=1)
+        with self._publish_lock:  # build and send as one: from two threads, an older status must not land last
+            status = self.build_status()
+            self.bus.publish(topics.device(self.site, self.device_id, "status"), status, retain=True, qos=1)
         return status
 
     def _status_loop(self) -> None:
@@ -279,7 +369,15 @@ class DeviceAgent:
 
     def _on_connection(self, connected: bool) -> None:
         if connected and not self._stop.is_set():
-            self._submit(self.publish_status_now)
+            self._submit(self._publish_when_subscribed)
+
+    def _publish_when_subscribed(self) -> None:
+        # The link is up before the broker acknowledged our subscriptions; checks such as
+        # "broker" read the bus's connected flag, so wait for it rather than report a false failure.
+        wait = getattr(self.bus, "wait_connected", None)
+        if callable(wait):
+            wait(5)
+        self.publish_status_now()
 
     # ----------------------------------------------------------------- config
     def _on_config_message(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -297,23 +395,62 @@ class DeviceAgent:
             if not isinstance(data, dict):
                 raise ConfigError("config must be a JSON object of settings keys, e.g. {\"rooms\": [\"r3\"]}")
             revision = _scalar(data.pop("revision", None))
+            if self._pushed_here and revision is not None and revision == self._config_revision:
+                # The server put back the config we already run after we refused a newer one
+                # (see FleetRegistry): nothing to apply, and the refusal stays shown until the next push.
+                return
             merged = {**self._base_settings, **data}
             settings = validate_settings(self.role, merged).model_dump(mode="json")
-            self._apply(settings)
+            before, before_keys = self.settings, self._pushed_keys
+            self._pushed_keys = frozenset(data)  # what callbacks see as "named by the push" while they run
+            try:
+                self._apply(settings)
+            except (ValueError, ConfigError):
+                self._pushed_keys = before_keys
+                raise
         except (ValueError, ConfigError) as exc:
             self._config_error = str(exc)
             log.warning("refused config push (revision %s): %s", revision, exc)
             self._respond("config", str(revision) if revision is not None else None, error=str(exc),
                           data={"revision": revision, "kept": self.settings})
         else:
+            changed = {k for k in settings if settings.get(k) != before.get(k)}
             with self._lock:
                 self._settings = settings
+                self._restart_needed |= changed - self._live_keys - self._unused_keys
             self._config_error = None
             self._config_revision = revision
+            self._pushed_here = True
+            self._save_state(data)
             log.info("applied config revision %s", revision)
             self._respond("config", str(revision) if revision is not None else None,
-                          data={"revision": revision, "settings": settings})
+                          data={"revision": revision, "settings": settings, "restart_needed": self.restart_needed,
+                                "not_used": sorted(changed & self._unused_keys)})
         self._safely(self.publish_status_now)
+
+    def _load_state(self) -> None:
+        """Start from the last accepted push (kept by ``_save_state``) when it still validates over the file."""
+        if self._state_file is None or not self._state_file.exists():
+            return
+        try:
+            saved = json.loads(self._state_file.read_text(encoding="utf-8"))
+            merged = {**self._base_settings, **saved["settings"]}
+            self._settings = validate_settings(self.role, merged).model_dump(mode="json")
+            self._config_revision = _scalar(saved.get("revision"))
+            self._pushed_keys = frozenset(saved["settings"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignored the saved config %s: %s", self._state_file, exc)
+
+    def _save_state(self, pushed: dict[str, Any]) -> None:
+        if self._state_file is None:
+            return
+        try:
+            self._state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._state_file.with_name(self._state_file.name + ".tmp")
+            tmp.write_text(json.dumps({"revision": self._config_revision, "settings": pushed}), encoding="utf-8")
+            os.replace(tmp, self._state_file)
+        except OSError as exc:
+            log.warning("could not keep the accepted config in %s: %s", self._state_file, exc)
 
     def _apply(self, settings: dict[str, Any]) -> None:
         """Hand settings to every callback; if one refuses, give the earlier ones the old settings back."""
@@ -367,20 +504,25 @@ class DeviceAgent:
         self._respond(command.command, command.transaction, data=data)
 
     def _self_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        status = self.build_status()
+        for refresh in list(self._refreshers):  # probes that cache between statuses ask the hardware again
+            self._safely(refresh)
+        status = self.publish_status_now()  # the fleet page shows what the self-test found
         failed = sorted(name for name, ok in status.checks.items() if not ok)
+        unknown = sorted(filter(None, str(status.details.get(DETAIL_UNKNOWN_CHECKS) or "").split(",")))
+        data = {"checks": status.checks, "unknown": unknown, "details": status.details}
         if failed:
-            raise CommandFailed(f"failed checks: {', '.join(failed)}", data={"checks": status.checks})
-        return {"checks": status.checks}
+            raise CommandFailed(f"failed checks: {', '.join(failed)}", data=data)
+        return data
+
+    def add_refresher(self, refresh: Callable[[], None]) -> None:
+        """Something ``self_test`` runs before the checks (e.g. ``hardware.health.PeriodicProbe.refresh``)."""
+        self._refreshers.append(refresh)
 
     def _reload(self, args: dict[str, Any]) -> dict[str, Any]:
         settings = self.settings
         self._apply(settings)
         self._safely(self.publish_status_now)
         return {"settings": settings}
-
-    def _no_announcer(self, args: dict[str, Any]) -> dict[str, Any]:
-        raise CommandFailed(f"a {self.role} has no speaker to announce with")
 
     def _reboot_refused_here(self, args: dict[str, Any]) -> dict[str, Any]:
         raise CommandFailed("reboot is handled by the agent's reboot thread")

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server-units": ("config.server_units:main", "write the queue server's systemd units (server, certificate renewal)"),
     "backup": ("clinicflow.backup:backup_main", "back up the queue server's store (SQLite online backup, or pg_dump)"),
     "restore": ("clinicflow.backup:restore_main", "restore the queue server's store from a backup (server stopped)"),
+    "release": ("clinicflow.update:release_main", "sign and publish an application release for A/B device updates"),
 }
 
 

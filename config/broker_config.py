@@ -136,6 +136,11 @@ def generate(out: Path, *, data: Path, hostnames: list[str], port: int = 8883, b
     server, made = ensure_server_cert(out, ca, names)
     if made:
         changed.append(f"issued broker certificate {server.cert} for {', '.join(names)}")
+    from clinicflow.update import ensure_signing_key  # A/B updates: releases are signed with the site's key
+
+    _, release_pub, made = ensure_signing_key(out)
+    if made:
+        changed.append(f"created the release signing key (devices verify updates with {release_pub})")
 
     passwords = MosquittoPasswords(out / "passwd")
     server_pw = out / SERVER_PASSWORD_FILE

@@ -54,13 +54,15 @@ def options_from_config(config: Any) -> dict[str, Any]:
         raise ConfigError(f"device.role: this file is for a {config.device.role}, not a call screen. "
                           f"Fix: run `clinicflow {'kiosk' if config.device.role == 'kiosk' else 'buttonbox'}`, "
                           "or set role = \"door_screen\" or \"hall_board\"")
-    settings, speaker = config.settings, config.hardware.speaker
+    from clinicflow.agent import settings_in_force
+
+    settings, speaker = settings_in_force(config), config.hardware.speaker
     return {
         "device_id": config.device.id, "site": config.device.site, "layout": layout,
         "rooms": list(settings.rooms), "languages": list(settings.languages), "repeats": settings.announce_repeat,
         "size": ORIENTATION_SIZES[settings.orientation],
         **broker_options(config),  # URL, user, password and CA: config.broker_settings
-        "speaker": speaker.adapter, "audio_device": speaker.audio_device,
+        "speaker": speaker.adapter, "audio_device": speaker.audio_device, "fullscreen": True,
     }
 
 
@@ -134,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         repeats=args.repeats, device_id=args.device_id, offline_after=args.offline_after,
         watchdog_timeout=args.watchdog or None, ui_call=kivy_ui_call, tick_interval=None, bus=bus,
     )
+    if hasattr(screen.status, "on_command"):  # the fleet's remote screenshot
+        from clinicflow.screen_capture import kivy_screenshot_command
+
+        screen.status.on_command("screenshot", kivy_screenshot_command())
     CallScreenApp(screen, screenshot=args.screenshot, screenshot_after=args.screenshot_after).run()
     if speaker is not None:
         speaker.close()

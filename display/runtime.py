@@ -157,7 +157,9 @@ class CallScreen:
         self.status.add_detail("announcements_pending", lambda: self.announcer.pending)
         if hasattr(self.status, "on_command"):  # the fleet agent: test announcements and live settings
             self.status.on_command("test_announcement", self._test_announcement)
-            self.status.on_config(self.apply_settings)
+            from display.remote_config import attach_display
+
+            self._probes = attach_display(self)  # probes and live settings (fleet helper's module)
         self.status.start()
         if self.watchdog is not None:
             self.watchdog.start()
@@ -172,6 +174,8 @@ class CallScreen:
         if self.watchdog is not None:
             self.watchdog.stop()
         self.status.stop()
+        for probe in getattr(self, "_probes", ()):
+            probe.stop()
         self.announcer.stop()
         self.bus.stop()
         if self._own_ui and isinstance(self._ui, HeadlessUiThread):

@@ -12,6 +12,13 @@ Each probe returns a ``Probe``: ``ok`` True/False, or None with a detail saying 
   ok below 80 °C (the Pi starts throttling at 80-85 °C).
 * ``free_disk``: ok with at least 500 MB and 5 % free (logs and the phrase cache grow).
 * ``printer_paper``: a ``TicketPrinter``'s or ``ReportPrinter``'s paper.
+* ``ticket_printer`` / ``report_printer``: the ESC/POS real-time status (paper near-end,
+  paper out, cover open) and the CUPS queue's state, as the fleet page shows them.
+
+``PeriodicProbe`` runs a probe at start and then every ``interval`` seconds in its own
+thread, so the device status (built every 30 s and on every event) reads a fresh value
+without waiting on a printer or a sound card; ``refresh()`` asks again at once (remote
+self-test). ``attach_to_agent`` reports a probe that cannot tell as *unknown*, never ok.
 
 Roots and commands are parameters so the probes can be tested against a recorded sysfs tree.
 """
@@ -21,6 +28,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,21 +188,106 @@ def printer_paper(printer: Any | None) -> Probe:
                                               "out": "out of paper"}.get(paper, paper))
 
 
+def _ask_status(name: str, part: Any | None, what: str, failed_value: str) -> Any:
+    """``part.status()``, or the Probe to report instead (no such part, or asking it failed)."""
+    if part is None:
+        return Probe(name, None, "none", f"no {what} configured")
+    try:
+        return part.status()
+    except Exception as exc:  # a port's status() should not raise, but a probe never does
+        return Probe(name, False, failed_value, f"{what} status failed: {exc}")
+
+
+def ticket_printer(printer: Any | None) -> Probe:
+    """A receipt printer's real-time status: ``value`` is the paper (ok/low/out/unknown), ok False when it cannot print."""
+    status = _ask_status("ticket_printer", printer, "ticket printer", "unknown")
+    if isinstance(status, Probe):
+        return status
+    paper = getattr(status.paper, "value", str(status.paper))
+    if not status.online:
+        return Probe("ticket_printer", False, paper, status.detail or "printer offline")
+    if paper == "unknown":
+        return Probe("ticket_printer", None, paper, status.detail or "this printer cannot report its status")
+    return Probe("ticket_printer", paper != "out", paper,
+                 {"ok": "ready", "low": "paper near its end: refill soon", "out": "out of paper"}.get(paper, paper))
+
+
+def report_printer(printer: Any | None) -> Probe:
+    """A CUPS report printer: ``value`` is the queue state (idle/processing/stopped/unreachable)."""
+    status = _ask_status("report_printer", printer, "report printer", "unreachable")
+    if isinstance(status, Probe):
+        return status
+    paper = getattr(status.paper, "value", str(status.paper))
+    why = status.message or ", ".join(status.reasons) or ("" if status.accepting else "not accepting jobs")
+    detail = f"{status.state}" + (f", paper {paper}" if paper not in ("ok", "unknown") else "") + (f": {why}" if why else "")
+    return Probe("report_printer", bool(status.ok), status.state, detail)
+
+
+class PeriodicProbe:
+    """A probe run at start and every ``interval`` s in a thread; ``latest`` is the last result (see the module docstring)."""
+
+    def __init__(self, probe: Callable[[], Probe], *, interval: float = 60.0, name: str = "probe") -> None:
+        self._probe = probe
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._latest = self._run()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if interval > 0:
+            self._thread = threading.Thread(target=self._loop, name=f"probe-{name}", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> Probe:
+        try:
+            return self._probe()
+        except Exception as exc:  # a probe never raises; a buggy one is a failed one
+            log.exception("probe failed")
+            return Probe("probe", False, None, f"probe failed: {exc}")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def refresh(self) -> Probe:
+        """Probe again now (blocks for the probe's own time) and keep the result."""
+        result = self._run()
+        with self._lock:
+            self._latest = result
+        return result
+
+    @property
+    def latest(self) -> Probe:
+        with self._lock:
+            return self._latest
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def all_probes(*, printer: Any | None = None, disk_path: str = "/") -> list[Probe]:
     """Every probe, in the order a technician reads them."""
     return [under_voltage(), filesystem_errors(), cpu_temperature(), free_disk(disk_path), printer_paper(printer)]
 
 
 def attach_to_agent(agent: Any, *, printer: Any | None = None, disk_path: str = "/") -> None:
-    """Report the probes in a ``clinicflow.agent.DeviceAgent``'s status: a check per available probe, a detail each."""
+    """Report the probes in a ``clinicflow.agent.DeviceAgent``'s status: a check each (None = unknown), a detail each.
+
+    Also ``<name>_detail`` with the probe's sentence, for the fleet page.
+    """
     probes: dict[str, Callable[[], Probe]] = {
         "under_voltage": under_voltage,
         "filesystem_errors": filesystem_errors,
         "cpu_temperature": cpu_temperature,
         "free_disk": lambda: free_disk(disk_path),
-        "printer_paper": lambda: printer_paper(printer),
     }
+    if printer is not None:
+        probes["printer_paper"] = lambda: printer_paper(printer)
     for name, probe in probes.items():
-        if probe().ok is not None:
-            agent.add_check(name, lambda p=probe: bool(p().ok))
-        agent.add_detail(name, lambda p=probe: p().value)
+        attach_probe(agent, name, probe)
+
+
+def attach_probe(agent: Any, name: str, probe: Callable[[], Probe]) -> None:
+    """One probe as check ``name`` (its ``ok``), detail ``name`` (its value) and ``name_detail`` (its sentence)."""
+    agent.add_check(name, lambda: probe().ok)
+    agent.add_detail(name, lambda: probe().value)
+    agent.add_detail(f"{name}_detail", lambda: probe().detail or None)

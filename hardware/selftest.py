@@ -9,6 +9,7 @@ Steps, each only when the config names the part:
 | step | what it does | passes when |
 | --- | --- | --- |
 | printer | prints a test ticket with a QR code | the job was sent and paper is not out |
+| speech_output | opens the ALSA output the speaker plays through | the device exists and opens |
 | speaker | plays the chime and speaks a test phrase | both played without error |
 | leds | blinks the button box's lamp three times | the pin could be driven (check by eye) |
 | button | waits for a press of "call next" | pressed within ``--timeout`` |
@@ -233,6 +234,12 @@ def run(parts: Peripherals, *, interactive: bool = True, timeout: float = 15.0,
     if parts.printer is not None:
         results.append(_timed("printer", lambda: _test_printer(parts.printer, parts.device_id)))
     if parts.speaker is not None:
+        player = getattr(parts.speaker, "player", None)
+        if player is not None:  # the sound output first: a missing card explains a failed speaker step
+            from hardware.speech.output_probe import probe_alsa_output
+
+            probe = probe_alsa_output(player.device)
+            results.append(StepResult("speech_output", probe.ok, probe.detail))
         results.append(_timed("speaker", lambda: _test_speaker(parts.speaker)))
     if parts.lamp_pin is not None and "buttons" not in failed_parts:
         results.append(_timed("leds", lambda: _test_leds(parts.lamp_pin, parts.pin_factory)))

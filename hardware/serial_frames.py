@@ -12,8 +12,10 @@ One frame::
 * ``BCC`` is the XOR of LEN, TYPE and every PAYLOAD byte.
 
 Single bytes ACK (0x06) and NAK (0x15) acknowledge a frame on links that use them.
-``FrameParser`` resynchronises on the next STX after any error, so a burst of line
-noise costs the frames it hit and nothing more.
+``FrameParser`` resynchronises after any error by rescanning the bytes the damaged
+frame took for the next STX (a noise-corrupted LEN that claimed too many bytes must
+not swallow the frames behind it), so a burst of line noise costs the frames it hit and
+nothing more.
 """
 from __future__ import annotations
 
@@ -74,15 +76,33 @@ class FrameParser:
         return self._in_frame
 
     def reset(self) -> FrameError | None:
-        """Drop a partial frame; return the error describing it (None if there was none)."""
-        had = self._in_frame
+        """Drop a partial frame; return the error describing it (None if there was none).
+
+        Frames inside the dropped bytes are lost: call ``flush()`` to get them too.
+        """
+        items = self.flush()
+        return next((i for i in items if isinstance(i, FrameError)), None)
+
+    def flush(self) -> list[object]:
+        """The line went quiet: end a partial frame (a ``FrameError``) and return it with whatever its bytes held."""
+        if not self._in_frame:
+            return []
+        taken = bytes(self._buf)
         self._buf.clear()
         self._in_frame = False
-        return FrameError("frame cut off: the device stopped sending mid-frame") if had else None
+        found = self._rescan(taken)
+        if self._in_frame:  # the rescan started another frame: the line is quiet, so it is cut off too
+            found += [item for item in self.flush() if not isinstance(item, FrameError)]
+        return [FrameError("frame cut off: the device stopped sending mid-frame"), *found]
+
+    def _rescan(self, taken: bytes) -> list[object]:
+        """Feed again what a damaged frame consumed, from its first STX (the start of a frame behind it)."""
+        start = taken.find(bytes([STX]))
+        return self.feed(taken[start:]) if start >= 0 else []
 
     def feed(self, data: bytes) -> list[object]:
         out: list[object] = []
-        for byte in data:
+        for i, byte in enumerate(data):
             if not self._in_frame:
                 if byte == STX:
                     self._in_frame = True
@@ -96,19 +116,39 @@ class FrameParser:
             n = self._buf[0]
             if n == 0 or n > MAX_LEN:
                 out.append(FrameError(f"bad frame length {n}"))
-                self._restart(byte == STX)
-                continue
+                self._buf.clear()
+                self._in_frame = False
+                # The bad LEN byte may itself be the STX of the next frame: look again from there.
+                return out + self.feed(data[i:] if byte == STX else data[i + 1:])
             if len(self._buf) < n + 3:  # LEN + body + BCC + ETX
+                if byte == ETX and (inner := self._frame_inside()) is not None:
+                    # LEN claimed more bytes than this frame has: a whole good frame ended inside it.
+                    self._buf.clear()
+                    self._in_frame = False
+                    out += [FrameError(f"bad frame length {n} (a complete frame followed)"), inner]
                 continue
             frame = bytes(self._buf)
             self._buf.clear()
             self._in_frame = False
-            out.append(self._decode(frame))
+            decoded = self._decode(frame)
+            out.append(decoded)
+            if isinstance(decoded, FrameError):
+                # A wrong LEN makes a frame span the next ones: they are in ``frame``; take them back.
+                return out + self._rescan(frame) + self.feed(data[i + 1:])
         return out
 
-    def _restart(self, at_stx: bool) -> None:
-        self._buf.clear()
-        self._in_frame = at_stx
+    def _frame_inside(self) -> Frame | None:
+        """A valid frame that ends at the buffer's last byte and started at an STX inside it, if any."""
+        buf = bytes(self._buf)
+        start = buf.find(STX, 1)
+        while start >= 0:
+            candidate = buf[start + 1:]
+            if candidate and candidate[0] == len(candidate) - 3:
+                decoded = self._decode(candidate)
+                if isinstance(decoded, Frame):
+                    return decoded
+            start = buf.find(STX, start + 1)
+        return None
 
     @staticmethod
     def _decode(frame: bytes) -> Frame | FrameError:

@@ -46,6 +46,8 @@ FS_CHINESE_ON = b"\x1c\x26"   # FS &: select Kanji/Chinese character mode
 FS_CHINESE_OFF = b"\x1c\x2e"  # FS .: cancel it
 DLE_EOT_PRINTER = b"\x10\x04\x01"  # real-time status: printer (bit 3 = offline)
 DLE_EOT_PAPER = b"\x10\x04\x04"    # real-time status: roll paper sensor
+DLE_EOT_CAUSE = b"\x10\x04\x02"    # real-time status: offline cause (bit 2 = cover open)
+_RT_COVER_OPEN = 0x04
 # Every real-time status byte has bits 1 and 4 set and bits 0 and 7 clear; anything else is line noise.
 _RT_FIXED_MASK, _RT_FIXED_BITS = 0x93, 0x12
 _RT_OFFLINE = 0x08
@@ -345,7 +347,7 @@ class EscposTicketPrinter:
     def _status_locked(self) -> PrinterStatus:
         from escpos.printer import Dummy
 
-        if isinstance(self._device, Dummy):
+        if isinstance(self._device, Dummy) and not self._can_read():
             return PrinterStatus(PaperState.UNKNOWN, True, "in-memory device (python-escpos Dummy)")
         try:
             dev = self._device.device  # python-escpos opens the connection on first access
@@ -372,7 +374,18 @@ class EscposTicketPrinter:
             paper = PaperState.LOW
         else:
             paper = PaperState.OK
-        return PrinterStatus(paper, online, "" if online else "printer reports offline (cover open or paper out)")
+        if online:
+            return PrinterStatus(paper, True, "paper near its end" if paper is PaperState.LOW else "")
+        # Offline: the cause byte (DLE EOT 2) says whether the cover is open; older printers may not answer it.
+        try:
+            cause = self._query(DLE_EOT_CAUSE)
+        except Exception:
+            cause = None
+        if cause is not None and cause & _RT_COVER_OPEN:
+            return PrinterStatus(paper, False, "cover open")
+        if paper is PaperState.OUT:
+            return PrinterStatus(paper, False, "out of paper")
+        return PrinterStatus(paper, False, "printer reports offline (cover open or paper out)")
 
     def _can_read(self) -> bool:
         from escpos.escpos import Escpos

@@ -55,10 +55,14 @@ def options_from_config(config: Any) -> dict[str, Any]:
     from config.loader import api_token
     from config.schema import ConfigError
 
+    from clinicflow.agent import settings_in_force
+    from kiosk.remote_config import refuse_fake_hardware
+
     if config.device.role != "kiosk":
         raise ConfigError(f"device.role: this file is for a {config.device.role}, not a kiosk. "
                           "Fix: run the app for that role, or set role = \"kiosk\"")
-    settings, hw = config.settings, config.hardware
+    refuse_fake_hardware(config)
+    settings, hw = settings_in_force(config), config.hardware
     offered = [lang for lang in settings.languages if lang in KIOSK_LANGUAGES]
     language = settings.default_language if settings.default_language in KIOSK_LANGUAGES else (offered or ["zh"])[0]
     spec, profile = printer_spec(hw.printer)
@@ -72,6 +76,8 @@ def options_from_config(config: Any) -> dict[str, Any]:
         "language": language, "idle_timeout": float(settings.idle_timeout_s),
         "printer": spec, "printer_profile": profile, "scanner": scanner, "card_reader": card_reader,
         "speaker": hw.speaker.adapter, "audio_device": hw.speaker.audio_device,
+        # A provisioned kiosk has no setting for a terminal or report printer: none, never a fake one.
+        "terminal": "none", "report_printer": "none", "fullscreen": True,
     }
 
 
@@ -92,7 +98,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=os.environ.get("CLINICFLOW_KIOSK_TOKEN"), help="the kiosk's bearer token")
     p.add_argument("--token-file", help="a server's tokens.json to take the 'kiosk' token from (demo)")
     p.add_argument("--printer", default="fake",
-                   help="receipt printer: none | fake | dummy-file:PATH | usb:VID:PID | network:HOST[:PORT] | serial:DEV")
+                   help="receipt printer: none | fake | dummy-file:PATH | dummy-status:STATEFILE | usb:VID:PID | "
+                        "network:HOST[:PORT] | serial:DEV")
     p.add_argument("--printer-profile", default=None, help="receipt printer profile (cn-58, cn-80, intl-58, ...)")
     p.add_argument("--report-printer", default="fake", help="A4 report printer: none | fake | cups:QUEUE")
     p.add_argument("--card-reader", default="none", help="none | serial:PORT")
@@ -137,6 +144,10 @@ def make_ticket_printer(spec: str, profile: str | None) -> Any:
     if spec == "fake":
         return FakeTicketPrinter(profile=profile)
     kind, _, rest = spec.partition(":")
+    if kind == "dummy-status":  # python-escpos Dummy answering real-time status from a state file (tests, demos)
+        from hardware.escpos_status_dummy import StatusReplyDummy
+
+        return EscposTicketPrinter(device=StatusReplyDummy(state_file=rest or None), profile=profile)
     url = {"dummy-file": f"file://{rest}", "usb": f"usb://{rest}", "serial": f"serial://{rest}",
            "network": f"tcp://{rest if ':' in rest else rest + ':9100'}"}.get(kind)
     if url is None:
@@ -251,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         keys = {"help": lambda: vm.go("help"), "next": vm.key_next, "select": vm.key_select, "back": vm.key_back}
         panel.when_key = lambda key: Clock.schedule_once(lambda _dt: keys[key](), 0)
 
-    agent = _start_agent(args, vm) if args.broker else None
+    agent = _start_agent(args, vm, devices) if args.broker else None
     # A frozen UI must be restarted: the UI thread beats once a second; a stall of --watchdog seconds
     # exits with code 3 (the unit restarts it), and the beats are systemd's WatchdogSec= pings too.
     watchdog = Watchdog(timeout=args.watchdog).start() if args.watchdog else None
@@ -285,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _start_agent(args: argparse.Namespace, vm: Any) -> Any:
+def _start_agent(args: argparse.Namespace, vm: Any, devices: dict[str, Any]) -> Any:
     """Publish the kiosk's health (printer paper, server reachable) as retained device status."""
     from clinicflow.agent import DeviceAgent
     from clinicflow.mqtt import PahoMessageBus
@@ -293,10 +304,15 @@ def _start_agent(args: argparse.Namespace, vm: Any) -> Any:
 
     bus = PahoMessageBus(args.broker, client_id=f"kiosk-{args.device_id}", ca_certs=args.ca_file,
                          availability_topic=topics.device(args.site, args.device_id, "availability"))
-    agent = DeviceAgent(bus, site=args.site, device_id=args.device_id, role="kiosk")
-    agent.add_check("printer_paper", lambda: vm.printer_fault != "paper_out")
-    agent.add_check("printer", lambda: not vm.printer_fault)
-    agent.add_check("server", lambda: bool(vm.server_reachable))
+    from clinicflow.screen_capture import kivy_screenshot_command
+    from kivy.clock import Clock
+    from kiosk.remote_config import attach_kiosk
+
+    agent = DeviceAgent(bus, site=args.site, device_id=args.device_id, role="kiosk",
+                        settings={"idle_timeout_s": int(args.idle_timeout), "languages": list(KIOSK_LANGUAGES),
+                                  "default_language": args.language})
+    attach_kiosk(agent, vm, devices, audio_device=args.audio_device, screenshot=kivy_screenshot_command(),
+                 ui_call=lambda fn: Clock.schedule_once(lambda _dt: fn(), 0))
     agent.add_detail("printer_fault", lambda: vm.printer_fault or None)
     vm.bind(printer_fault=lambda *_: agent.publish_status_now())
     bus.start()

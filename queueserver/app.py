@@ -189,6 +189,7 @@ def create_app(
     app.state.service = service
     app.state.tokens = tokens
     app.state.broadcaster = broadcaster
+    app.state.data_dir = hospital_path.parent if hospital_path is not None else None  # devices.json (fleet page)
 
     # ------------------------------------------------------------ errors
     @app.exception_handler(ClinicflowError)

@@ -44,7 +44,7 @@ def test_hall_board_example_maps_to_a_hall_layout_with_its_rooms_and_speaker(tmp
         "repeats": 2, "size": (1920, 1080),
         # The password from its file, URL-quoted; the username defaults to what the file says.
         "broker": "mqtts://hall-2:s3cret%2Fpw@broker.hospital.local:8883", "ca_file": "/etc/clinicflow/ca.crt",
-        "speaker": "espeak", "audio_device": "plughw:0,0",
+        "speaker": "espeak", "audio_device": "plughw:0,0", "fullscreen": True,  # a provisioned screen fills its panel
     }
 
 

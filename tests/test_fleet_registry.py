@@ -218,3 +218,50 @@ def test_a_printer_running_out_of_paper_raises_an_alert(mosquitto, server_bus, s
         kiosk.stop()
         bus.stop()
         registry.stop()
+
+
+def _status(site: str, device: str, role: str = "kiosk", **details) -> tuple[str, bytes]:
+    body = {"v": 1, "ts": "2026-11-23T09:00:00Z", "device": device, "role": role, "version": "1.0", "uptime_s": 5,
+            "checks": {}, "details": details}
+    import json
+
+    return topics.device(site, device, "status"), json.dumps(body).encode()
+
+
+def test_registered_devices_that_never_connected_are_listed_and_say_so(site):
+    from config.registry import DeviceRecord
+
+    records = [DeviceRecord(id="box-1", role="button_box", site=site, name="Room 1 desk", token_sha256="0" * 64),
+               DeviceRecord(id="elsewhere", role="kiosk", site="othersite", token_sha256="1" * 64)]
+    registry = FleetRegistry(site, check_interval=0, known=lambda: records)
+    registry._on_status(*_status(site, "kiosk-1"), False)
+    listed = {d["device"]: d for d in registry.devices()}
+    assert set(listed) == {"box-1", "kiosk-1"}  # another site's device is not ours
+    assert listed["box-1"]["state"] == "never connected" and listed["box-1"]["name"] == "Room 1 desk"
+    assert listed["kiosk-1"]["printer_paper"] == "unknown"  # a kiosk that says nothing of its printer: unknown, not ok
+    registry._on_availability(topics.device(site, "box-1", "availability"), b"online", False)
+    assert registry.device("box-1")["state"] == "ok"
+
+
+def test_a_paper_out_alert_is_kept_and_marked_resolved_when_paper_is_back(site):
+    registry = FleetRegistry(site, check_interval=0)
+    registry._on_status(*_status(site, "kiosk-2", ticket_printer="ok"), False)
+    registry._on_status(*_status(site, "kiosk-2", ticket_printer="out"), False)
+    assert [(a["kind"], a["resolved"]) for a in registry.alerts()] == [("paper_out", False)]
+    registry._on_status(*_status(site, "kiosk-2", ticket_printer="ok"), False)
+    (alert,) = registry.alerts()
+    assert alert["resolved"] and alert["resolved_at"] is not None
+
+
+def test_a_screenshot_that_is_not_a_png_is_dropped(site, caplog):
+    import base64
+
+    from protocol.payloads import DeviceResponse
+
+    registry = FleetRegistry(site, check_interval=0)
+    for data in (b"<html>", b"\x89PNG\r\n\x1a\nIHDR"):
+        response = DeviceResponse(ts=datetime.now(timezone.utc), device="k", command="screenshot", transaction="t",
+                                  status="ok", data={"png_base64": base64.b64encode(data).decode()})
+        registry._on_response(topics.device(site, "k", "response"), response.model_dump_json().encode(), False)
+    assert registry.screenshot("k") == b"\x89PNG\r\n\x1a\nIHDR"
+    assert any("not a PNG" in r.message for r in caplog.records)

@@ -228,3 +228,44 @@ def test_selftest_command_explains_a_bad_config(tmp_path: Path, capsys):
     bad.write_text("[device]\nid = 'x'\n")
     assert selftest_main(["--config", str(bad), "--mqtt", "none"]) == 2
     assert "clinicflow selftest:" in capsys.readouterr().err
+
+
+def test_speech_output_probe_tells_a_missing_sound_card_from_a_working_output():
+    from hardware.speech.output_probe import probe_alsa_output
+
+    missing = probe_alsa_output("hw:9,0")  # no 10th card on any machine here
+    assert missing.ok is False and "no sound output hw:9,0" in missing.detail
+    assert probe_alsa_output("null").ok is True  # ALSA's null device always opens
+    assert probe_alsa_output("null", binary="/nonexistent/aplay").ok is None  # nobody could ask: unknown
+
+
+def test_printer_probes_say_unknown_when_the_printer_cannot_tell():
+    from hardware.escpos_status_dummy import StatusReplyDummy
+    from hardware.ticket_printer import EscposTicketPrinter
+
+    assert health.ticket_printer(None).value == "none"
+    unknown = health.ticket_printer(EscposTicketPrinter(device="dummy:"))
+    assert unknown.ok is None and unknown.value == "unknown"
+    low = health.ticket_printer(EscposTicketPrinter(device=StatusReplyDummy(paper="low")))
+    assert low.ok is True and low.value == "low" and "refill" in low.detail
+    cover = health.ticket_printer(EscposTicketPrinter(device=StatusReplyDummy(cover_open=True)))
+    assert cover.ok is False and cover.detail == "cover open"
+
+
+def test_a_periodic_probe_asks_at_start_and_again_on_refresh():
+    answers = iter([health.Probe("p", True), health.Probe("p", False, None, "broke")])
+    probe = health.PeriodicProbe(lambda: next(answers), interval=0)
+    assert probe.latest.ok is True
+    assert probe.refresh().ok is False and probe.latest.detail == "broke"
+
+
+def test_selftest_on_a_machine_without_the_sound_card_names_the_missing_output(tmp_path: Path):
+    from hardware.speech import make_speaker
+
+    speaker = make_speaker("espeak", audio_device="hw:9,0", cache_dir=tmp_path / "speech")
+    try:
+        results = {r.step: r for r in run(Peripherals(speaker=speaker), interactive=False)}
+    finally:
+        speaker.close()
+    assert results["speech_output"].ok is False and "no sound output hw:9,0" in results["speech_output"].detail
+    assert results["speaker"].ok is False

@@ -231,3 +231,26 @@ def test_ticket_printer_rejects_unknown_profile_and_device_url():
         EscposTicketPrinter(device="dummy:", profile="laserjet")
     with pytest.raises(ValueError, match="scheme"):
         EscposTicketPrinter(device="lpt://1", profile="cn-58")
+
+
+def test_ticket_printer_real_time_status_through_a_dummy_that_answers():
+    from hardware.escpos_status_dummy import StatusReplyDummy
+
+    dummy = StatusReplyDummy(paper="low")
+    printer = EscposTicketPrinter(device=dummy, profile="cn-58")
+    status = printer.status()
+    assert status.paper is PaperState.LOW and status.online and status.detail == "paper near its end"
+    dummy.cover_open = True  # a technician opened the cover to change the roll
+    status = printer.status()
+    assert not status.online and status.detail == "cover open"
+    with pytest.raises(PrinterError, match="cover open"):
+        printer.print_ticket(_slip())
+    dummy.cover_open, dummy.paper = False, "out"
+    assert printer.status().paper is PaperState.OUT and printer.status().detail == "out of paper"
+    dummy.silent = True  # unplugged mid-way: no answer is not "ok"
+    assert printer.status().paper is PaperState.UNKNOWN and not printer.status().online
+    assert b"\x10\x04\x04" in dummy.output  # it really asked
+
+
+def test_a_plain_dummy_printer_cannot_know_its_paper():
+    assert EscposTicketPrinter(device="dummy:").status().paper is PaperState.UNKNOWN

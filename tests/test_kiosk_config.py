@@ -43,6 +43,8 @@ def test_kiosk_example_maps_to_its_printer_scanner_server_and_timeouts(tmp_path)
         # Epson TM-T20III on USB 04b8:0e28, 80 mm paper with a Chinese font.
         "printer": "usb:04b8:0e28", "printer_profile": "cn-80",
         "scanner": "keyboard", "card_reader": "none", "speaker": "none", "audio_device": None,
+        # No terminal or report printer in the file: none (never a fake), and full screen.
+        "terminal": "none", "report_printer": "none", "fullscreen": True,
     }
 
 

@@ -2,19 +2,31 @@
 
 Fed by the retained ``availability`` (birth/will) and ``status`` (``DeviceStatus``)
 topics of ``clinicflow/v1/{site}/devices/+``, it knows for each device: online or
-offline and since when, last seen, software version, printer paper, speech, power
-(under-voltage), last screen refresh, and whether its last config push was refused.
+offline and since when, last seen, software version, ticket printer (paper ok / low /
+out, cover open), report printer (CUPS state), speech output, power (under-voltage),
+disk free, SD-card errors, temperature, last screen refresh, the commands it answers,
+and whether its last config push was refused or needs a restart. ``known`` (the
+provisioning registry, ``devices.json``) adds every registered device, so one that never
+connected is listed as "never connected" rather than missing. A value nobody could check
+is "unknown", never "ok".
 
-Alerts (``protocol.Alert`` on the site's alerts topic, and kept for the fleet page):
+Alerts (``protocol.Alert`` on the site's alerts topic, and kept for the fleet page as a
+history: each is marked ``resolved_at`` when the device recovers):
 - ``device_offline`` when a device has been offline for ``offline_grace`` seconds while
   the site is open (a reboot that comes back within the grace raises nothing);
 - ``paper_out`` when a kiosk's printer runs out of paper.
 
-It also sends commands and config pushes and collects the answers by transaction.
+It also sends commands and config pushes and collects the answers by transaction. The
+retained ``config`` topic always holds the last config the device accepted: when a
+device refuses a push (at once, or later when it comes back online), the registry
+publishes the previous accepted one again (or clears the topic when there was none).
+The last ``screenshot`` answer of each device is kept as PNG bytes.
 Callbacks arrive on the MQTT network thread; everything shared is under one lock.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import threading
@@ -32,7 +44,7 @@ from protocol.payloads import Alert, DeviceCommand, DeviceResponse, DeviceStatus
 
 log = logging.getLogger(__name__)
 
-PAPER_STATES = ("ok", "low", "out")
+PAPER_STATES = ("ok", "low", "out", "unknown")
 REFRESH_DETAILS = ("last_render", "last_refresh", "last_heartbeat")
 
 
@@ -42,25 +54,43 @@ class DeviceHealth:
 
     device: str
     role: str | None = None
+    name: str = ""
+    registered: bool = False  # in the provisioning registry (devices.json)
     online: bool | None = None
     since: datetime | None = None  # when ``online`` last changed
     last_seen: datetime | None = None
     version: str | None = None
     uptime_s: float | None = None
-    printer_paper: str | None = None  # ok | low | out | None (no printer)
-    speech_ok: bool | None = None
+    printer_paper: str | None = None  # ok | low | out | unknown | None (no printer)
+    printer_detail: str | None = None
+    report_printer: str | None = None  # idle | processing | stopped | unreachable | None (none fitted)
+    report_printer_ok: bool | None = None
+    report_printer_detail: str | None = None
+    speech: str | None = None  # ok | failing | unknown | None (no speaker)
     under_voltage: bool | None = None
     last_refresh: str | None = None
     config_ok: bool | None = None
     config_error: str | None = None
+    restart_needed: list[str] = field(default_factory=list)
     reboot_pending: bool = False
+    commands: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     offline_alerted: bool = False
+    screenshot_at: datetime | None = None
+    update_state: str | None = None  # idle | downloading | installing | trial | ok | rolled_back | failed
+    update_detail: str | None = None
+
+    @property
+    def speech_ok(self) -> bool | None:
+        return {"ok": True, "failing": False}.get(self.speech or "")
 
     def problems(self, now: datetime, stale_after: timedelta, tz: tzinfo = timezone.utc) -> list[str]:
         """Plain sentences for what needs a technician, worst first (times in ``tz``)."""
         found = []
+        if self.online is None and self.last_seen is None and self.registered:
+            found.append("never connected: check its power, network and broker credentials")
         if self.online is False:
             found.append(f"offline since {self.since.astimezone(tz):%H:%M}" if self.since else "offline")
         elif self.last_seen and now - self.last_seen > stale_after:
@@ -71,29 +101,75 @@ class DeviceHealth:
             found.append("printer out of paper")
         elif self.printer_paper == "low":
             found.append("printer paper low")
-        if self.speech_ok is False:
-            found.append("speech not working")
+        if self.checks.get("ticket_printer") is False and self.printer_paper != "out":
+            found.append(f"ticket printer: {self.printer_detail or 'not ready'}")
+        if self.report_printer_ok is False:
+            found.append(f"report printer: {self.report_printer_detail or self.report_printer or 'not ready'}")
+        if self.speech == "failing":
+            found.append("speech not working" + (f": {self.details['speech_output_detail']}"
+                                                 if self.details.get("speech_output_detail") else ""))
+        for name, sentence in (("free_disk", "disk nearly full"), ("filesystem_errors", "SD card errors"),
+                               ("cpu_temperature", "too hot")):
+            if self.checks.get(name) is False:
+                found.append(f"{sentence}: {self.details.get(name + '_detail') or self.details.get(name)}")
         if self.config_ok is False:
             found.append(f"config refused: {self.config_error or 'see the device'}")
-        failed = sorted(k for k, ok in self.checks.items() if not ok and k not in ("speech", "printer_paper", "config"))
+        if self.restart_needed:
+            found.append(f"restart needed to apply: {', '.join(self.restart_needed)}")
+        shown = ("speech", "speech_output", "printer_paper", "config", "ticket_printer", "report_printer",
+                 "under_voltage", "free_disk", "filesystem_errors", "cpu_temperature")
+        failed = sorted(k for k, ok in self.checks.items() if not ok and k not in shown)
         if failed:
             found.append(f"failed checks: {', '.join(failed)}")
         if self.reboot_pending:
             found.append("reboot pending (waiting for a patient to finish)")
+        if self.update_state in ("rolled_back", "failed"):
+            found.append(f"update {self.update_state.replace('_', ' ')}: {self.update_detail or 'see the device'}")
         return found
+
+    def state(self, problems: list[str]) -> str:
+        if self.online is None:
+            return "never connected" if self.last_seen is None and self.registered else "unknown"
+        if self.online is False:
+            return "offline"
+        return "warning" if problems else "ok"
 
     def to_json(self, now: datetime, stale_after: timedelta, tz: tzinfo = timezone.utc) -> dict[str, Any]:
         problems = self.problems(now, stale_after, tz)
-        state = "offline" if self.online is False else ("unknown" if self.online is None else
-                                                         ("warning" if problems else "ok"))
         return {
-            "device": self.device, "role": self.role, "state": state, "online": self.online,
+            "device": self.device, "role": self.role, "name": self.name, "registered": self.registered,
+            "state": self.state(problems), "online": self.online,
             "since": _iso(self.since), "last_seen": _iso(self.last_seen), "version": self.version,
-            "uptime_s": self.uptime_s, "printer_paper": self.printer_paper, "speech_ok": self.speech_ok,
-            "under_voltage": self.under_voltage, "last_refresh": self.last_refresh, "config_ok": self.config_ok,
-            "config_error": self.config_error, "reboot_pending": self.reboot_pending, "problems": problems,
-            "checks": dict(self.checks), "details": dict(self.details),
+            "uptime_s": self.uptime_s, "printer_paper": self.printer_paper, "printer_detail": self.printer_detail,
+            "report_printer": self.report_printer, "report_printer_ok": self.report_printer_ok,
+            "report_printer_detail": self.report_printer_detail,
+            "speech": self.speech, "speech_ok": self.speech_ok,
+            "under_voltage": self.under_voltage, "free_disk_mb": _number(self.details.get("free_disk")),
+            "filesystem_errors": _number(self.details.get("filesystem_errors")),
+            "cpu_temperature": _number(self.details.get("cpu_temperature")),
+            "last_refresh": self.last_refresh, "config_ok": self.config_ok,
+            "config_error": self.config_error, "restart_needed": list(self.restart_needed),
+            "reboot_pending": self.reboot_pending, "problems": problems, "commands": list(self.commands),
+            "checks": dict(self.checks), "unknown": list(self.unknown), "details": dict(self.details),
+            "screenshot_at": _iso(self.screenshot_at),
+            "update_state": self.update_state, "update_detail": self.update_detail,
         }
+
+
+@dataclass
+class AlertRecord:
+    """One fleet alert as the page keeps it: the alert, and when the device recovered (None: still open)."""
+
+    alert: Alert
+    resolved_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.alert.model_dump(mode="json"), "resolved_at": _iso(self.resolved_at),
+                "resolved": self.resolved_at is not None}
+
+
+def _number(value: Any) -> float | int | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -119,6 +195,7 @@ class FleetRegistry:
         max_alerts: int = 200,
         tz: tzinfo = timezone.utc,
         certificates: Sequence[Path] = (),
+        known: Callable[[], list[Any]] | None = None,
     ) -> None:
         self.site = topics.validate_id(site, "site")
         self.certificates = list(certificates)  # broker certificates to warn about 30 days before they end
@@ -131,8 +208,12 @@ class FleetRegistry:
         self.clock = clock
         self.tz = tz  # times in messages and problems are the site's local time
         self.bus: Any = None
+        self.known = known  # -> records with .id, .role, .site, .name (config.registry.DeviceRegistry.all)
         self._devices: dict[str, DeviceHealth] = {}
-        self._alerts: list[Alert] = []
+        self._alerts: list[AlertRecord] = []
+        self._config_payloads: dict[str, dict[str, bytes]] = {}  # device -> revision -> payload seen retained
+        self._accepted_config: dict[str, bytes] = {}  # device -> the last payload it accepted
+        self._screenshots: dict[str, bytes] = {}
         self._max_alerts = max_alerts
         self._responses: dict[str, DeviceResponse] = {}
         self._lock = threading.Condition()
@@ -146,6 +227,7 @@ class FleetRegistry:
         bus.subscribe(topics.all_devices(self.site, "availability"), self._on_availability)
         bus.subscribe(topics.all_devices(self.site, "status"), self._on_status)
         bus.subscribe(topics.all_devices(self.site, "response"), self._on_response)
+        bus.subscribe(topics.all_devices(self.site, "config"), self._on_config)
         if self.check_interval > 0 and self._thread is None:
             self._thread = threading.Thread(target=self._check_loop, name="fleet-offline-check", daemon=True)
             self._thread.start()
@@ -166,19 +248,43 @@ class FleetRegistry:
                 log.exception("fleet offline check failed")
 
     # -------------------------------------------------------------- reading
+    def _merge_known(self) -> None:
+        """Add every registered device of this site (a device that never connected is listed too)."""
+        if self.known is None:
+            return
+        try:
+            records = [r for r in self.known() if r.site == self.site]
+        except Exception:  # an unreadable devices.json must not take the page down
+            log.exception("could not read the device registry")
+            return
+        with self._lock:
+            for record in records:
+                health = self._entry(record.id)
+                health.registered = True
+                health.name = record.name or health.name
+                health.role = health.role or record.role
+
     def devices(self) -> list[dict[str, Any]]:
+        self._merge_known()
         now = self.clock()
         with self._lock:
             return [d.to_json(now, self.stale_after, self.tz) for d in sorted(self._devices.values(), key=lambda d: d.device)]
 
     def device(self, device_id: str) -> dict[str, Any] | None:
+        self._merge_known()
         with self._lock:
             health = self._devices.get(device_id)
             return health.to_json(self.clock(), self.stale_after, self.tz) if health else None
 
     def alerts(self) -> list[dict[str, Any]]:
+        """Every kept alert, newest first, each with ``resolved_at`` (None while it is still open)."""
         with self._lock:
-            return [a.model_dump(mode="json") for a in reversed(self._alerts)]
+            return [a.to_json() for a in reversed(self._alerts)]
+
+    def screenshot(self, device_id: str) -> bytes | None:
+        """The PNG of the device's last ``screenshot`` answer, or None."""
+        with self._lock:
+            return self._screenshots.get(device_id)
 
     # ------------------------------------------------------------ messages
     def _entry(self, device_id: str) -> DeviceHealth:
@@ -191,7 +297,7 @@ class FleetRegistry:
         match = topics.parse(topic)
         if match is None or match.device is None:
             return
-        if not payload:  # retained availability cleared: the device was removed
+        if not payload:  # retained availability cleared: the device was removed (a registered one stays listed)
             with self._lock:
                 self._devices.pop(match.device, None)
             return
@@ -209,6 +315,7 @@ class FleetRegistry:
             health.online = online
             if online:
                 health.last_seen = now
+                self._resolve(match.device, "device_offline", now)
         if text == topics.OFFLINE and not retained:
             self.check_offline()
 
@@ -234,8 +341,18 @@ class FleetRegistry:
             health.last_seen = status.ts if retained else self.clock()
             health.checks = dict(status.checks)
             health.details = dict(status.details)
-            health.printer_paper = _paper(status)
-            health.speech_ok = status.checks.get("speech")
+            health.unknown = [u for u in str(status.details.get("unknown_checks") or "").split(",") if u]
+            health.printer_paper = _paper(status, health.unknown)
+            health.printer_detail = _text(status.details.get("ticket_printer_detail"))
+            report = _text(status.details.get("report_printer"))
+            health.report_printer = None if report == "none" else report
+            health.report_printer_ok = status.checks.get("report_printer")
+            health.report_printer_detail = _text(status.details.get("report_printer_detail"))
+            health.speech = _speech(status, health.unknown)
+            health.commands = [c for c in str(status.details.get("commands") or "").split(",") if c]
+            health.restart_needed = [k for k in str(status.details.get("restart_needed") or "").split(",") if k]
+            health.update_state = _text(status.details.get("update_state"))
+            health.update_detail = _text(status.details.get("update_detail"))
             uv = status.details.get("under_voltage")
             health.under_voltage = uv if isinstance(uv, bool) else None
             health.last_refresh = next((_when(status.details[k]) for k in REFRESH_DETAILS if status.details.get(k)), None)
@@ -244,6 +361,13 @@ class FleetRegistry:
             health.reboot_pending = bool(status.details.get("reboot_pending"))
             if health.printer_paper == "out" and before != "out" and not retained:
                 paper_alert = self._alert("paper_out", match.device, f"{_label(health)}: the ticket printer is out of paper")
+            elif health.printer_paper != "out":
+                self._resolve(match.device, "paper_out", self.clock())
+            accepted = status.details.get("config_revision")
+            if accepted is not None and health.config_ok is not False:
+                seen = self._config_payloads.get(match.device, {}).get(str(accepted))
+                if seen is not None:
+                    self._accepted_config[match.device] = seen
         if paper_alert:
             self._publish_alert(paper_alert)
 
@@ -255,12 +379,71 @@ class FleetRegistry:
         except ProtocolError as exc:
             log.warning("dropped response on %s: %s", topic, exc)
             return
+        match = topics.parse(topic)
+        device = match.device if match is not None and match.device else response.device
+        if response.command == "config":
+            self._config_answered(device, response)
+        if response.command == "screenshot" and response.status == "ok":
+            response = self._keep_screenshot(device, response)
         if response.transaction:
             with self._lock:
                 self._responses[response.transaction] = response
                 if len(self._responses) > 500:  # answers nobody asked for must not pile up
                     self._responses.pop(next(iter(self._responses)))
                 self._lock.notify_all()
+
+    # --------------------------------------------------- config retention
+    def _on_config(self, topic: str, payload: bytes, retained: bool) -> None:
+        match = topics.parse(topic)
+        if match is None or match.device is None:
+            return
+        revision = _revision_of(payload)
+        with self._lock:
+            if not payload:
+                self._config_payloads.pop(match.device, None)
+                return
+            if revision is not None:
+                seen = self._config_payloads.setdefault(match.device, {})
+                seen[revision] = payload
+                while len(seen) > 20:
+                    seen.pop(next(iter(seen)))
+
+    def _config_answered(self, device: str, response: DeviceResponse) -> None:
+        """Keep the retained config the last accepted one: a refusal puts the previous accepted payload back."""
+        revision = response.transaction
+        with self._lock:
+            payload = self._config_payloads.get(device, {}).get(revision or "")
+            if response.status == "ok":
+                if payload is not None:
+                    self._accepted_config[device] = payload
+                return
+            previous = self._accepted_config.get(device)
+        if self.bus is None or payload is None:
+            return  # not a push this registry has seen retained: nothing of ours to undo
+        log.warning("device %s refused config %s; the retained config goes back to %s", device, revision,
+                    _revision_of(previous) if previous else "none (the device's file)")
+        try:
+            self.bus.publish(topics.device(self.site, device, "config"), previous or b"", retain=True, qos=1)
+        except Exception:
+            log.exception("could not restore %s's accepted config", device)
+
+    def _keep_screenshot(self, device: str, response: DeviceResponse) -> DeviceResponse:
+        encoded = response.data.get("png_base64")
+        if not isinstance(encoded, str):
+            return response
+        try:
+            png = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            log.warning("dropped a screenshot from %s: not base64", device)
+            return response
+        if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+            log.warning("dropped a screenshot from %s: not a PNG", device)
+            return response
+        with self._lock:
+            self._screenshots[device] = png
+            self._entry(device).screenshot_at = self.clock()
+        data = {k: v for k, v in response.data.items() if k != "png_base64"}
+        return response.model_copy(update={"data": {**data, "png_bytes": len(png)}})
 
     # --------------------------------------------------------------- alerts
     def check_offline(self) -> list[Alert]:
@@ -300,10 +483,16 @@ class FleetRegistry:
     def _alert(self, kind: str, device: str, message: str) -> Alert:
         alert = Alert(id=f"{kind.split('_')[0]}-{uuid.uuid4().hex[:12]}", ts=self.clock(), kind=kind,  # type: ignore[arg-type]
                       device=device, message=message[:200])
-        self._alerts.append(alert)
+        self._alerts.append(AlertRecord(alert))
         del self._alerts[:-self._max_alerts]
         log.warning("fleet alert: %s", alert.message)
         return alert
+
+    def _resolve(self, device: str, kind: str, when: datetime) -> None:
+        """Mark the device's open alerts of ``kind`` resolved (called under the lock)."""
+        for record in self._alerts:
+            if record.resolved_at is None and record.alert.device == device and record.alert.kind == kind:
+                record.resolved_at = when
 
     def _publish_alert(self, alert: Alert) -> None:
         if self.bus is not None:
@@ -339,14 +528,43 @@ class FleetRegistry:
         return self.bus
 
 
-def _paper(status: DeviceStatus) -> str | None:
-    detail = status.details.get("printer_paper")
-    if isinstance(detail, str) and detail in PAPER_STATES:
-        return detail
+def _paper(status: DeviceStatus, unknown: list[str]) -> str | None:
+    """ok | low | out | unknown, or None when the device has no ticket printer."""
+    for key in ("ticket_printer", "printer_paper"):
+        detail = status.details.get(key)
+        if isinstance(detail, str) and detail in PAPER_STATES:
+            return detail
+        if detail == "none":
+            return None
+    if "printer_paper" in unknown or "ticket_printer" in unknown:
+        return "unknown"
     check = status.checks.get("printer_paper")
     if check is None:
-        return None
+        return "unknown" if status.role == "kiosk" else None
     return "ok" if check else "out"
+
+
+def _speech(status: DeviceStatus, unknown: list[str]) -> str | None:
+    """ok | failing | unknown, or None for a device without a speaker."""
+    if "speech" in unknown:
+        return "unknown"
+    check = status.checks.get("speech")
+    if check is None:
+        return None
+    return "ok" if check else "failing"
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _revision_of(payload: bytes | None) -> str | None:
+    try:
+        data = json.loads(payload or b"")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    revision = data.get("revision") if isinstance(data, dict) else None
+    return str(revision) if revision is not None else None
 
 
 def _when(value: Any) -> str:
