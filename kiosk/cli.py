@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.walkthrough:
         from kiosk.ui.driver import main as drive
 
-        return drive(["--server", args.server, "--token", token or "", "--out", args.screenshot_dir,
+        return drive(["--server", args.server, "--token=" + (token or ""), "--out", args.screenshot_dir,
                       "--report", str(Path(args.screenshot_dir) / "walkthrough.json"), "--scenario", "checkin-touch",
                       "--appointment", args.walkthrough, "--size", args.size])
 

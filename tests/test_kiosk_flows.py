@@ -114,6 +114,7 @@ def test_early_patient_is_told_when_check_in_opens_and_gets_no_ticket(kiosk):
     vm = kiosk.vm
     vm.home.choose("checkin")
     vm.on_card("YB1002")
+    vm.decline_accessibility()  # 82: the large text / voice offer comes first
     vm.appointments.select("AP1002")
     assert not vm.appointments.can_check_in
     slot = vm.format_time(vm.appointments.selected.slot_start)
@@ -148,10 +149,13 @@ def test_patient_over_65_is_offered_large_text_and_voice(kiosk):
     vm = kiosk.vm
     vm.home.choose("payment")
     vm.on_card("YB1002")  # 82 years old
-    assert vm.offer_accessibility
+    assert vm.screen == "access" and vm.offer_accessibility  # a step of its own, before the bills
+    assert kiosk.speaker.spoken[-1].text.startswith("Would you like larger text")  # spoken, voice off or not
+    kiosk.mark()
     vm.accept_accessibility()
-    assert vm.large_text and vm.voice
-    assert kiosk.speaker.spoken, "voice mode reads the screen at once"
+    assert vm.large_text and vm.voice and vm.screen == "payment"
+    assert kiosk.touches_since_mark == 1
+    assert "you pay" in kiosk.speaker.spoken[-1].text  # the bills are read next
     vm.end_session()
     vm.large_text = vm.voice = False
     vm.home.choose("payment")
@@ -278,8 +282,8 @@ def test_pay_later_only_for_eligible_patients(kiosk):
     vm = kiosk.vm
     vm.home.choose("payment")
     vm.on_card("YB1002")
-    assert "pay_later" in vm.payment.methods
     vm.decline_accessibility()
+    assert "pay_later" in vm.payment.methods
     kiosk.mark()
     vm.payment.choose("pay_later")
     vm.payment.confirm_pay_later()

@@ -19,7 +19,7 @@ from kivy.properties import BooleanProperty, ListProperty, NumericProperty, Obje
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from kiosk.ui.theme import CJK_FONT, HIGH_CONTRAST, LARGE_SCALE, NORMAL
+from kiosk.ui.theme import CJK_FONT, HIGH_CONTRAST, LARGE_SCALE, NORMAL, TARGET
 from kiosk.viewmodels.kiosk import KioskViewModel
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class KioskRoot(BoxLayout):
 
 class KioskApp(App):
     scale = NumericProperty(1.0)
+    target = NumericProperty(TARGET[False])  # smallest touch target (px) in the current text size
     palette = ObjectProperty(NORMAL)  # for Python widgets; kv binds the colour properties below
     c_bg = ListProperty(NORMAL.bg)
     c_bar = ListProperty(NORMAL.bar)
@@ -40,6 +41,9 @@ class KioskApp(App):
     c_secondary = ListProperty(NORMAL.secondary)
     c_on_secondary = ListProperty(NORMAL.on_secondary)
     c_primary = ListProperty(NORMAL.primary)
+    c_danger = ListProperty(NORMAL.danger)
+    c_on_danger = ListProperty(NORMAL.on_danger)
+    idle_warning = BooleanProperty(False)
     large = BooleanProperty(False)
     voice_on = BooleanProperty(False)
     vm_language = StringProperty("zh")
@@ -94,9 +98,11 @@ class KioskApp(App):
     def _on_mode(self, *_):
         self.large = self.vm.large_text
         self.scale = LARGE_SCALE if self.large else 1.0
+        self.target = TARGET[self.large]
         self.palette = p = HIGH_CONTRAST if self.large else NORMAL
         self.c_bg, self.c_bar, self.c_on_bar = p.bg, p.bar, p.on_bar
         self.c_secondary, self.c_on_secondary, self.c_primary = p.secondary, p.on_secondary, p.primary
+        self.c_danger, self.c_on_danger = p.danger, p.on_danger
         Window.clearcolor = self.palette.bg
         self.screens[self.vm.screen].render()
 
@@ -105,10 +111,8 @@ class KioskApp(App):
         self.vm_language = vm.language
         self.vm_screen = vm.screen
         self.voice_on = vm.voice
-        if vm.screen != "home" and vm.idle_remaining > 0:
-            self.countdown_text = vm.tr("Back to start in {s} s", s=int(round(vm.idle_remaining)))
-        else:
-            self.countdown_text = ""
+        self.idle_warning = bool(vm.idle_warning)
+        self.countdown_text = vm.countdown_text()
 
     # -- keyboard: scanner and voice keys --------------------------------------------------------
     def _on_key_down(self, _window, key, _scancode, codepoint, _modifiers):

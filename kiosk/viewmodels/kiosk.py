@@ -67,6 +67,7 @@ class KioskViewModel(EventDispatcher):
     printer_fault = StringProperty("")  # "" or what is wrong with the receipt printer (device status)
     server_reachable = BooleanProperty(True)
     focus_index = NumericProperty(-1)  # voice mode: the option the next/select keys are on
+    page_turns = NumericProperty(0)  # bumped when a list is paged (screens redraw)
 
     def __init__(self, *, client: Any, printer: Any = None, tasks: Tasks | None = None,
                  clock: Scheduler | None = None, speaker: Any = None, speech_tasks: Tasks | None = None,
@@ -74,6 +75,7 @@ class KioskViewModel(EventDispatcher):
                  settings: KioskSettings | None = None, guide: SymptomGuide | None = None,
                  language: str = "zh", **kw) -> None:
         super().__init__(**kw)
+        from kiosk.viewmodels.access import AccessOfferViewModel
         from kiosk.viewmodels.checkin import AppointmentsViewModel, CheckInViewModel
         from kiosk.viewmodels.help import HelpViewModel
         from kiosk.viewmodels.home import HomeViewModel
@@ -98,6 +100,7 @@ class KioskViewModel(EventDispatcher):
         self.language = language
         self.spoken_log: list[str] = []  # what voice mode said (also kept when the speaker fails)
         self._history: list[str] = []
+        self._pages: dict[str, int] = {}  # list key -> page shown (long lists are paged, never scrolled)
         self.generation = 0  # bumped when a session ends: late answers for an old patient are dropped
 
         self.home = HomeViewModel(self)
@@ -109,7 +112,8 @@ class KioskViewModel(EventDispatcher):
         self.reports = ReportsViewModel(self)
         self.ticket = TicketViewModel(self)
         self.help = HelpViewModel(self)
-        self.flows = {"home": self.home, "identify": self.identify, "checkin": self.checkin,
+        self.access = AccessOfferViewModel(self)
+        self.flows = {"home": self.home, "identify": self.identify, "access": self.access, "checkin": self.checkin,
                       "appointments": self.appointments, "register": self.register, "payment": self.payment,
                       "reports": self.reports, "ticket": self.ticket, "help": self.help}
         for flow in self.flows.values():
@@ -126,9 +130,13 @@ class KioskViewModel(EventDispatcher):
         if screen in NEEDS_PATIENT and self.patient is None:
             self.identify.start(then=screen)
             screen = "identify"
-        if remember and self.screen != screen and self.screen != "identify":
+        elif screen in NEEDS_PATIENT and self.offer_accessibility:
+            self.access.then = screen  # the 65+ offer is a step of its own, before the chosen flow
+            screen = "access"
+        if remember and self.screen != screen and self.screen not in ("identify", "access"):
             self._history.append(self.screen)
         self.focus_index = -1
+        self._pages.clear()
         self.screen = screen
         self.flows[screen].enter()
         self.restart_idle()
@@ -147,19 +155,23 @@ class KioskViewModel(EventDispatcher):
     def set_patient(self, patient: Any) -> None:
         self.patient = patient
         if patient is not None:
-            # The patient's own choice of language on Home stands; the modes are offered at 65+.
-            self.offer_accessibility = bool(patient.offer_accessibility) and not (self.large_text and self.voice)
+            # The patient's own choice of language on Home stands; the modes are offered at 65+,
+            # unless the patient has already found and turned on one of them.
+            self.offer_accessibility = bool(patient.offer_accessibility) and not (self.large_text or self.voice)
 
     def accept_accessibility(self) -> None:
-        """The patient (65+) took the offer: large text and voice on."""
+        """The patient (65+) took the offer: large text and voice on, then the flow they chose."""
         self.touch()
         self.offer_accessibility = False
         self.large_text = True
-        self.set_voice(True)
+        self.voice = True
+        self.go(self.access.then, remember=False)
 
     def decline_accessibility(self) -> None:
         self.touch()
         self.offer_accessibility = False
+        if self.screen == "access":
+            self.go(self.access.then, remember=False)
 
     def end_session(self) -> None:
         """Clear every trace of the patient from screen and memory and return to Home."""
@@ -205,7 +217,27 @@ class KioskViewModel(EventDispatcher):
         self.touch()
         self.set_voice(not self.voice)
 
+    # -- paging ---------------------------------------------------------------------------------
+    def page(self, key: str, pages: int) -> int:
+        """The page of list ``key`` on show (0-based, within ``pages``)."""
+        return min(self._pages.get(key, 0), max(0, pages - 1))
+
+    def turn_page(self, key: str, delta: int, pages: int) -> None:
+        """Previous / Next page buttons of a long list (a touch)."""
+        self.touch()
+        self._pages[key] = max(0, min(pages - 1, self.page(key, pages) + delta))
+        self.page_turns += 1
+
     # -- idle timeout ---------------------------------------------------------------------------
+    def countdown_text(self) -> str:
+        """The top strip's countdown, one line: plain while counting, a call to act in the warning."""
+        if self.screen == "home" and self.patient is None or self.idle_remaining <= 0:
+            return ""
+        s = int(round(self.idle_remaining))
+        if self.idle_warning:
+            return self.tr("Back to start in {s} s. Touch the screen to stay.", s=s)
+        return self.tr("Back to start in {s} s", s=s)
+
     def touch(self) -> None:
         """A patient action: count it and restart the idle countdown."""
         self.touches += 1
@@ -270,8 +302,8 @@ class KioskViewModel(EventDispatcher):
             self.speak_screen()
 
     def speak_screen(self) -> None:
-        """Read the screen's prompt and its options aloud (voice mode)."""
-        if not self.voice:
+        """Read the screen's prompt and its options aloud (voice mode; the 65+ offer always)."""
+        if not self.voice and self.screen != "access":
             return
         flow = self.current
         parts = [flow.prompt] if flow.prompt else []

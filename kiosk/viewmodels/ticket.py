@@ -48,7 +48,9 @@ class TicketViewModel(FlowViewModel):
             self.position_text = tr("You are next.")
         else:
             self.position_text = tr("{n} people ahead of you", n=t.position - 1)
-        self.wait_text = tr("About {m} minutes", m=t.estimated_wait_min) if t.estimated_wait_min is not None else ""
+        # Next in line: "about 0 minutes" says nothing a patient can use; "you are next" says it all.
+        self.wait_text = tr("About {m} minutes", m=t.estimated_wait_min) \
+            if t.estimated_wait_min is not None and (t.position or 0) > 1 else ""
         already = tr("You had already checked in; this is your ticket.") + " " if t.already_checked_in else ""
         self.prompt = already + tr("Your number is {number}. {where}. {position}",
                                    number=" ".join(t.number), where=self.room_text, position=self.position_text)
