@@ -206,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     client = KioskServerClient(args.server, token=token)
     journal = PaymentJournal(args.journal)
     tasks = ThreadTasks()
+    from kiosk.voice import KioskVoice
+
+    speech = KioskVoice(devices.pop("speaker", None))  # one speech worker: newest first, cut by any key
     vm = KioskViewModel(
-        client=client, tasks=tasks, speech_tasks=ThreadTasks(workers=1), clock=KivyScheduler(), journal=journal,
+        client=client, tasks=tasks, speech=speech, clock=KivyScheduler(), journal=journal,
         settings=KioskSettings(device_id=args.device_id, site=args.site, idle_timeout=args.idle_timeout),
         guide=SymptomGuide.load(args.symptom_guide) if args.symptom_guide else None, language=args.language,
         **devices)
@@ -243,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         from hardware.kiosk_panel import KioskPanel
 
         panel = KioskPanel()
-        keys = {"help": lambda: vm.go("help"), "next": vm.key_next, "select": vm.key_select, "back": vm.key_back}
-        panel.when_key = lambda key: Clock.schedule_once(lambda _dt: keys[key](), 0)
+        panel.when_key = lambda key: Clock.schedule_once(lambda _dt: vm.on_panel_key(key), 0)
 
     if args.broker:
         _start_agent(args, vm)

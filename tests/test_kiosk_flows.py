@@ -163,45 +163,6 @@ def test_patient_over_65_is_offered_large_text_and_voice(kiosk):
     assert not vm.offer_accessibility
 
 
-def test_voice_mode_check_in_payment_and_report_by_ear_with_three_keys(kiosk):
-    vm, spoken = kiosk.vm, kiosk.speaker.spoken
-    vm.toggle_voice()
-    assert spoken[-1].text.startswith("Welcome")
-    # Check-in: the card identifies; next/select find and press "Check in".
-    vm.home.choose("checkin")
-    vm.on_card("E12344321")
-    vm.key_next()
-    assert spoken[-1].text == "Check in"
-    vm.key_select()
-    assert vm.screen == "ticket"
-    number = vm.ticket.ticket.number
-    assert any(" ".join(number) in u.text for u in spoken)  # the number is read out digit by digit
-    # Payment by bank card, by ear.
-    vm.end_session()
-    vm.home.choose("payment")
-    vm.on_card("YB1006")
-    labels = []
-    for _ in vm.payment.voice_options():
-        vm.key_next()
-        labels.append(spoken[-1].text)
-    assert "Bank card" in labels
-    while spoken[-1].text != "Bank card":
-        vm.key_next()
-    vm.key_select()
-    assert vm.payment.state == "paid" and "Paid" in spoken[-1].text or "Paid" in vm.payment.prompt
-    # Reports, by ear: the first option is Print.
-    vm.end_session()
-    vm.home.choose("reports")
-    vm.on_card("E12344321")
-    assert "ready" in vm.reports.prompt
-    vm.key_next()
-    assert spoken[-1].text == "Print"
-    vm.key_select()
-    assert len(kiosk.reports.jobs) == 1
-    vm.key_back()
-    assert vm.screen != "reports"
-
-
 # -- payment -------------------------------------------------------------------------------------
 def _identify_by_phone(vm, phone: str, last4: str) -> None:
     vm.identify.use_phone()

@@ -37,7 +37,7 @@ def run(tmp_path_factory, mosquitto, artifacts_dir):
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "kiosk.ui.driver", "--server", server.base_url, "--token=" + server.tokens["kiosk"],
-             "--out", str(out), "--report", str(out / "report.json"), "--scenario", "screens,checkin-touch",
+             "--out", str(out), "--report", str(out / "report.json"), "--scenario", "screens,long-press,checkin-touch",
              "--appointment", "AP1001", "--touch-appointment", "AP1008", "--size", "1280x800"],
             env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
     finally:
@@ -120,6 +120,12 @@ def test_paper_out_ticket_and_red_flag_screens(run):
     assert shots["en-normal-18-guide-red-flag"]["screen"] == "register"
     assert "Emergency" in shots["en-normal-18-guide-red-flag"]["prompt"]
     assert shots["zh-normal-02-checkin-wrong-number"]["error"].startswith("没有找到预约号 AP9999")
+
+
+def test_a_finger_held_on_the_glass_starts_voice_and_presses_nothing(run):
+    assert run["long_press_on"] == "签到"  # held on a button of Home
+    assert run["long_press"]["voice"] and run["long_press"]["screen"] == "home"
+    assert run["long_press"]["spoken"][0].startswith("请按“下一项”选择服务")
 
 
 def test_touching_the_keypad_of_the_real_window_checks_in(run):

@@ -3,7 +3,8 @@
 It maps the view-model's ``screen`` to a ``ScreenManager``, the ``large_text`` mode to a font
 scale and the high-contrast palette, ticks the idle timer once a second, and turns keyboard
 input into scanner codes (keyboard-wedge scanners type the code and Enter) and the voice
-mode's physical keys (F5 next, F6 select, F7 back; a gpiozero key panel calls the same methods).
+mode's physical keys (F5 next, F6 select, F7 back, F8 voice; a gpiozero key panel calls the same
+methods). A finger held anywhere on the glass for two seconds starts voice mode.
 """
 from __future__ import annotations
 
@@ -24,11 +25,47 @@ from kiosk.viewmodels.kiosk import KioskViewModel
 
 log = logging.getLogger(__name__)
 KV = Path(__file__).with_name("frame.kv")  # not kiosk.kv: App would load that a second time
-VOICE_KEYS = {286: "next", 287: "select", 288: "back"}  # F5, F6, F7 (Kivy key codes)
+VOICE_KEYS = {286: "next", 287: "select", 288: "back", 289: "voice"}  # F5-F8 (Kivy key codes)
+LONG_PRESS_S = 2.0
 
 
 class KioskRoot(BoxLayout):
-    pass
+    """The frame; a touch held still for ``LONG_PRESS_S`` anywhere starts voice mode (and presses nothing)."""
+
+    def on_touch_down(self, touch):
+        app = App.get_running_app()
+        touch.ud["long_press"] = Clock.schedule_once(lambda _dt: self._long_press(touch), LONG_PRESS_S)
+        touch.ud["long_press_at"] = touch.pos
+        return super().on_touch_down(touch) if app is not None else False
+
+    def on_touch_move(self, touch):
+        x0, y0 = touch.ud.get("long_press_at", touch.pos)
+        if abs(touch.x - x0) > 30 or abs(touch.y - y0) > 30:  # a swipe, not a held finger
+            self._cancel(touch)
+        return super().on_touch_move(touch)
+
+    def on_touch_up(self, touch):
+        self._cancel(touch)
+        if touch.ud.get("long_pressed"):
+            return True  # the long press was the whole action: no button under it fires
+        return super().on_touch_up(touch)
+
+    @staticmethod
+    def _cancel(touch) -> None:
+        event = touch.ud.pop("long_press", None)
+        if event is not None:
+            event.cancel()
+
+    def _long_press(self, touch) -> None:
+        touch.ud.pop("long_press", None)
+        touch.ud["long_pressed"] = True
+        for ref in list(touch.grab_list):  # the button under the finger must not fire on release
+            widget = ref()
+            if widget is not None:
+                touch.ungrab(widget)
+                if hasattr(widget, "state"):
+                    widget.state = "normal"
+        App.get_running_app().vm.on_long_press()
 
 
 class KioskApp(App):
@@ -117,7 +154,7 @@ class KioskApp(App):
     # -- keyboard: scanner and voice keys --------------------------------------------------------
     def _on_key_down(self, _window, key, _scancode, codepoint, _modifiers):
         if key in VOICE_KEYS:
-            {"next": self.vm.key_next, "select": self.vm.key_select, "back": self.vm.key_back}[VOICE_KEYS[key]]()
+            self.vm.on_panel_key(VOICE_KEYS[key])
             return True
         if key in (13, 271):  # Enter / keypad Enter ends a scanned code
             code, self._scan_buffer = self._scan_buffer, ""

@@ -10,6 +10,7 @@ Run under Xvfb (tests do this; never import Kivy's Window into the pytest proces
 the idle warning,
 walk-in departments, symptom guide, red flag, bills, QR with countdown, insurance card,
 paid, reports, ticket, ticket with the printer out of paper, help) -> ``<out>/<lang>-<mode>-<nn>-<name>.png``.
+``long-press``: holds a finger on Home's first button for 2.5 s: voice starts, the button does not fire.
 ``checkin-touch``: taps the on-screen keypad buttons of the real window to check in one
 appointment, then screenshots the ticket. The JSON report lists each shot with what
 ``kiosk.ui.widgets.measure`` found wrong (outside the window or the screen area, clipped text,
@@ -153,6 +154,25 @@ def main(argv: list[str] | None = None) -> int:
             shot(name("help"))
             do(lambda: vm.help.call_staff())
             shot(name("help-called"))
+    if "long-press" in scenarios:  # a finger held on the glass (over a button) for 2.5 s starts voice
+        from kivy.tests.common import UnitTestTouch
+
+        held = {}
+
+        def finger_down() -> None:
+            button = app.root.ids.screens.current_screen.body.children[-2].children[-1]  # Home's first service
+            x, y = button.to_window(*button.center)
+            held["touch"] = UnitTestTouch(x, y)
+            held["touch"].touch_down()
+            report["long_press_on"] = button.text
+
+        # Voice and large text off, as for anyone arriving; Home drawn before the finger comes.
+        do(lambda: (vm.end_session(timed_out=True), vm.set_language("zh", touched=False)))
+        do(finger_down)
+        steps.append(("wait", 2.5))
+        do(lambda: held["touch"].touch_up())
+        do(lambda: report.update(long_press={"voice": vm.voice, "screen": vm.screen,
+                                             "spoken": list(vm.spoken_log[-1:])}))
     if "checkin-touch" in scenarios:  # press the real keypad buttons of the window, as a finger would
         from kivy.uix.button import Button
 
@@ -214,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
 
             report["errors"].append(f"{kind} {getattr(arg, '__name__', arg)}: {exc!r}\n{traceback.format_exc()}")
         # Let the view-model's changes render: a few frames before the next step.
-        Clock.schedule_once(lambda _dt: Clock.schedule_once(lambda _dt: Clock.schedule_once(run_next, 0), 0), 0.05)
+        pause = arg if kind == "wait" else 0.05
+        Clock.schedule_once(lambda _dt: Clock.schedule_once(lambda _dt: Clock.schedule_once(run_next, 0), 0), pause)
 
     def finish() -> None:
         report["seconds"] = time.monotonic() - started

@@ -300,7 +300,8 @@ class ReportsScreen(FlowScreen):
         self.add(Columns(lines, pager, ratio=0.6) if pager else Column(lines))
         buttons = []
         if vm.printable:
-            buttons.append(self.option(tr("Print {n} reports", n=len(vm.printable)), vm.print_ready, size=1.2))
+            buttons.append(self.option(tr.ngettext("Print {n} report", "Print {n} reports", len(vm.printable)),
+                                       vm.print_ready, size=1.2))
         buttons.append(self.option(tr("Finish"), vm.finish, kind="secondary"))
         self.add(Row(buttons))
 
@@ -327,7 +328,7 @@ class TicketScreen(FlowScreen):
         if not vm.print_problem:  # the problem sentence already says what the QR code is for
             right.append(TextLabel(tr("Scan the QR code with your phone to follow the queue."), halign="center"))
         if self.kiosk.voice:
-            right.append(self.option(tr("Hear my number again"), lambda: self.kiosk.say(vm.prompt), kind="secondary"))
+            right.append(self.option(tr("Hear my number again"), vm.hear_again, kind="secondary"))
         right.append(self.option(tr("Finish"), vm.done))
         self.add(Columns(left, right, ratio=0.66))
 

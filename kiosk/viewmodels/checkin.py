@@ -124,6 +124,10 @@ class CheckInViewModel(_RetryingCheckIn, FlowViewModel):
     def after_check_in(self) -> None:
         self.digits = ""
 
+    def voice_prompt(self) -> str:
+        # A patient who cannot see the keypad checks in by card: it leads to the appointments list.
+        return self.tr("Insert your ID card or insurance card, or scan your appointment code.")
+
     def voice_options(self) -> list[VoiceOption]:
         return []  # voice users identify by card and use the appointments list
 

@@ -113,6 +113,11 @@ class IdentifyViewModel(FlowViewModel):
         self.phone = self.last4 = ""
         self.kiosk.go(then)
 
+    def voice_prompt(self) -> str:
+        if self.stage == "choose":  # by ear the card is the way: the phone number is the option to step to
+            return self.tr("Insert your ID card or insurance card, or scan your appointment code.")
+        return self.prompt
+
     def voice_options(self) -> list[VoiceOption]:
         if self.stage == "choose":
             return [(self.tr("Use my phone number"), self.use_phone)]

@@ -347,6 +347,11 @@ class PaymentViewModel(FlowViewModel):
         self.kiosk.touch()
         self.kiosk.end_session()
 
+    def voice_prompt(self) -> str:
+        if self.state == "bills" and self.bills is not None:  # what to do and how much, first
+            return self.tr("You pay {own}: choose how to pay.", own=money(self.bills.self_pay)) + " " + self.summary
+        return self.prompt
+
     def voice_options(self) -> list[VoiceOption]:
         if self.state == "bills":
             return [(self.method_label(m), lambda m=m: self.choose(m)) for m in self.methods]

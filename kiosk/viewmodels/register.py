@@ -143,6 +143,11 @@ class RegistrationViewModel(FlowViewModel):
     def symptom_name(self, symptom_id: str) -> str:
         return self.tr.pick(self.kiosk.guide.symptom(symptom_id).name)
 
+    def voice_prompt(self) -> str:
+        if self.stage == "emergency":  # the way there is on the floor, not only on the screen
+            return self.advice + " " + self.tr("Emergency department: follow the red line on the floor.")
+        return self.prompt
+
     def voice_options(self) -> list[VoiceOption]:
         tr = self.tr
         if self.stage == "departments":

@@ -47,13 +47,13 @@ class TicketViewModel(FlowViewModel):
         elif t.position <= 1:
             self.position_text = tr("You are next.")
         else:
-            self.position_text = tr("{n} people ahead of you", n=t.position - 1)
+            self.position_text = tr.ngettext("{n} person ahead of you", "{n} people ahead of you", t.position - 1)
         # Next in line: "about 0 minutes" says nothing a patient can use; "you are next" says it all.
         self.wait_text = tr("About {m} minutes", m=t.estimated_wait_min) \
             if t.estimated_wait_min is not None and (t.position or 0) > 1 else ""
         already = tr("You had already checked in; this is your ticket.") + " " if t.already_checked_in else ""
         self.prompt = already + tr("Your number is {number}. {where}. {position}",
-                                   number=" ".join(t.number), where=self.room_text, position=self.position_text)
+                                   number=t.number, where=self.room_text, position=self.position_text)
 
     def _print(self) -> None:
         printer = self.kiosk.printer
@@ -80,8 +80,8 @@ class TicketViewModel(FlowViewModel):
     def _print_failed(self, why: str, fault: str = "no_printer") -> None:
         self.kiosk.printer_failed(fault)
         self.print_problem = why + " " + self.tr("Please take a photo of this screen: the QR code shows your place in the queue.")
-        if self.kiosk.voice:
-            self.kiosk.say(self.print_problem)
+        if self.kiosk.voice:  # the number first again, then what to do without a slip
+            self.kiosk.say(self.prompt + " " + self.print_problem)
 
     def reprint(self) -> None:
         self.kiosk.touch()
@@ -94,7 +94,11 @@ class TicketViewModel(FlowViewModel):
         self.kiosk.end_session()
 
     def voice_options(self) -> list[VoiceOption]:
-        return [(self.tr("Hear my number again"), lambda: self.kiosk.say(self.prompt)), (self.tr("Finish"), self.done)]
+        return [(self.tr("Hear my number again"), self.hear_again), (self.tr("Finish"), self.done)]
+
+    def hear_again(self) -> None:
+        self.kiosk.touch()
+        self.kiosk.say(self.prompt, again=True)
 
     def reset(self) -> None:
         super().reset()
