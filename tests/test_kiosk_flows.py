@@ -325,6 +325,39 @@ def test_red_flag_sends_to_emergency_and_alerts_staff(kiosk, server):
     assert requests[0]["reason"] == "red_flag" and requests[0]["device"] == "kiosk-test"
 
 
+def test_every_red_flag_alerts_staff_with_its_triage_reference_and_issues_no_ticket(kiosk, server):
+    vm = kiosk.vm
+    for rule in [r for r in vm.guide.rules if r.red_flag]:
+        vm.end_session()
+        vm.home.choose("register")
+        vm.on_card("YB1004")
+        vm.register.start_guide()
+        for symptom in sorted(rule.all) + sorted(rule.any)[:1]:
+            vm.register.pick_area(vm.guide.symptom(symptom).area)
+            vm.register.toggle_symptom(symptom)
+        vm.register.finish_guide()
+        assert vm.register.stage == "emergency", rule.id
+        latest = admin(server).get("/api/v1/help-requests").json()["help_requests"][0]
+        assert latest["reason"] == "red_flag" and latest["department"] == "emergency"
+        assert latest["message"].startswith(rule.id + ": ") and rule.triage[:40] in latest["message"]
+        direction = vm.register.emergency_direction
+        assert ("nurse" in direction) == (rule.action == "nurse") and ("red line" in direction) == (rule.action == "emergency")
+    assert kiosk.printer.jobs == []  # no queue ticket for any of them
+
+
+def test_chest_pain_alone_calls_a_nurse_to_the_kiosk(kiosk, server):
+    vm = kiosk.vm
+    vm.home.choose("register")
+    vm.on_card("YB1004")
+    vm.register.start_guide()
+    vm.register.pick_area("chest")
+    vm.register.toggle_symptom("chest_pain")
+    vm.register.finish_guide()
+    assert vm.register.stage == "emergency" and vm.register.nurse_comes
+    assert "stay here" in vm.register.advice and "ECG" in vm.register.advice
+    assert vm.register.department is None  # not sent to Internal medicine's queue
+
+
 # -- help, idle, errors ------------------------------------------------------------------------
 def test_call_staff_raises_a_help_request(kiosk, server):
     vm = kiosk.vm

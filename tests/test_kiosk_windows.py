@@ -23,7 +23,7 @@ from tests.fixtures_server import QueueServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CJK = re.compile(r"[\u4e00-\u9fff]")
-SCREENS_PER_COMBO = 22
+SCREENS_PER_COMBO = 23
 
 
 @pytest.fixture(scope="module")

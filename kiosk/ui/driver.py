@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             shot(name("help"))
             do(lambda: vm.help.call_staff())
             shot(name("help-called"))
+            do(lambda: (vm.end_session(), vm.home.choose("register"), vm.on_card("YB1005"), no_offer(),
+                        vm.register.start_guide(), vm.register.pick_area("chest"),
+                        vm.register.toggle_symptom("chest_pain"), vm.register.finish_guide()))
+            shot(name("chest-pain-nurse"))
     if "long-press" in scenarios:  # a finger held on the glass (over a button) for 2.5 s starts voice
         from kivy.tests.common import UnitTestTouch
 

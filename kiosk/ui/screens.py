@@ -225,9 +225,10 @@ class RegisterScreen(FlowScreen):
         vm, tr = self.flow, self.tr
         a = app()
         if vm.stage == "emergency":
-            self.add(TextLabel(tr("Emergency"), size=1.8, bold=True, color=a.palette.danger))
+            self.add(TextLabel(tr("Please stay here") if vm.nurse_comes else tr("Emergency"), size=1.8, bold=True,
+                               color=a.palette.danger))
             self.prompt(vm.advice, size=1.2)
-            self.add(TextLabel(tr("Emergency department: follow the red line on the floor.")))
+            self.add(TextLabel(vm.emergency_direction, bold=vm.nurse_comes))
             return
         self.prompt()
         if vm.stage == "departments":

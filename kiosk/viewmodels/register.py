@@ -126,9 +126,9 @@ class RegistrationViewModel(FlowViewModel):
         self.advice = self.tr.pick(rec.message)
         self.error = ""
         if rec.red_flag:
-            # Staff triage emergencies: no queue ticket, the patient goes now and staff are alerted.
+            # Never an ordinary queue: staff are alerted now and triage; no ticket is issued here.
             self.stage = "emergency"
-            self.kiosk.help.raise_alert("red_flag", department="emergency")
+            self.kiosk.help.raise_alert("red_flag", department=rec.department, message=rec.staff_alert())
             return
         self.department = next((d for d in self.departments if d.department == rec.department), None)
         self.stage = "advice"
@@ -144,9 +144,22 @@ class RegistrationViewModel(FlowViewModel):
         return self.tr.pick(self.kiosk.guide.symptom(symptom_id).name)
 
     def voice_prompt(self) -> str:
-        if self.stage == "emergency":  # the way there is on the floor, not only on the screen
-            return self.advice + " " + self.tr("Emergency department: follow the red line on the floor.")
+        if self.stage == "emergency":  # what to do now, said, not only shown
+            return self.advice + " " + self.emergency_direction
         return self.prompt
+
+    @property
+    def nurse_comes(self) -> bool:
+        """The red flag's pathway starts here: the patient waits at the kiosk for a nurse."""
+        return self.recommendation is not None and self.recommendation.action == "nurse"
+
+    @property
+    def emergency_direction(self) -> str:
+        if self.kiosk.help.error:  # the alert did not get through: never promise a nurse who was not called
+            return self.kiosk.help.error
+        if self.nurse_comes:
+            return self.tr("A nurse has been called and is coming to you.")
+        return self.tr("Emergency department: follow the red line on the floor.")
 
     def voice_options(self) -> list[VoiceOption]:
         tr = self.tr
