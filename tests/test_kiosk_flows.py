@@ -6,7 +6,10 @@ demo patients (see ``queueserver/hospital/seed.py``).
 """
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import httpx
@@ -195,6 +198,11 @@ def test_qr_payment_itemised_paid_on_phone_in_few_touches(kiosk, server):
     assert vm.payment.state == "paid"
     receipt = kiosk.printer.last_text
     assert "Chest X-ray" in receipt and "65.95" in receipt
+    assert receipt.startswith("Demo Hospital\nPayment receipt\n")
+    assert "Patient: " in receipt and "****0001" in receipt and "13800000001" not in receipt  # masked
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))  # the hospital's clock, whatever the machine's zone
+    stamp = re.search(r"Date and time: (\d{4}-\d\d-\d\d \d\d:\d\d)", receipt).group(1)
+    assert abs((datetime.strptime(stamp, "%Y-%m-%d %H:%M").replace(tzinfo=now.tzinfo) - now).total_seconds()) < 120
     assert kiosk.journal.get(pid).state == "done"
     vm.payment.finish()
     assert kiosk.touches_since_mark <= 4 and vm.screen == "home"
@@ -249,7 +257,8 @@ def test_pay_later_only_for_eligible_patients(kiosk):
     vm.payment.choose("pay_later")
     vm.payment.confirm_pay_later()
     assert vm.payment.state == "paid" and vm.payment.payment.status == "deferred"
-    assert "later" in kiosk.printer.last_text.lower()
+    slip = kiosk.printer.last_text
+    assert "Pay-later slip: not paid yet" in slip and "Payment receipt" not in slip  # nothing was paid
     assert kiosk.touches_since_mark <= 4
 
 
@@ -356,6 +365,47 @@ def test_chest_pain_alone_calls_a_nurse_to_the_kiosk(kiosk, server):
     assert vm.register.stage == "emergency" and vm.register.nurse_comes
     assert "stay here" in vm.register.advice and "ECG" in vm.register.advice
     assert vm.register.department is None  # not sent to Internal medicine's queue
+
+
+def test_ticket_of_a_multi_room_department_says_where_to_wait_and_next_in_line(kiosk):
+    vm = kiosk.vm
+    vm.set_language("zh", touched=False)
+    vm.checkin.type_code("AP1001")  # internal medicine, no room assigned yet
+    vm.go("checkin")
+    vm.checkin.submit()
+    ticket = vm.ticket.ticket
+    assert ticket.room is None and "二楼内科候诊区" in vm.ticket.room_text
+    assert "候诊：二楼内科候诊区" in kiosk.printer.last_text
+    vm.ticket.show(ticket.model_copy(update={"position": 1, "estimated_wait_min": 0}))  # the next one in line
+    assert vm.ticket.position_text == "下一位就是您。" and vm.ticket.wait_text == ""
+    assert "下一位就是您" in kiosk.printer.last_text and "0 分钟" not in kiosk.printer.last_text
+
+
+def test_touch_counts_in_large_text_meet_the_goals(kiosk):
+    """After identification: check-in <= 2, payment <= 4, reports <= 3 touches, with large text on."""
+    vm = kiosk.vm
+    vm.large_text = True
+    vm.home.choose("checkin")
+    vm.on_card("E12344321")
+    kiosk.mark()
+    vm.appointments.confirm()
+    assert vm.screen == "ticket" and kiosk.touches_since_mark <= 2
+    vm.ticket.done()
+    vm.home.choose("payment")
+    vm.on_card("YB1006")  # 68: large text already on, so no offer step
+    kiosk.mark()
+    vm.payment.choose("insurance_card")
+    vm.on_card("YB1006")
+    assert vm.payment.state == "paid"
+    vm.payment.finish()
+    assert kiosk.touches_since_mark <= 4
+    vm.home.choose("reports")
+    vm.on_card("YB1002")  # 82: large text already on, so no offer step
+    assert vm.screen == "reports"
+    kiosk.mark()
+    vm.reports.print_ready()
+    vm.reports.finish()
+    assert kiosk.reports.jobs and kiosk.touches_since_mark <= 3
 
 
 # -- help, idle, errors ------------------------------------------------------------------------

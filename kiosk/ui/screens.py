@@ -13,7 +13,8 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
-from kiosk.ui.widgets import BigButton, Centered, Column, Columns, Grid, QrCode, Row, TextLabel, app, keypad
+from kiosk.ui.widgets import (BigButton, CardSlotHint, Centered, Column, Columns, Grid, QrCode, Row, TextLabel, app,
+                               keypad)
 
 
 class FlowScreen(Screen):
@@ -164,6 +165,12 @@ class CheckInScreen(FlowScreen):
     def left_extra(self, left: list) -> None:
         if self.flow.busy:
             left.append(TextLabel(self.tr("Checking in...")))
+            return
+        if self.flow.error and self.large:
+            return  # in large text the message takes the room; Back leads to the other ways in
+        # No slip at hand: the card (where the slot is, drawn) or the phone number.
+        left.append(CardSlotHint(self.tr.pick(self.kiosk.settings.card_slot)))
+        left.append(BigButton(self.tr("Use my phone number"), self.flow.use_phone, kind="secondary"))
 
 
 class IdentifyScreen(FlowScreen):

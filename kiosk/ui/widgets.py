@@ -164,6 +164,39 @@ class QrCode(Image):
         self.bind(pos=lambda *_: setattr(self._bg, "pos", self.pos), size=lambda *_: setattr(self._bg, "size", self.size))
 
 
+class CardSlotHint(BoxLayout):
+    """A small drawing of a card going into the reader's slot (an arrow towards it) beside ``text``."""
+
+    def __init__(self, text: str, **kw) -> None:
+        a = app()
+        side = BASE_FONT * 2.2 * a.scale
+        super().__init__(orientation="horizontal", size_hint_y=None, spacing=12 * a.scale, **kw)
+        picture = Widget(size_hint=(None, None), size=(side, side))
+        with picture.canvas:
+            Color(*a.palette.primary)
+            card = Rectangle()
+            Color(*a.palette.fg)
+            slot = Rectangle()
+            arrow = Line(width=3)
+
+        def draw(*_):
+            x, y, w, h = picture.x, picture.y, picture.width, picture.height
+            card.pos, card.size = (x + w * 0.25, y + h * 0.35), (w * 0.5, h * 0.6)
+            slot.pos, slot.size = (x + w * 0.1, y + h * 0.12), (w * 0.8, h * 0.06)
+            arrow.points = [x + w * 0.5, y + h * 0.3, x + w * 0.5, y + h * 0.2, x + w * 0.42, y + h * 0.26,
+                            x + w * 0.5, y + h * 0.2, x + w * 0.58, y + h * 0.26]
+        picture.bind(pos=draw, size=draw)
+        label = TextLabel(text)
+        self.add_widget(picture)
+        self.add_widget(label)
+        label.bind(height=self._fit)
+        self._side = side
+        self._fit()
+
+    def _fit(self, *_):
+        self.height = max(self._side, self.children[0].height)
+
+
 class Centered(BoxLayout):
     """One fixed-size widget centred on a full-width row."""
 

@@ -49,6 +49,15 @@ class KioskSettings:
         "en": "Staffed desk: window 1, outpatient hall, ground floor",
     })
     accessibility_age: int = 65
+    card_slot: dict[str, str] = field(default_factory=lambda: {  # where this kiosk model's card reader is
+        "zh": "身份证、医保卡插入屏幕右下方的读卡口", "en": "ID and insurance cards go in the slot below the screen, right"})
+    hospital_name: dict[str, str] = field(default_factory=lambda: {"zh": "示范医院", "en": "Demo Hospital"})
+    # Where to wait for departments with several rooms (the ticket names no room until the call).
+    waiting_areas: dict[str, dict[str, str]] = field(default_factory=lambda: {
+        "internal": {"zh": "二楼内科候诊区（诊室 1-3）", "en": "waiting area, floor 2 (rooms 1-3)"},
+        "surgery": {"zh": "三楼外科候诊区", "en": "waiting area, floor 3"},
+        "pediatrics": {"zh": "一楼儿科候诊区", "en": "waiting area, floor 1"},
+    })
     voice_hint_interval: float = 90.0  # Home, nobody there: say how to start voice this often (0: never)
 
 
@@ -344,10 +353,21 @@ class KioskViewModel(EventDispatcher):
     def printer_ok(self) -> None:
         self.printer_fault = ""
 
-    def format_time(self, when: Any) -> str:
-        from zoneinfo import ZoneInfo
+    def local_time(self, when: Any) -> Any:
+        """``when`` on the hospital's clock (screens and slips alike)."""
+        from hardware.receipt_layout import local_time
 
-        return when.astimezone(ZoneInfo(self.settings.timezone)).strftime("%H:%M")
+        return local_time(when, self.settings.timezone)
+
+    def format_time(self, when: Any) -> str:
+        return self.local_time(when).strftime("%H:%M")
+
+    @property
+    def patient_ref(self) -> str:
+        """The identified patient on a slip: masked name and the masked identifier they used."""
+        if self.patient is None:
+            return ""
+        return " ".join(p for p in (self.patient.masked_name, self.identify.used_masked) if p)
 
     # -- voice mode -----------------------------------------------------------------------------
     def _prompt_changed(self) -> None:

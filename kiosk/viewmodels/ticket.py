@@ -41,7 +41,12 @@ class TicketViewModel(FlowViewModel):
         self.number = t.number
         self.qr_text = t.status_url
         dept = tr.pick(t.department_name)
-        self.room_text = tr("{dept}, {room}", dept=dept, room=tr.pick(t.room_name)) if t.room_name else dept
+        if t.room_name:
+            self.room_text = tr("{dept}, {room}", dept=dept, room=tr.pick(t.room_name))
+        elif self.where:  # several rooms, none assigned yet: say where to wait
+            self.room_text = tr("{dept}, {room}", dept=dept, room=tr.pick(self.where))
+        else:
+            self.room_text = dept
         if t.position is None:
             self.position_text = tr("Please go to {room} now.", room=tr.pick(t.room_name) or dept)
         elif t.position <= 1:
@@ -55,6 +60,13 @@ class TicketViewModel(FlowViewModel):
         self.prompt = already + tr("Your number is {number}. {where}. {position}",
                                    number=t.number, where=self.room_text, position=self.position_text)
 
+    @property
+    def where(self) -> dict[str, str]:
+        """The waiting area of the ticket's department (site settings), or {}."""
+        if self.ticket is None:
+            return {}
+        return dict(self.kiosk.settings.waiting_areas.get(self.ticket.department, {}))
+
     def _print(self) -> None:
         printer = self.kiosk.printer
         if printer is None:
@@ -62,7 +74,8 @@ class TicketViewModel(FlowViewModel):
             return
         from hardware.ticket_printer import TicketSlip
 
-        slip = TicketSlip.from_ticket(self.ticket, language=self.kiosk.language)
+        slip = TicketSlip.from_ticket(self.ticket, language=self.kiosk.language, where=self.where if not
+                                      self.ticket.room_name else None, timezone=self.kiosk.settings.timezone)
         self.kiosk.run(self, lambda: printer.print_ticket(slip), self._printed)
 
     def _printed(self, _result: Any, error: BaseException | None) -> None:
