@@ -107,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
                    help="SQLite file of payments in flight")
     p.add_argument("--device-id", default=os.environ.get("CLINICFLOW_DEVICE_ID", "kiosk-1"))
     p.add_argument("--site", default="demo")
+    p.add_argument("--timezone", default="Asia/Shanghai", help="the hospital's time zone (screens and slips)")
     p.add_argument("--broker", default=None, help="MQTT broker URL for the device status (optional)")
     p.add_argument("--ca-file", default=None, help="CA certificate that signed an mqtts:// broker's certificate")
     p.add_argument("--idle-timeout", type=float, default=60.0)
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     speech = KioskVoice(devices.pop("speaker", None))  # one speech worker: newest first, cut by any key
     vm = KioskViewModel(
         client=client, tasks=tasks, speech=speech, clock=KivyScheduler(), journal=journal,
-        settings=KioskSettings(device_id=args.device_id, site=args.site, idle_timeout=args.idle_timeout),
+        settings=KioskSettings(device_id=args.device_id, site=args.site, idle_timeout=args.idle_timeout,
+                               timezone=args.timezone),
         guide=SymptomGuide.load(args.symptom_guide) if args.symptom_guide else None, language=args.language,
         **devices)
 
