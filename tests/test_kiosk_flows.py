@@ -320,15 +320,21 @@ def test_walk_in_guide_recommends_paediatrics_for_a_child_with_fever(kiosk):
     assert vm.screen == "ticket" and vm.ticket.ticket.number.startswith("C")
 
 
+def _guide(vm, symptoms, card: str = "YB1004") -> None:
+    """A walk-in (56) picks ``symptoms`` in the symptom guide, area by area, and presses Done."""
+    vm.end_session()
+    vm.home.choose("register")
+    vm.on_card(card)
+    vm.register.start_guide()
+    for symptom in symptoms:
+        vm.register.pick_area(vm.guide.symptom(symptom).area)
+        vm.register.toggle_symptom(symptom)
+    vm.register.finish_guide()
+
+
 def test_red_flag_sends_to_emergency_and_alerts_staff(kiosk, server):
     vm = kiosk.vm
-    vm.home.choose("register")
-    vm.on_card("YB1004")
-    vm.register.start_guide()
-    vm.register.pick_area("chest")
-    vm.register.toggle_symptom("chest_pain")
-    vm.register.toggle_symptom("breathless")
-    vm.register.finish_guide()
+    _guide(vm, ["chest_pain", "breathless"])
     assert vm.register.stage == "emergency" and "Emergency" in vm.register.advice
     requests = admin(server).get("/api/v1/help-requests").json()["help_requests"]
     assert requests[0]["reason"] == "red_flag" and requests[0]["device"] == "kiosk-test"
@@ -337,14 +343,7 @@ def test_red_flag_sends_to_emergency_and_alerts_staff(kiosk, server):
 def test_every_red_flag_alerts_staff_with_its_triage_reference_and_issues_no_ticket(kiosk, server):
     vm = kiosk.vm
     for rule in [r for r in vm.guide.rules if r.red_flag]:
-        vm.end_session()
-        vm.home.choose("register")
-        vm.on_card("YB1004")
-        vm.register.start_guide()
-        for symptom in sorted(rule.all) + sorted(rule.any)[:1]:
-            vm.register.pick_area(vm.guide.symptom(symptom).area)
-            vm.register.toggle_symptom(symptom)
-        vm.register.finish_guide()
+        _guide(vm, sorted(rule.all) + sorted(rule.any)[:1])
         assert vm.register.stage == "emergency", rule.id
         latest = admin(server).get("/api/v1/help-requests").json()["help_requests"][0]
         assert latest["reason"] == "red_flag" and latest["department"] == "emergency"
@@ -356,12 +355,7 @@ def test_every_red_flag_alerts_staff_with_its_triage_reference_and_issues_no_tic
 
 def test_chest_pain_alone_calls_a_nurse_to_the_kiosk(kiosk, server):
     vm = kiosk.vm
-    vm.home.choose("register")
-    vm.on_card("YB1004")
-    vm.register.start_guide()
-    vm.register.pick_area("chest")
-    vm.register.toggle_symptom("chest_pain")
-    vm.register.finish_guide()
+    _guide(vm, ["chest_pain"])
     assert vm.register.stage == "emergency" and vm.register.nurse_comes
     assert "stay here" in vm.register.advice and "ECG" in vm.register.advice
     assert vm.register.department is None  # not sent to Internal medicine's queue

@@ -95,12 +95,8 @@ def _zh_plain(m: re.Match) -> str:
     return zh_number(n) + ("点" + _zh_digits(frac) if frac else "")
 
 
-def _zh(text: str) -> str:
-    text = _MONEY.sub(_zh_money, text)
-    text = _DATE.sub(_zh_date, text)
-    text = _TIME.sub(_zh_time, text)
-    text = _TICKET.sub(lambda m: m.group(1) + " " + _zh_digits(m.group(2)), text)
-    return _NUMBER.sub(_zh_plain, text)
+def _zh_ticket(m: re.Match) -> str:
+    return m.group(1) + " " + _zh_digits(m.group(2))
 
 
 # -- English ------------------------------------------------------------------------------------
@@ -186,19 +182,19 @@ def _en_plain(m: re.Match) -> str:
     return en_number(int(whole)) + (" point " + _en_digits(frac) if frac else "")
 
 
-def _en(text: str) -> str:
-    text = _MONEY.sub(_en_money, text)
-    text = _DATE.sub(_en_date, text)
-    text = _TIME.sub(_en_time, text)
+def _en_ticket(m: re.Match) -> str:
     # "A, zero one two": the comma makes espeak say the letter ("ay"), not the article ("a").
-    text = _TICKET.sub(lambda m: m.group(1) + ", " + _en_digits(m.group(2)), text)
-    return _NUMBER.sub(_en_plain, text)
+    return m.group(1) + ", " + _en_digits(m.group(2))
+
+
+# Applied in this order: money and dates before clock times, all of them before plain numbers.
+_PATTERNS = (_MONEY, _DATE, _TIME, _TICKET, _NUMBER)
+_WORDS = {"zh": (_zh_money, _zh_date, _zh_time, _zh_ticket, _zh_plain),
+          "en": (_en_money, _en_date, _en_time, _en_ticket, _en_plain)}
 
 
 def speakable(text: str, language: str) -> str:
     """``text`` with every figure written out in ``language``'s words ("zh" or "en"; others unchanged)."""
-    if language == "zh":
-        return _zh(text)
-    if language == "en":
-        return _en(text)
+    for pattern, words in zip(_PATTERNS, _WORDS.get(language, ())):
+        text = pattern.sub(words, text)
     return text
