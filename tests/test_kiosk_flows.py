@@ -437,6 +437,25 @@ def test_server_unreachable_says_where_to_go(server):
     assert "window 1" in k.vm.help.error
 
 
+def test_red_flag_whose_alert_fails_never_promises_a_nurse(kiosk):
+    """The alert to staff does not get through: the kiosk says where to go instead of "a nurse is coming"."""
+    vm = kiosk.vm
+    real = vm.client.call_staff
+
+    def unreachable(*_a, **_k):
+        from kiosk.server_client import ServerUnavailableError
+        raise ServerUnavailableError("the queue server is not reachable")
+
+    vm.client.call_staff = unreachable
+    try:
+        _guide(vm, ["chest_pain"])
+    finally:
+        vm.client.call_staff = real
+    assert vm.register.stage == "emergency" and vm.register.nurse_comes
+    direction = vm.register.emergency_direction
+    assert "could not reach the staff" in direction and "window 1" in direction and "nurse" not in direction
+
+
 def test_check_in_survives_a_server_outage_and_issues_one_ticket(queue_server):
     k = Kiosk(queue_server.base_url, queue_server.tokens["kiosk"])
     queue_server.kill()
