@@ -357,7 +357,9 @@ class PaymentViewModel(FlowViewModel):
 
     def voice_prompt(self) -> str:
         if self.state == "bills" and self.bills is not None:  # what to do and how much, first
-            return self.tr("You pay {own}: choose how to pay.", own=money(self.bills.self_pay)) + " " + self.summary
+            b = self.bills  # the amount to pay first; the rest short (the screen shows every item)
+            return self.tr("You pay {own}: choose how to pay.", own=money(b.self_pay)) + " " + \
+                self.tr("Insurance pays {ins} of {total}.", ins=money(b.insurance_part), total=money(b.total))
         return self.prompt
 
     def voice_options(self) -> list[VoiceOption]:
