@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 Path(written).replace(args.screenshot)
             print(f"kiosk screenshot: {args.screenshot}")
             app.stop()
-        Clock.schedule_once(snap, 1.0)
+        Clock.schedule_once(snap, 2.0)
     Clock.schedule_once(settle, 0.5)
     try:
         app.run()

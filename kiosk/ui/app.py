@@ -117,6 +117,11 @@ class KioskApp(App):
         vm = self.vm
         vm.bind(screen=self._on_screen, large_text=self._on_mode, language=self._sync, voice=self._sync,
                 idle_remaining=self._sync, idle_warning=self._sync)
+        self.root_widget = root
+        # Strong references: ids are weak, and the keys are off the bar (out of the tree) on Home.
+        nav = {root.ids[name].uid: name for name in ("back", "restart", "call_staff")}
+        by_name = {nav[w.uid]: w for w in root.ids.bar.children if w.uid in nav}
+        self._nav_keys = [by_name["back"], by_name["restart"], by_name["call_staff"]]
         self._on_mode()
         self._sync()
         manager.current = vm.screen
@@ -143,8 +148,20 @@ class KioskApp(App):
         Window.clearcolor = self.palette.bg
         self.screens[self.vm.screen].render()
 
+    def _show_nav_keys(self) -> None:
+        """Back / Start again / Call staff on the bar everywhere but Home (where Call staff is a service)."""
+        bar, keys = self.root_widget.ids.bar, self._nav_keys
+        on_bar = keys[0].parent is not None
+        if self.vm.screen == "home" and on_bar:
+            for key in keys:
+                bar.remove_widget(key)
+        elif self.vm.screen != "home" and not on_bar:
+            for key in reversed(keys):  # back at the left end, in their order
+                bar.add_widget(key, index=len(bar.children))
+
     def _sync(self, *_):
         vm = self.vm
+        self._show_nav_keys()
         self.vm_language = vm.language
         self.vm_screen = vm.screen
         self.voice_on = vm.voice
