@@ -128,6 +128,12 @@ def test_a_finger_held_on_the_glass_starts_voice_and_presses_nothing(run):
     assert run["long_press"]["spoken"][0].startswith("请按“下一项”选择服务")
 
 
+def test_the_early_arrival_message_is_shown_once(run):
+    for combo, opens in (("zh-normal", "起可以签到"), ("en-large", "Check-in opens at")):
+        texts = run["shots"][[s["name"] for s in run["shots"]].index(f"{combo}-12-appointments-early")]["texts"]
+        assert sum(opens in t for t in texts) == 1, texts
+
+
 def test_touching_the_keypad_of_the_real_window_checks_in(run):
     assert run["touches"] == ["Check in", "1", "0", "0", "8", "OK"]
     assert run["final_screen"] == "ticket" and run["ticket_number"].startswith("B")

@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         report["shots"].append({"name": name, "path": str(path), "screen": vm.screen, "language": vm.language,
                                 "large": vm.large_text, "problems": problems,
                                 "countdown": countdown.text,
+                                "texts": [w.text for w in root.ids.screens.current_screen.walk()
+                                          if isinstance(w, Label) and w.text],
                                 "large_button": [large.width, large.height] if large.opacity else None,
                                 "countdown_lines": round(countdown.texture_size[1] / (countdown.font_size * 1.2)),
                                 "max_font": max(prompt_sizes, default=0), "min_font": min(prompt_sizes, default=0),
