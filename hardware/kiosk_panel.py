@@ -1,11 +1,14 @@
-"""The kiosk's physical panel: a help button, a status LED, and the next/select/back keys of voice mode.
+"""The kiosk's physical panel: a help button, a status LED, the raised voice key and the next/select/back keys.
 
     panel = KioskPanel(pins=KioskPanelPins(), pin_factory=None)
-    panel.when_key = lambda key: ...        # key in "help", "next", "select", "back"
+    panel.when_key = lambda key: ...        # key in KEYS: "help", "voice", "next", "select", "back",
+                                            # and "headphones_in" / "headphones_out" from the jack switch
     panel.show_status("ok")                 # ok (steady), busy (slow blink), fault (fast blink), off
 
-Like an accessible cash machine, the three voice-mode keys let a person who cannot read
-the screen move through the options (next), choose (select) and go back. Handlers are
+Like an accessible cash machine, the keys let a person who cannot read the screen start voice
+guidance without sight (the voice key is raised and marked in braille; any voice key starts
+it too), move through the options (next), choose (select) and go back. A headphone jack with a
+detect switch (``headphones`` pin, optional) reports plugging in and out. Handlers are
 called from the button threads: a Kivy app bridges them with ``Clock.schedule_once``.
 ``FakeKioskPanel`` has the same interface without GPIO: ``press("next")`` calls the handler.
 """
@@ -20,7 +23,8 @@ from hardware.debounce import DebouncedButton
 
 log = logging.getLogger(__name__)
 
-KEYS = ("help", "next", "select", "back")
+KEYS = ("help", "voice", "next", "select", "back")
+JACK_EVENTS = ("headphones_in", "headphones_out")
 LedState = Literal["ok", "busy", "fault", "off"]
 
 
@@ -29,10 +33,12 @@ class KioskPanelPins:
     """BCM pin numbers of the kiosk panel."""
 
     help: int | str = 5
+    voice: int | str = 12
     next: int | str = 6
     select: int | str = 13
     back: int | str = 19
     status_led: int | str = 26
+    headphones: int | str | None = None  # the jack's detect switch (closed while a plug is in); None: none
 
 
 @runtime_checkable
@@ -62,6 +68,11 @@ class KioskPanel:
                 button.when_pressed = (lambda k=key: self._key(k))
                 self.buttons[key] = button
             self.led = LED(pins.status_led, pin_factory=pin_factory)
+            if pins.headphones is not None:
+                jack = DebouncedButton(pins.headphones, settle_s=settle_s, pin_factory=pin_factory, name="headphones")
+                jack.when_pressed = lambda: self._key("headphones_in")
+                jack.when_released = lambda: self._key("headphones_out")
+                self.buttons["headphones"] = jack
         except Exception:
             self.close()
             raise
@@ -101,8 +112,8 @@ class FakeKioskPanel:
         self.pressed: list[str] = []
 
     def press(self, key: str) -> None:
-        if key not in KEYS:
-            raise ValueError(f"unknown key {key!r}; use {', '.join(KEYS)}")
+        if key not in KEYS + JACK_EVENTS:
+            raise ValueError(f"unknown key {key!r}; use {', '.join(KEYS + JACK_EVENTS)}")
         self.pressed.append(key)
         if self.when_key is not None:
             self.when_key(key)

@@ -177,7 +177,7 @@ def _test_printer(printer: Any, device_id: str) -> tuple[bool, str]:
         return False, "out of paper"
     printer.print_ticket(TicketSlip(
         number="T000", department_name={"zh": "设备自检", "en": "self-test"}, room_name={"zh": device_id, "en": device_id},
-        status_url=f"clinicflow-selftest:{device_id}:{int(time.time())}", issued_at=datetime.now(), language="zh"))
+        status_url=f"clinicflow-selftest:{device_id}:{int(time.time())}", issued_at=datetime.now(timezone.utc), language="zh"))
     after = printer.status()
     paper = after.paper.value
     return after.paper is not PaperState.OUT, f"test ticket printed; paper {paper}" + (

@@ -115,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
                    help="SQLite file of payments in flight")
     p.add_argument("--device-id", default=os.environ.get("CLINICFLOW_DEVICE_ID", "kiosk-1"))
     p.add_argument("--site", default="demo")
+    p.add_argument("--timezone", default="Asia/Shanghai", help="the hospital's time zone (screens and slips)")
     p.add_argument("--broker", default=None, help="MQTT broker URL for the device status (optional)")
     p.add_argument("--ca-file", default=None, help="CA certificate that signed an mqtts:// broker's certificate")
     p.add_argument("--idle-timeout", type=float, default=60.0)
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.walkthrough:
         from kiosk.ui.driver import main as drive
 
-        return drive(["--server", args.server, "--token", token or "", "--out", args.screenshot_dir,
+        return drive(["--server", args.server, "--token=" + (token or ""), "--out", args.screenshot_dir,
                       "--report", str(Path(args.screenshot_dir) / "walkthrough.json"), "--scenario", "checkin-touch",
                       "--appointment", args.walkthrough, "--size", args.size])
 
@@ -222,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     client = KioskServerClient(args.server, token=token)
     journal = PaymentJournal(args.journal)
     tasks = ThreadTasks()
+    from kiosk.voice import KioskVoice
+
+    speech = KioskVoice(devices.pop("speaker", None))  # one speech worker: newest first, cut by any key
     vm = KioskViewModel(
-        client=client, tasks=tasks, speech_tasks=ThreadTasks(workers=1), clock=KivyScheduler(), journal=journal,
-        settings=KioskSettings(device_id=args.device_id, site=args.site, idle_timeout=args.idle_timeout),
+        client=client, tasks=tasks, speech=speech, clock=KivyScheduler(), journal=journal,
+        settings=KioskSettings(device_id=args.device_id, site=args.site, idle_timeout=args.idle_timeout,
+                               timezone=args.timezone),
         guide=SymptomGuide.load(args.symptom_guide) if args.symptom_guide else None, language=args.language,
         **devices)
 
@@ -259,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         from hardware.kiosk_panel import KioskPanel
 
         panel = KioskPanel()
-        keys = {"help": lambda: vm.go("help"), "next": vm.key_next, "select": vm.key_select, "back": vm.key_back}
-        panel.when_key = lambda key: Clock.schedule_once(lambda _dt: keys[key](), 0)
+        panel.when_key = lambda key: Clock.schedule_once(lambda _dt: vm.on_panel_key(key), 0)
 
     agent = _start_agent(args, vm, devices) if args.broker else None
     # A frozen UI must be restarted: the UI thread beats once a second; a stall of --watchdog seconds
@@ -284,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                 Path(written).replace(args.screenshot)
             print(f"kiosk screenshot: {args.screenshot}")
             app.stop()
-        Clock.schedule_once(snap, 1.0)
+        Clock.schedule_once(snap, 2.0)
     Clock.schedule_once(settle, 0.5)
     try:
         app.run()

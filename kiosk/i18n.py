@@ -6,6 +6,7 @@ texts. ``Translator`` switches language at run time (the patient's choice on Hom
 
     tr = Translator("zh")
     tr("Check in")          -> "签到"
+    tr.ngettext("{n} person ahead of you", "{n} people ahead of you", 1) -> "前面还有 1 人"
     tr.set_language("en")
 """
 from __future__ import annotations
@@ -57,6 +58,11 @@ class Translator:
     def __call__(self, message: str, **fmt: object) -> str:
         text = self._cat.gettext(message)
         return text.format(**fmt) if fmt else text
+
+    def ngettext(self, singular: str, plural: str, n: int, **fmt: object) -> str:
+        """The form for ``n`` by the catalogue's Plural-Forms ("1 person", "2 people"; Chinese has one
+        form), formatted with ``n`` and ``fmt``."""
+        return self._cat.ngettext(singular, plural, n).format(n=n, **fmt)
 
     def pick(self, texts: dict[str, str] | None) -> str:
         """A per-language text from server data (``{"zh": ..., "en": ...}``)."""

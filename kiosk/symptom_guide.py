@@ -4,9 +4,11 @@ The rules are data the hospital edits (``kiosk/symptom_guide.toml`` by default, 
 given with ``clinicflow kiosk --symptom-guide``), never code: body areas, the symptoms under
 each (picked from icons, never typed), and rules checked in order. A rule matches when all
 its ``all`` symptoms and at least one of its ``any`` symptoms (if given) are picked and the
-age fits; the first match wins. A rule with ``red_flag = true`` sends the patient to the
-emergency department at once and alerts the staff. Rules are validated on load with errors
-that name the rule and the problem.
+age fits; the first match wins. A rule with ``red_flag = true`` never leads to an ordinary
+queue: staff are alerted at once and the patient is told what to do now, by its ``action``:
+``emergency`` (go to the emergency department now) or ``nurse`` (stay here, a nurse comes:
+the chest-pain pathway). Every red flag names the triage reference it follows (``triage``).
+Rules are validated on load with errors that name the rule and the problem.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from protocol.errors import ClinicflowError
 
 DEFAULT_GUIDE = Path(__file__).parent / "symptom_guide.toml"
+RED_FLAG_ACTIONS = ("emergency", "nurse")
 
 
 class GuideError(ClinicflowError, ValueError):
@@ -48,6 +51,8 @@ class Rule:
     min_age: int | None
     max_age: int | None
     message: dict[str, str]
+    action: str = ""  # red flags: "emergency" or "nurse"
+    triage: str = ""  # red flags: the triage reference the rule follows
 
     def matches(self, picked: set[str], age: int | None) -> bool:
         if not self.all <= picked or (self.any and not self.any & picked):
@@ -67,6 +72,12 @@ class Recommendation:
     red_flag: bool
     rule_id: str
     message: dict[str, str]
+    action: str = ""  # red flags: "emergency" (go now) or "nurse" (stay here, a nurse comes)
+    triage: str = ""
+
+    def staff_alert(self) -> str:
+        """What the staff alert says about a red flag (at most 200 characters)."""
+        return f"{self.rule_id}: {self.action}; {self.triage}"[:200]
 
 
 class SymptomGuide:
@@ -112,9 +123,15 @@ class SymptomGuide:
                     raise GuideError(f"{source}: rule {rid!r} names no symptoms")
                 if unknown := wanted - known:
                     raise GuideError(f"{source}: rule {rid!r} names unknown symptoms {sorted(unknown)}")
+                red_flag = bool(r.get("red_flag", False))
+                action, triage = str(r.get("action", "")), str(r.get("triage", "")).strip()
+                if red_flag and action not in RED_FLAG_ACTIONS:
+                    raise GuideError(f"{source}: red flag {rid!r} needs action = one of {', '.join(RED_FLAG_ACTIONS)}")
+                if red_flag and not triage:
+                    raise GuideError(f"{source}: red flag {rid!r} needs triage = the triage reference it follows")
                 rules.append(Rule(rid, r["department"], frozenset(r.get("all", [])), frozenset(r.get("any", [])),
-                                  bool(r.get("red_flag", False)), r.get("min_age"), r.get("max_age"),
-                                  names(r, f"rule {rid!r}")))
+                                  red_flag, r.get("min_age"), r.get("max_age"), names(r, f"rule {rid!r}"),
+                                  action, triage))
             fallback = data.get("fallback_department", "internal")
         except KeyError as exc:
             raise GuideError(f"{source}: an entry lacks the key {exc.args[0]!r}") from None
@@ -131,6 +148,6 @@ class SymptomGuide:
     def recommend(self, picked: set[str], age: int | None = None) -> Recommendation:
         for rule in self.rules:
             if rule.matches(picked, age):
-                return Recommendation(rule.department, rule.red_flag, rule.id, rule.message)
+                return Recommendation(rule.department, rule.red_flag, rule.id, rule.message, rule.action, rule.triage)
         return Recommendation(self.fallback, False, "fallback",
                               {"zh": "建议先看内科，医生会为您安排。", "en": "Start with internal medicine; the doctor will refer you."})

@@ -471,12 +471,14 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
             out = HelpOut(help_id=uuid.uuid4().hex[:16], created_at=datetime.now(timezone.utc), directions=cfg.directions)
             with help_lock:
                 help_requests.append({"help_id": out.help_id, "created_at": out.created_at.isoformat(),
-                                      "device": body.device, "reason": body.reason, "department": body.department})
+                                      "device": body.device, "reason": body.reason, "department": body.department,
+                                      "message": body.message})
                 del help_requests[:-200]
             if alert is not None:
                 kind = "red_flag" if body.reason == "red_flag" else "help"
                 alert(Alert(id=out.help_id, ts=out.created_at, kind=kind, device=body.device, department=body.department,
-                            message=f"Kiosk {body.device} asks for staff ({body.reason})"))
+                            message=(f"Kiosk {body.device} asks for staff ({body.reason})"
+                                     + (f": {body.message}" if body.message else ""))[:200]))
             return out
         return remember(f"help:{idempotency_key}" if idempotency_key else None, create)
 

@@ -296,18 +296,33 @@ def test_kiosk_panel_keys_and_status_light(pins: MockFactory):
     panel = KioskPanel(pins=KioskPanelPins(), pin_factory=pins, settle_s=SETTLE)
     try:
         panel.when_key = lambda k: (keys.append(k), got.release())
-        for pin, key in ((6, "next"), (13, "select"), (19, "back"), (5, "help")):
+        for pin, key in ((6, "next"), (13, "select"), (19, "back"), (5, "help"), (12, "voice")):
             bounce(pins.pin(pin), final_low=True)
             assert got.acquire(timeout=2)
             bounce(pins.pin(pin), final_low=False)
             assert wait_until(lambda: not panel.buttons[key].is_pressed)
-        assert keys == ["next", "select", "back", "help"]
+        assert keys == ["next", "select", "back", "help", "voice"]
         panel.show_status("ok")
         assert pins.pin(26).state
         panel.show_status("off")
         assert not pins.pin(26).state
         with pytest.raises(ValueError):
             panel.show_status("purple")
+    finally:
+        panel.close()
+
+
+def test_kiosk_panel_reports_headphones_plugged_in_and_out(pins: MockFactory):
+    events: list[str] = []
+    got = threading.Semaphore(0)
+    panel = KioskPanel(pins=KioskPanelPins(headphones=16), pin_factory=pins, settle_s=SETTLE)
+    try:
+        panel.when_key = lambda k: (events.append(k), got.release())
+        bounce(pins.pin(16), final_low=True)  # the jack's switch closes as the plug goes in
+        assert got.acquire(timeout=2)
+        bounce(pins.pin(16), final_low=False)
+        assert got.acquire(timeout=2)
+        assert events == ["headphones_in", "headphones_out"]
     finally:
         panel.close()
 

@@ -1,7 +1,7 @@
 """Receipt printer: what a patient finds on the paper, and what the kiosk learns when paper runs out."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ def _slip(language: str = "zh", **kw) -> TicketSlip:
         department_name={"zh": "内科", "en": "Internal medicine"},
         room_name={"zh": "1 诊室", "en": "room 1"},
         status_url=STATUS_URL,
-        issued_at=datetime(2026, 11, 23, 9, 30),
+        issued_at=datetime(2026, 11, 23, 1, 30, tzinfo=timezone.utc),  # 09:30 in Shanghai, as the server sends it
         position=3,
         estimated_wait_min=15,
         language=language,
@@ -57,12 +57,12 @@ def test_ticket_printer_chinese_profile_sends_gb18030_in_chinese_mode():
     printer = EscposTicketPrinter(device="dummy:", profile="cn-58")
     printer.print_ticket(_slip())
     data = printer.device.output
-    assert FS_CHINESE_ON + "科室: 内科".encode("gb18030") + FS_CHINESE_OFF in data
+    assert FS_CHINESE_ON + "科室：内科".encode("gb18030") + FS_CHINESE_OFF in data
     # Chinese punctuation survives (python-escpos' text() would have printed '?').
     assert FS_CHINESE_ON + "请保管好本凭条，过号请到分诊台".encode("gb18030") + FS_CHINESE_OFF in data
     assert b"A012\n" in data
     text = escpos_preview.parse(data).text
-    for expected in ("就诊排队凭条", "A012", "诊室: 1 诊室", "前面还有 2 人", "预计等候约 15 分钟", "2026-11-23 09:30"):
+    for expected in ("就诊排队凭条", "A012", "诊室：1 诊室", "前面还有 2 人", "预计等候约 15 分钟", "2026-11-23 09:30"):
         assert expected in text
 
 
@@ -205,7 +205,7 @@ def test_ticket_printer_receipt_prints_rows_and_qr(tmp_path: Path):
     printer = EscposTicketPrinter(device="dummy:", profile="cn-58")
     printer.print_receipt(Receipt(title="缴费凭条", rows=(("金额", "¥35.00"), ("医保", "¥20.00")), qr="PAY-1"))
     preview = escpos_preview.parse(printer.device.output)
-    assert "金额: ¥35.00" in preview.text
+    assert "金额：¥35.00" in preview.text
     assert decode_qr(preview.save_png(tmp_path / "receipt.png")) == ["PAY-1"]
 
 
@@ -214,8 +214,8 @@ def test_fake_ticket_printer_records_jobs_and_simulates_paper_out():
     assert isinstance(fake, TicketPrinter)
     fake.print_ticket(_slip())
     job = fake.jobs[0]
-    assert "A012" in job.text and "科室: 内科" in job.text
-    assert FS_CHINESE_ON + "科室: 内科".encode("gb18030") in job.data  # the bytes the real printer would get
+    assert "A012" in job.text and "科室：内科" in job.text
+    assert FS_CHINESE_ON + "科室：内科".encode("gb18030") in job.data  # the bytes the real printer would get
     fake.simulate_paper_out()
     assert fake.status().paper is PaperState.OUT
     with pytest.raises(PaperOutError):
@@ -254,3 +254,26 @@ def test_ticket_printer_real_time_status_through_a_dummy_that_answers():
 
 def test_a_plain_dummy_printer_cannot_know_its_paper():
     assert EscposTicketPrinter(device="dummy:").status().paper is PaperState.UNKNOWN
+
+
+def test_slip_prints_the_hospital_clock_whatever_the_machine_zone():
+    """Issue time 09:30 in Shanghai is 01:30 UTC (what the server sends): the slip says 09:30."""
+    from hardware.receipt_layout import lines_as_text, ticket_lines
+    from zoneinfo import ZoneInfo
+
+    utc = datetime(2026, 12, 3, 1, 30, tzinfo=timezone.utc)
+    assert "取号时间：2026-12-03 09:30" in lines_as_text(ticket_lines(_slip(issued_at=utc)))
+    same_instant = utc.astimezone(ZoneInfo("America/New_York"))  # whatever zone the value arrives in
+    assert "取号时间：2026-12-03 09:30" in lines_as_text(ticket_lines(_slip(issued_at=same_instant)))
+    london = lines_as_text(ticket_lines(_slip(issued_at=utc, timezone="Europe/London", language="en")))
+    assert "Issued: 2026-12-03 01:30" in london
+
+
+def test_slip_for_a_multi_room_department_says_where_to_wait_and_next_in_line():
+    from hardware.receipt_layout import lines_as_text, ticket_lines
+
+    text = lines_as_text(ticket_lines(_slip(room_name={}, where={"zh": "二楼内科候诊区", "en": "Internal medicine waiting area, 2nd floor"},
+                                            position=1, estimated_wait_min=0)))
+    assert "候诊：二楼内科候诊区" in text and "下一位就是您" in text and "0 分钟" not in text
+    english = lines_as_text(ticket_lines(_slip(language="en", position=2)))
+    assert "1 person ahead of you" in english and "1 people" not in english

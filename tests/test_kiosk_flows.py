@@ -6,7 +6,10 @@ demo patients (see ``queueserver/hospital/seed.py``).
 """
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import httpx
@@ -114,6 +117,7 @@ def test_early_patient_is_told_when_check_in_opens_and_gets_no_ticket(kiosk):
     vm = kiosk.vm
     vm.home.choose("checkin")
     vm.on_card("YB1002")
+    vm.decline_accessibility()  # 82: the large text / voice offer comes first
     vm.appointments.select("AP1002")
     assert not vm.appointments.can_check_in
     slot = vm.format_time(vm.appointments.selected.slot_start)
@@ -148,54 +152,18 @@ def test_patient_over_65_is_offered_large_text_and_voice(kiosk):
     vm = kiosk.vm
     vm.home.choose("payment")
     vm.on_card("YB1002")  # 82 years old
-    assert vm.offer_accessibility
+    assert vm.screen == "access" and vm.offer_accessibility  # a step of its own, before the bills
+    assert kiosk.speaker.spoken[-1].text.startswith("Would you like larger text")  # spoken, voice off or not
+    kiosk.mark()
     vm.accept_accessibility()
-    assert vm.large_text and vm.voice
-    assert kiosk.speaker.spoken, "voice mode reads the screen at once"
+    assert vm.large_text and vm.voice and vm.screen == "payment"
+    assert kiosk.touches_since_mark == 1
+    assert "you pay" in kiosk.speaker.spoken[-1].text.lower()  # the bills are read next
     vm.end_session()
     vm.large_text = vm.voice = False
     vm.home.choose("payment")
     vm.on_card("YB1001")  # 40 years old
     assert not vm.offer_accessibility
-
-
-def test_voice_mode_check_in_payment_and_report_by_ear_with_three_keys(kiosk):
-    vm, spoken = kiosk.vm, kiosk.speaker.spoken
-    vm.toggle_voice()
-    assert spoken[-1].text.startswith("Welcome")
-    # Check-in: the card identifies; next/select find and press "Check in".
-    vm.home.choose("checkin")
-    vm.on_card("E12344321")
-    vm.key_next()
-    assert spoken[-1].text == "Check in"
-    vm.key_select()
-    assert vm.screen == "ticket"
-    number = vm.ticket.ticket.number
-    assert any(" ".join(number) in u.text for u in spoken)  # the number is read out digit by digit
-    # Payment by bank card, by ear.
-    vm.end_session()
-    vm.home.choose("payment")
-    vm.on_card("YB1006")
-    labels = []
-    for _ in vm.payment.voice_options():
-        vm.key_next()
-        labels.append(spoken[-1].text)
-    assert "Bank card" in labels
-    while spoken[-1].text != "Bank card":
-        vm.key_next()
-    vm.key_select()
-    assert vm.payment.state == "paid" and "Paid" in spoken[-1].text or "Paid" in vm.payment.prompt
-    # Reports, by ear: the first option is Print.
-    vm.end_session()
-    vm.home.choose("reports")
-    vm.on_card("E12344321")
-    assert "ready" in vm.reports.prompt
-    vm.key_next()
-    assert spoken[-1].text == "Print"
-    vm.key_select()
-    assert len(kiosk.reports.jobs) == 1
-    vm.key_back()
-    assert vm.screen != "reports"
 
 
 # -- payment -------------------------------------------------------------------------------------
@@ -230,6 +198,11 @@ def test_qr_payment_itemised_paid_on_phone_in_few_touches(kiosk, server):
     assert vm.payment.state == "paid"
     receipt = kiosk.printer.last_text
     assert "Chest X-ray" in receipt and "65.95" in receipt
+    assert receipt.startswith("Demo Hospital\nPayment receipt\n")
+    assert "Patient: " in receipt and "****0001" in receipt and "13800000001" not in receipt  # masked
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))  # the hospital's clock, whatever the machine's zone
+    stamp = re.search(r"Date and time: (\d{4}-\d\d-\d\d \d\d:\d\d)", receipt).group(1)
+    assert abs((datetime.strptime(stamp, "%Y-%m-%d %H:%M").replace(tzinfo=now.tzinfo) - now).total_seconds()) < 120
     assert kiosk.journal.get(pid).state == "done"
     vm.payment.finish()
     assert kiosk.touches_since_mark <= 4 and vm.screen == "home"
@@ -278,13 +251,14 @@ def test_pay_later_only_for_eligible_patients(kiosk):
     vm = kiosk.vm
     vm.home.choose("payment")
     vm.on_card("YB1002")
-    assert "pay_later" in vm.payment.methods
     vm.decline_accessibility()
+    assert "pay_later" in vm.payment.methods
     kiosk.mark()
     vm.payment.choose("pay_later")
     vm.payment.confirm_pay_later()
     assert vm.payment.state == "paid" and vm.payment.payment.status == "deferred"
-    assert "later" in kiosk.printer.last_text.lower()
+    slip = kiosk.printer.last_text
+    assert "Pay-later slip: not paid yet" in slip and "Payment receipt" not in slip  # nothing was paid
     assert kiosk.touches_since_mark <= 4
 
 
@@ -346,18 +320,86 @@ def test_walk_in_guide_recommends_paediatrics_for_a_child_with_fever(kiosk):
     assert vm.screen == "ticket" and vm.ticket.ticket.number.startswith("C")
 
 
+def _guide(vm, symptoms, card: str = "YB1004") -> None:
+    """A walk-in (56) picks ``symptoms`` in the symptom guide, area by area, and presses Done."""
+    vm.end_session()
+    vm.home.choose("register")
+    vm.on_card(card)
+    vm.register.start_guide()
+    for symptom in symptoms:
+        vm.register.pick_area(vm.guide.symptom(symptom).area)
+        vm.register.toggle_symptom(symptom)
+    vm.register.finish_guide()
+
+
 def test_red_flag_sends_to_emergency_and_alerts_staff(kiosk, server):
     vm = kiosk.vm
-    vm.home.choose("register")
-    vm.on_card("YB1004")
-    vm.register.start_guide()
-    vm.register.pick_area("chest")
-    vm.register.toggle_symptom("chest_pain")
-    vm.register.toggle_symptom("breathless")
-    vm.register.finish_guide()
+    _guide(vm, ["chest_pain", "breathless"])
     assert vm.register.stage == "emergency" and "Emergency" in vm.register.advice
     requests = admin(server).get("/api/v1/help-requests").json()["help_requests"]
     assert requests[0]["reason"] == "red_flag" and requests[0]["device"] == "kiosk-test"
+
+
+def test_every_red_flag_alerts_staff_with_its_triage_reference_and_issues_no_ticket(kiosk, server):
+    vm = kiosk.vm
+    for rule in [r for r in vm.guide.rules if r.red_flag]:
+        _guide(vm, sorted(rule.all) + sorted(rule.any)[:1])
+        assert vm.register.stage == "emergency", rule.id
+        latest = admin(server).get("/api/v1/help-requests").json()["help_requests"][0]
+        assert latest["reason"] == "red_flag" and latest["department"] == "emergency"
+        assert latest["message"].startswith(rule.id + ": ") and rule.triage[:40] in latest["message"]
+        direction = vm.register.emergency_direction
+        assert ("nurse" in direction) == (rule.action == "nurse") and ("red line" in direction) == (rule.action == "emergency")
+    assert kiosk.printer.jobs == []  # no queue ticket for any of them
+
+
+def test_chest_pain_alone_calls_a_nurse_to_the_kiosk(kiosk, server):
+    vm = kiosk.vm
+    _guide(vm, ["chest_pain"])
+    assert vm.register.stage == "emergency" and vm.register.nurse_comes
+    assert "stay here" in vm.register.advice and "ECG" in vm.register.advice
+    assert vm.register.department is None  # not sent to Internal medicine's queue
+
+
+def test_ticket_of_a_multi_room_department_says_where_to_wait_and_next_in_line(kiosk):
+    vm = kiosk.vm
+    vm.set_language("zh", touched=False)
+    vm.checkin.type_code("AP1001")  # internal medicine, no room assigned yet
+    vm.go("checkin")
+    vm.checkin.submit()
+    ticket = vm.ticket.ticket
+    assert ticket.room is None and "二楼内科候诊区" in vm.ticket.room_text
+    assert "候诊：二楼内科候诊区" in kiosk.printer.last_text
+    vm.ticket.show(ticket.model_copy(update={"position": 1, "estimated_wait_min": 0}))  # the next one in line
+    assert vm.ticket.position_text == "下一位就是您。" and vm.ticket.wait_text == ""
+    assert "下一位就是您" in kiosk.printer.last_text and "0 分钟" not in kiosk.printer.last_text
+
+
+def test_touch_counts_in_large_text_meet_the_goals(kiosk):
+    """After identification: check-in <= 2, payment <= 4, reports <= 3 touches, with large text on."""
+    vm = kiosk.vm
+    vm.large_text = True
+    vm.home.choose("checkin")
+    vm.on_card("E12344321")
+    kiosk.mark()
+    vm.appointments.confirm()
+    assert vm.screen == "ticket" and kiosk.touches_since_mark <= 2
+    vm.ticket.done()
+    vm.home.choose("payment")
+    vm.on_card("YB1006")  # 68: large text already on, so no offer step
+    kiosk.mark()
+    vm.payment.choose("insurance_card")
+    vm.on_card("YB1006")
+    assert vm.payment.state == "paid"
+    vm.payment.finish()
+    assert kiosk.touches_since_mark <= 4
+    vm.home.choose("reports")
+    vm.on_card("YB1002")  # 82: large text already on, so no offer step
+    assert vm.screen == "reports"
+    kiosk.mark()
+    vm.reports.print_ready()
+    vm.reports.finish()
+    assert kiosk.reports.jobs and kiosk.touches_since_mark <= 3
 
 
 # -- help, idle, errors ------------------------------------------------------------------------
@@ -393,6 +435,25 @@ def test_server_unreachable_says_where_to_go(server):
     k.vm.home.choose("help")
     k.vm.help.call_staff()
     assert "window 1" in k.vm.help.error
+
+
+def test_red_flag_whose_alert_fails_never_promises_a_nurse(kiosk):
+    """The alert to staff does not get through: the kiosk says where to go instead of "a nurse is coming"."""
+    vm = kiosk.vm
+    real = vm.client.call_staff
+
+    def unreachable(*_a, **_k):
+        from kiosk.server_client import ServerUnavailableError
+        raise ServerUnavailableError("the queue server is not reachable")
+
+    vm.client.call_staff = unreachable
+    try:
+        _guide(vm, ["chest_pain"])
+    finally:
+        vm.client.call_staff = real
+    assert vm.register.stage == "emergency" and vm.register.nurse_comes
+    direction = vm.register.emergency_direction
+    assert "could not reach the staff" in direction and "window 1" in direction and "nurse" not in direction
 
 
 def test_check_in_survives_a_server_outage_and_issues_one_ticket(queue_server):

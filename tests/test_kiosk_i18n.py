@@ -28,19 +28,34 @@ def test_every_kiosk_string_has_a_chinese_and_english_translation(tmp_path):
     ids = _extracted_ids(tmp_path)
     assert len(ids) > 100
     zh, en = catalogue("zh"), catalogue("en")
-    untranslated = sorted(i for i in ids if zh.gettext(i) == i and i != "AP____")
+    singular = {i for i in ids if isinstance(i, str)}
+    plural = {i for i in ids if isinstance(i, tuple)}  # ngettext: (singular, plural)
+    assert len(plural) >= 4
+    untranslated = sorted(i for i in singular if zh.gettext(i) == i and i != "AP____")
+    untranslated += sorted(i[0] for i in plural if zh.ngettext(i[0], i[1], 1) == i[0])
     assert untranslated == []
-    assert all(en.gettext(i) for i in ids)
+    assert all(en.gettext(i) for i in singular)
+    assert all(en.ngettext(s, p, 1) and en.ngettext(s, p, 2) for s, p in plural)
 
 
 def test_translator_formats_and_switches_language():
     tr = Translator("zh")
-    assert tr("{n} people ahead of you", n=3) == "前面还有 3 人"
+    assert tr("Back to start in {s} s", s=3) == "3 秒后返回首页"
     tr.set_language("en")
-    assert tr("{n} people ahead of you", n=3) == "3 people ahead of you"
+    assert tr("Back to start in {s} s", s=3) == "Back to start in 3 s"
     assert tr.pick({"zh": "内科", "en": "Internal medicine"}) == "Internal medicine"
     with pytest.raises(ValueError):
         Translator("fr")
+
+
+def test_plural_forms_follow_each_catalogue():
+    """English has one person and two people; Chinese has one form (前面还有 1 人)."""
+    en, zh = Translator("en"), Translator("zh")
+    ahead = ("{n} person ahead of you", "{n} people ahead of you")
+    assert en.ngettext(*ahead, 1) == "1 person ahead of you"
+    assert en.ngettext(*ahead, 2) == "2 people ahead of you"
+    assert zh.ngettext(*ahead, 1) == "前面还有 1 人" and zh.ngettext(*ahead, 5) == "前面还有 5 人"
+    assert en.ngettext("Print {n} report", "Print {n} reports", 1) == "Print 1 report"
 
 
 def test_shipped_symptom_guide_puts_red_flags_first():

@@ -118,3 +118,46 @@ def test_make_speaker_builds_each_choice(tmp_path):
     assert isinstance(make_speaker("espeak", audio_device="null", cache_dir=tmp_path), EspeakSpeaker)
     with pytest.raises(ValueError, match="unknown speaker"):
         make_speaker("festival")
+
+
+def test_fake_speaker_stop_cuts_the_phrase_playing_now():
+    speaker = FakeSpeaker(play_seconds=5.0)
+    worker = threading.Thread(target=speaker.say, args=(ZH, "zh"))
+    worker.start()
+    assert speaker.wait_playing(2)
+    speaker.stop()
+    worker.join(2)
+    assert not worker.is_alive() and speaker.stops == 1
+    phrase = speaker.spoken[-1]
+    assert phrase.interrupted and phrase.ended - phrase.started < 2.0
+    speaker.stop()  # nothing playing: nothing to cut
+    assert speaker.stops == 1
+
+
+def test_alsa_player_stop_ends_playback_without_calling_it_a_fault(tmp_path):
+    """No sound card here: a stand-in ``aplay`` that plays for 5 s, as a real one would a long phrase."""
+    import time
+
+    fake_aplay = tmp_path / "aplay"
+    fake_aplay.write_text("#!/bin/sh\nexec sleep 5\n")
+    fake_aplay.chmod(0o755)
+    player = AlsaPlayer(binary=str(fake_aplay))
+    wav = tmp_path / "phrase.wav"
+    wav.write_bytes(b"RIFF")
+    errors: list[BaseException] = []
+
+    def play() -> None:
+        try:
+            player.play(wav)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    worker = threading.Thread(target=play)
+    started = time.monotonic()
+    worker.start()
+    while player._current is None and time.monotonic() - started < 2:
+        time.sleep(0.01)
+    player.stop()
+    worker.join(3)
+    assert not worker.is_alive() and errors == []
+    assert time.monotonic() - started < 2.0 and len(player.played) == 1

@@ -8,6 +8,7 @@ makes it fail the way a speaker without an audio device does.
     speaker.chime(); speaker.say("Number A012, please go to room 3", "en")
     speaker.spoken   -> [Utterance(text="Number A012, ...", language="en", ...)]
     speaker.events   -> ["chime", ("en", "Number A012, ...")]
+    speaker.stop()   # from another thread: the phrase playing now ends at once (interrupted=True)
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class Utterance:
     language: str
     started: float
     ended: float
+    interrupted: bool = False  # cut short by ``stop()``
 
 
 class FakeSpeaker(Speaker):
@@ -42,6 +44,8 @@ class FakeSpeaker(Speaker):
         self._failure: str | None = None
         self._healthy = True
         self._cond = threading.Condition()
+        self._cut = threading.Event()
+        self.stops = 0  # how many times stop() cut a sound that was playing
 
     @property
     def healthy(self) -> bool:
@@ -68,13 +72,29 @@ class FakeSpeaker(Speaker):
 
     def say(self, text: str, language: str) -> None:
         start = self._play()
+        interrupted = self._cut.is_set()
         with self._cond:
-            self.spoken.append(Utterance(text, language, start, time.monotonic()))
+            self.spoken.append(Utterance(text, language, start, time.monotonic(), interrupted))
             self.events.append((language, text))
             self._cond.notify_all()
 
     def prepare(self, text: str, language: str) -> None:
         self.prepared.append((text, language))
+
+    def stop(self) -> None:
+        with self._cond:
+            if self._playing:
+                self.stops += 1
+                self._cut.set()
+
+    @property
+    def playing(self) -> bool:
+        return self._playing > 0
+
+    def wait_playing(self, timeout: float = 5.0) -> bool:
+        """Block until a sound is playing; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._playing > 0, timeout)
 
     def wait_spoken(self, count: int, timeout: float = 5.0) -> bool:
         """Block until at least ``count`` phrases were said; False on timeout."""
@@ -86,12 +106,14 @@ class FakeSpeaker(Speaker):
             self._healthy = False
             raise SpeechError(self._failure)
         with self._cond:
+            self._cut.clear()
             self._playing += 1
             self.max_overlap = max(self.max_overlap, self._playing)
+            self._cond.notify_all()
         start = time.monotonic()
         try:
             if self.play_seconds:
-                time.sleep(self.play_seconds)  # models the sound playing, not synchronisation
+                self._cut.wait(self.play_seconds)  # models the sound playing (stop() cuts it), not synchronisation
         finally:
             with self._cond:
                 self._playing -= 1

@@ -45,6 +45,10 @@ class Speaker(abc.ABC):
     def say(self, text: str, language: str) -> None:
         """Speak ``text`` in ``language`` ("zh", "en", "yue"); blocks until played."""
 
+    def stop(self) -> None:
+        """Cut the sound playing now, from any thread (a kiosk key press barges in); the blocked
+        ``say`` returns. Never raises; a no-op for engines that cannot be interrupted."""
+
     def warm_up(self) -> None:
         """Render the fixed sounds (the chime) before the first call. Never raises."""
 

@@ -46,6 +46,10 @@ class CachedWavSpeaker(Speaker):
     def chime(self) -> None:
         self._play(self.cache.chime())
 
+    def stop(self) -> None:
+        if self.player is not None:
+            self.player.stop()
+
     def _play(self, path: Path) -> None:
         if self.player is not None:
             try:

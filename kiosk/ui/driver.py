@@ -1,4 +1,4 @@
-"""Child-process driver of the real kiosk window: walks the flows, screenshots every screen, checks for clipped text.
+"""Child-process driver of the real kiosk window: walks the flows, screenshots and measures every screen.
 
 Run under Xvfb (tests do this; never import Kivy's Window into the pytest process)::
 
@@ -6,12 +6,15 @@ Run under Xvfb (tests do this; never import Kivy's Window into the pytest proces
         [--scenario screens|checkin-touch] [--size 1280x800] [--appointment AP1001]
 
 ``screens``: in Chinese and English, normal and large text, every screen of every flow
-(home, keypad with a wrong number, identify, phone keypad, appointments with the 65+ offer,
+(home, keypad with a wrong number, identify, phone keypad, the 65+ offer step, an early appointment,
+the idle warning,
 walk-in departments, symptom guide, red flag, bills, QR with countdown, insurance card,
 paid, reports, ticket, ticket with the printer out of paper, help) -> ``<out>/<lang>-<mode>-<nn>-<name>.png``.
+``long-press``: holds a finger on Home's first button for 2.5 s: voice starts, the button does not fire.
 ``checkin-touch``: taps the on-screen keypad buttons of the real window to check in one
-appointment, then screenshots the ticket. The JSON report lists each shot with its clipped
-texts (``kiosk.ui.widgets.find_clipped``), the prompt font size, and what the fakes recorded.
+appointment, then screenshots the ticket. The JSON report lists each shot with what
+``kiosk.ui.widgets.measure`` found wrong (outside the window or the screen area, clipped text,
+targets or fonts below the mode's minimum), the idle countdown's lines, and what the fakes recorded.
 """
 from __future__ import annotations
 
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.payment_journal import PaymentJournal
     from kiosk.server_client import KioskServerClient
     from kiosk.ui.app import KioskApp
-    from kiosk.ui.widgets import Label, find_clipped
+    from kiosk.ui.theme import BODY_FONT
+    from kiosk.ui.widgets import Label, measure
     from kiosk.viewmodels import KioskSettings, KioskViewModel
 
     out = Path(args.out)
@@ -74,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     app = KioskApp(vm)
     report: dict = {"shots": [], "errors": [], "size": [width, height]}
     steps: list = []
+
+    def no_offer() -> None:  # the 65+ offer step (its own shot): answered No where a flow is walked
+        if vm.screen == "access":
+            vm.decline_accessibility()
 
     def shot(name: str) -> None:
         steps.append(("shot", name))
@@ -110,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             shot(name("identify-phone"))
             do(lambda: (vm.identify.press("ok"), [vm.identify.press(k) for k in "1234"]))
             shot(name("identify-last4"))
-            do(lambda card=card: (vm.end_session(), vm.home.choose("payment"), vm.on_card(card)))
+            do(lambda card=card: (vm.end_session(), vm.home.choose("payment"), vm.on_card(card), no_offer()))
             shot(name("payment-bills"))
             do(lambda: vm.payment.choose("qr"))
             shot(name("payment-qr"))
@@ -118,13 +126,15 @@ def main(argv: list[str] | None = None) -> int:
             shot(name("payment-insert-card"))
             do(lambda card=card: vm.on_card(card))
             shot(name("payment-paid"))
-            do(lambda: (vm.end_session(), vm.home.choose("reports"), vm.on_card("YB1001")))
+            do(lambda: (vm.end_session(), vm.home.choose("reports"), vm.on_card("YB1001"), no_offer()))
             shot(name("reports"))
             do(lambda: (vm.end_session(), vm.home.choose("checkin"), vm.on_card("YB1002")))
-            shot(name("appointments-offer"))
+            shot(name("access-offer"))
             do(lambda: (vm.decline_accessibility(), vm.appointments.select("AP1002")))
             shot(name("appointments-early"))
-            do(lambda: (vm.end_session(), vm.home.choose("register"), vm.on_card("YB1005")))
+            do(lambda: (setattr(vm, "idle_remaining", 12), setattr(vm, "idle_warning", True)))
+            shot(name("idle-warning"))
+            do(lambda: (vm.end_session(), vm.home.choose("register"), vm.on_card("YB1005"), no_offer()))
             shot(name("register-departments"))
             do(lambda: vm.register.pick_department("pediatrics"))
             shot(name("register-slots"))
@@ -144,6 +154,29 @@ def main(argv: list[str] | None = None) -> int:
             shot(name("help"))
             do(lambda: vm.help.call_staff())
             shot(name("help-called"))
+            do(lambda: (vm.end_session(), vm.home.choose("register"), vm.on_card("YB1005"), no_offer(),
+                        vm.register.start_guide(), vm.register.pick_area("chest"),
+                        vm.register.toggle_symptom("chest_pain"), vm.register.finish_guide()))
+            shot(name("chest-pain-nurse"))
+    if "long-press" in scenarios:  # a finger held on the glass (over a button) for 2.5 s starts voice
+        from kivy.tests.common import UnitTestTouch
+
+        held = {}
+
+        def finger_down() -> None:
+            button = app.root.ids.screens.current_screen.body.children[-2].children[-1]  # Home's first service
+            x, y = button.to_window(*button.center)
+            held["touch"] = UnitTestTouch(x, y)
+            held["touch"].touch_down()
+            report["long_press_on"] = button.text
+
+        # Voice and large text off, as for anyone arriving; Home drawn before the finger comes.
+        do(lambda: (vm.end_session(timed_out=True), vm.set_language("zh", touched=False)))
+        do(finger_down)
+        steps.append(("wait", 2.5))
+        do(lambda: held["touch"].touch_up())
+        do(lambda: report.update(long_press={"voice": vm.voice, "screen": vm.screen,
+                                             "spoken": list(vm.spoken_log[-1:])}))
     if "checkin-touch" in scenarios:  # press the real keypad buttons of the window, as a finger would
         from kivy.uix.button import Button
 
@@ -176,11 +209,18 @@ def main(argv: list[str] | None = None) -> int:
         if written and Path(written) != path:
             Path(written).replace(path)
         root = app.root
-        clipped = find_clipped(root, Window.size)
+        problems = measure(root, Window.size, target=app.target, min_font=BODY_FONT * app.scale,
+                           content=root.ids.screens)
+        countdown, large = root.ids.countdown, root.ids.large
         prompt_sizes = [w.font_size for w in root.ids.screens.current_screen.walk()
                         if isinstance(w, Label) and w.text]
         report["shots"].append({"name": name, "path": str(path), "screen": vm.screen, "language": vm.language,
-                                "large": vm.large_text, "clipped": clipped,
+                                "large": vm.large_text, "problems": problems,
+                                "countdown": countdown.text,
+                                "texts": [w.text for w in root.ids.screens.current_screen.walk()
+                                          if isinstance(w, Label) and w.text],
+                                "large_button": [large.width, large.height] if large.opacity else None,
+                                "countdown_lines": round(countdown.texture_size[1] / (countdown.font_size * 1.2)),
                                 "max_font": max(prompt_sizes, default=0), "min_font": min(prompt_sizes, default=0),
                                 "prompt": vm.current.prompt, "error": vm.current.error,
                                 "print_problem": vm.ticket.print_problem if vm.screen == "ticket" else ""})
@@ -200,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
             report["errors"].append(f"{kind} {getattr(arg, '__name__', arg)}: {exc!r}\n{traceback.format_exc()}")
         # Let the view-model's changes render: a few frames before the next step.
-        Clock.schedule_once(lambda _dt: Clock.schedule_once(lambda _dt: Clock.schedule_once(run_next, 0), 0), 0.05)
+        pause = arg if kind == "wait" else 0.05
+        Clock.schedule_once(lambda _dt: Clock.schedule_once(lambda _dt: Clock.schedule_once(run_next, 0), 0), pause)
 
     def finish() -> None:
         report["seconds"] = time.monotonic() - started

@@ -1,11 +1,18 @@
-"""Palettes and sizes of the kiosk: normal, and large text (1.7x, high contrast, bigger targets)."""
+"""Palettes and sizes of the kiosk: normal, and large text (1.6x, high contrast, bigger targets).
+
+Sizes are in pixels of a 10" 1280x800 panel (about 6 px a millimetre): a 15 mm finger
+target is about 90 px, so every touch target is at least ``TARGET[large]`` in both directions
+and every text at least ``BODY_FONT * scale``.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
-LARGE_SCALE = 1.7  # the issue asks for at least 1.6x
+LARGE_SCALE = 1.6  # every font in large text (28 px -> 44.8 px)
+BODY_FONT = 28  # px: the smallest text on any screen at normal size
+TARGET = {False: 92, True: 124}  # px: the smallest touch target, normal / large text
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Widgets of the kiosk screens: wrapped labels and buttons that grow with their text, keypads, QR codes.
 
-Every text widget wraps to its width and takes the height its text needs, so a larger font
-makes a screen longer (it scrolls) but never cuts text off; ``find_clipped`` checks that.
+Every text widget wraps to its width and takes the height its text needs; screens never
+scroll, so each screen is laid out (columns, paged lists) to fit its whole decision on the
+glass. ``measure`` checks a drawn window: nothing outside it, no clipped text, touch targets
+and fonts at least the mode's minimum.
 """
 from __future__ import annotations
 
@@ -18,8 +20,7 @@ from kivy.uix.image import Image
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-BASE_FONT = 24  # sp at normal size
-BASE_TARGET = 72  # touch target height (px) at normal size
+from kiosk.ui.theme import BODY_FONT as BASE_FONT  # px at normal size; every text is at least this
 
 
 def app():
@@ -44,7 +45,7 @@ class TextLabel(Label):
 
 
 class BigButton(Button):
-    """A touch target at least ``BASE_TARGET * scale`` tall that grows to fit its wrapped text."""
+    """A touch target at least ``app.target`` tall that grows to fit its wrapped text."""
 
     def __init__(self, text: str, on_tap: Callable[[], None] | None = None, *, kind: str = "primary",
                  size: float = 1.0, enabled: bool = True, focused: bool = False, **kw) -> None:
@@ -54,11 +55,11 @@ class BigButton(Button):
                   "danger": (p.danger, p.on_danger)}[kind]
         if not enabled:
             bg = (bg[0], bg[1], bg[2], 0.35)
-        self._min_h = BASE_TARGET * a.scale
+        self._min_h = a.target
         super().__init__(text=text, font_size=BASE_FONT * size * a.scale, background_normal="", background_down="",
                          background_color=bg, color=fg, halign="center", valign="middle", size_hint_y=None,
                          height=self._min_h, disabled=not enabled, disabled_color=fg, **kw)
-        self.padding = (16 * a.scale, 10 * a.scale)
+        self.padding = (10 * a.scale, 8 * a.scale)
         self.bind(width=self._wrap, texture_size=self._fit)
         self._on_tap = on_tap
         if focused:  # voice mode: the option the next/select keys are on
@@ -98,8 +99,8 @@ class Row(BoxLayout):
 class Grid(GridLayout):
     """Equal cells in ``cols`` columns; rows as tall as their tallest cell."""
 
-    def __init__(self, children: Iterable[Widget], cols: int, spacing: float = 12, **kw) -> None:
-        super().__init__(cols=cols, size_hint_y=None, spacing=spacing * app().scale, **kw)
+    def __init__(self, children: Iterable[Widget], cols: int, spacing: float = 10, **kw) -> None:
+        super().__init__(cols=cols, size_hint_y=None, spacing=spacing, **kw)
         self.bind(minimum_height=self.setter("height"))
         for child in children:
             self.add_widget(child)
@@ -109,9 +110,39 @@ def keypad(keys: list[str], labels: dict[str, str], on_key: Callable[[str], None
     """A large number pad; ``labels`` gives the text of special keys ("del", "ok", ...)."""
     buttons = []
     for key in keys:
-        kind = "primary" if key == "ok" else ("secondary" if key in ("del", "clear") else "secondary")
-        buttons.append(BigButton(labels.get(key, key), lambda k=key: on_key(k), kind=kind, size=1.3))
+        kind = "primary" if key == "ok" else "secondary"
+        buttons.append(BigButton(labels.get(key, key), lambda k=key: on_key(k), kind=kind,
+                                 size=1.0 if key in labels else 1.3))
     return Grid(buttons, cols=cols)
+
+
+class Column(BoxLayout):
+    """Widgets stacked top to bottom, as tall as they are."""
+
+    def __init__(self, children: Iterable[Widget], spacing: float = 10, **kw) -> None:
+        super().__init__(orientation="vertical", size_hint_y=None, spacing=spacing * app().scale, **kw)
+        self.bind(minimum_height=self.setter("height"))
+        for child in children:
+            self.add_widget(child)
+
+
+class Columns(BoxLayout):
+    """Two columns side by side (e.g. text left, keypad right), as tall as the taller; ``ratio`` is the
+    left column's share of the width."""
+
+    def __init__(self, left: Iterable[Widget], right: Iterable[Widget], *, ratio: float = 0.5,
+                 spacing: float = 24, **kw) -> None:
+        super().__init__(orientation="horizontal", size_hint_y=None, spacing=spacing * app().scale, **kw)
+        # Both columns hang from the top of the row (a horizontal BoxLayout would put them at its bottom).
+        self.first = Column(left, size_hint_x=ratio, pos_hint={"top": 1})
+        self.second = Column(right, size_hint_x=1 - ratio, pos_hint={"top": 1})
+        for col in (self.first, self.second):
+            self.add_widget(col)
+            col.bind(height=self._fit)
+        self._fit()
+
+    def _fit(self, *_):
+        self.height = max(self.first.height, self.second.height)
 
 
 class QrCode(Image):
@@ -133,6 +164,39 @@ class QrCode(Image):
         self.bind(pos=lambda *_: setattr(self._bg, "pos", self.pos), size=lambda *_: setattr(self._bg, "size", self.size))
 
 
+class CardSlotHint(BoxLayout):
+    """A small drawing of a card going into the reader's slot (an arrow towards it) beside ``text``."""
+
+    def __init__(self, text: str, **kw) -> None:
+        a = app()
+        side = BASE_FONT * 2.2 * a.scale
+        super().__init__(orientation="horizontal", size_hint_y=None, spacing=12 * a.scale, **kw)
+        picture = Widget(size_hint=(None, None), size=(side, side))
+        with picture.canvas:
+            Color(*a.palette.primary)
+            card = Rectangle()
+            Color(*a.palette.fg)
+            slot = Rectangle()
+            arrow = Line(width=3)
+
+        def draw(*_):
+            x, y, w, h = picture.x, picture.y, picture.width, picture.height
+            card.pos, card.size = (x + w * 0.25, y + h * 0.35), (w * 0.5, h * 0.6)
+            slot.pos, slot.size = (x + w * 0.1, y + h * 0.12), (w * 0.8, h * 0.06)
+            arrow.points = [x + w * 0.5, y + h * 0.3, x + w * 0.5, y + h * 0.2, x + w * 0.42, y + h * 0.26,
+                            x + w * 0.5, y + h * 0.2, x + w * 0.58, y + h * 0.26]
+        picture.bind(pos=draw, size=draw)
+        label = TextLabel(text)
+        self.add_widget(picture)
+        self.add_widget(label)
+        label.bind(height=self._fit)
+        self._side = side
+        self._fit()
+
+    def _fit(self, *_):
+        self.height = max(self._side, self.children[0].height)
+
+
 class Centered(BoxLayout):
     """One fixed-size widget centred on a full-width row."""
 
@@ -143,32 +207,48 @@ class Centered(BoxLayout):
         self.add_widget(Widget())
 
 
-def find_clipped(root: Widget, window_size: tuple[int, int], *, slack: float = 2.0) -> list[dict]:
-    """Text that does not fit: a label/button whose rendered text is taller or wider than the widget,
-    or a widget that sticks out of the window sideways. Returns one dict per problem."""
-    from kivy.uix.scrollview import ScrollView
+def measure(root: Widget, window_size: tuple[int, int], *, target: float, min_font: float,
+            content: Widget | None = None, slack: float = 1.0) -> list[dict]:
+    """What a patient would notice is wrong with a drawn window, measured from the widget tree.
 
-    problems = []
+    One dict per problem: a visible widget (partly) outside the window, or outside ``content`` (the
+    screen area between the bars) when it belongs to it; text larger than its box (clipped); a
+    button smaller than ``target`` px in either direction; text smaller than ``min_font`` px.
+    Hidden widgets (opacity 0, e.g. Back on Home) are not on the glass and are skipped.
+    """
+    problems: list[dict] = []
+    win_w, win_h = window_size
 
-    def visit(w: Widget, in_scroll: bool) -> None:
-        if w.opacity == 0:  # hidden (e.g. the bottom bar on Home): not on the glass
+    def box(w: Widget) -> tuple[float, float, float, float]:
+        x0, y0 = w.to_window(w.x, w.y)
+        return x0, y0, x0 + w.width, y0 + w.height
+
+    area = box(content) if content is not None else (0, 0, win_w, win_h)
+    content_uid = content.uid if content is not None else None  # ids are weak proxies: compare uids
+
+    def problem(w: Widget, why: str, **extra) -> None:
+        problems.append({"widget": type(w).__name__, "text": getattr(w, "text", "")[:60], "why": why,
+                         "box": [round(v) for v in box(w)], **extra})
+
+    def visit(w: Widget, inside_content: bool) -> None:
+        if w.opacity == 0:
             return
-        if isinstance(w, Label) and w.text and w.opacity > 0:
+        inside_content = inside_content or w.uid == content_uid
+        x0, y0, x1, y1 = box(w)
+        if w is not root and w.width > 0 and w.height > 0:
+            lim = area if inside_content else (0, 0, win_w, win_h)
+            if x0 < lim[0] - slack or y0 < lim[1] - slack or x1 > lim[2] + slack or y1 > lim[3] + slack:
+                problem(w, "outside the screen area" if inside_content else "outside the window")
+        if isinstance(w, Label) and w.text:
             tw, th = w.texture_size
             if th > w.height + slack or tw > w.width + slack:
-                problems.append({"text": w.text[:60], "widget": type(w).__name__, "texture": [tw, th],
-                                 "size": [w.width, w.height], "why": "text larger than its box"})
-            x0, _y0 = w.to_window(w.x, w.y)
-            if x0 < -slack or x0 + w.width > window_size[0] + slack:
-                problems.append({"text": w.text[:60], "widget": type(w).__name__, "why": "outside the window sideways",
-                                 "x": [x0, x0 + w.width]})
-            if not in_scroll:
-                _x, y0 = w.to_window(w.x, w.y)
-                if y0 < -slack or y0 + w.height > window_size[1] + slack:
-                    problems.append({"text": w.text[:60], "widget": type(w).__name__,
-                                     "why": "outside the window vertically (not scrollable)", "y": [y0, y0 + w.height]})
+                problem(w, "text larger than its box (clipped)", texture=[tw, th])
+            if w.font_size < min_font - 0.5:
+                problem(w, "text too small", font_size=w.font_size)
+        if isinstance(w, Button) and not w.disabled and (w.width < target - slack or w.height < target - slack):
+            problem(w, "touch target too small", size=[round(w.width), round(w.height)])
         for child in w.children:
-            visit(child, in_scroll or isinstance(w, ScrollView))
+            visit(child, inside_content)
 
     visit(root, False)
     return problems

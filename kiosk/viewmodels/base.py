@@ -34,6 +34,10 @@ class FlowViewModel(EventDispatcher):
         """Re-translate texts after a language change (default: enter again)."""
         self.enter()
 
+    def voice_prompt(self) -> str:
+        """What voice mode says for this screen: the prompt, unless a flow puts its choice first."""
+        return self.prompt
+
     def voice_options(self) -> list[VoiceOption]:
         """The choices a voice-mode user steps through with next/select (label, action)."""
         return []

@@ -124,6 +124,17 @@ class CheckInViewModel(_RetryingCheckIn, FlowViewModel):
     def after_check_in(self) -> None:
         self.digits = ""
 
+    def use_phone(self) -> None:
+        """No slip at hand: identify by phone number instead (then today's appointments)."""
+        self.kiosk.touch()
+        self.kiosk.identify.start(then="appointments")
+        self.kiosk.go("identify")
+        self.kiosk.identify.stage = "phone"
+
+    def voice_prompt(self) -> str:
+        # A patient who cannot see the keypad checks in by card: it leads to the appointments list.
+        return self.tr("Insert your ID card or insurance card, or scan your appointment code.")
+
     def voice_options(self) -> list[VoiceOption]:
         return []  # voice users identify by card and use the appointments list
 
@@ -193,15 +204,15 @@ class AppointmentsViewModel(_RetryingCheckIn, FlowViewModel):
         if a.timing == "early":
             self.guidance = self.tr("Your appointment is at {slot}. Check-in opens at {opens}. Please come back then.",
                                     slot=slot, opens=self.kiosk.format_time(a.checkin_opens_at))
-            self.prompt = self.tr("{dept}, {slot}", dept=dept, slot=slot) + ". " + self.guidance
+            self.prompt = self.tr("{dept}, {slot}. {guidance}", dept=dept, slot=slot, guidance=self.guidance)
         elif a.timing == "late":
             self.guidance = self.tr("You are late for your {slot} appointment. You can still check in, but you may wait longer.",
                                     slot=slot)
-            self.prompt = self.tr("{dept}, {slot}", dept=dept, slot=slot) + ". " + self.guidance
+            self.prompt = self.tr("{dept}, {slot}. {guidance}", dept=dept, slot=slot, guidance=self.guidance)
         elif a.timing == "closed":
             self.guidance = self.tr("This appointment is already checked in.") if a.status == "checked_in" \
                 else self.tr("This appointment was cancelled.")
-            self.prompt = self.tr("{dept}, {slot}", dept=dept, slot=slot) + ". " + self.guidance
+            self.prompt = self.tr("{dept}, {slot}. {guidance}", dept=dept, slot=slot, guidance=self.guidance)
         else:
             self.guidance = ""
             self.prompt = self.tr("{dept}, {slot}. Press Check in.", dept=dept, slot=slot)

@@ -26,9 +26,11 @@ class HelpViewModel(FlowViewModel):
         self.kiosk.touch()
         self.raise_alert(reason, department)
 
-    def raise_alert(self, reason: str, department: str | None = None) -> None:
-        """Send a help request (also used by the symptom guide's red flags and payment faults)."""
-        request = HelpRequest(device=self.kiosk.settings.device_id, reason=reason, department=department)
+    def raise_alert(self, reason: str, department: str | None = None, message: str = "") -> None:
+        """Send a help request (also used by the symptom guide's red flags and payment faults);
+        ``message`` tells the staff more (a red flag's rule, action and triage reference)."""
+        request = HelpRequest(device=self.kiosk.settings.device_id, reason=reason, department=department,
+                              message=message)
         key = new_key()
         client = self.kiosk.client
 

@@ -31,6 +31,9 @@ class HomeViewModel(FlowViewModel):
         else:
             raise ValueError(f"unknown service {service!r}")
 
+    def voice_prompt(self) -> str:
+        return self.tr("Choose a service with the Next key, or scan your appointment code.")
+
     def service_label(self, service: str) -> str:
         return self.tr(dict(SERVICES)[service])
 

@@ -19,6 +19,7 @@ class IdentifyViewModel(FlowViewModel):
     phone = StringProperty("")
     last4 = StringProperty("")
     then = StringProperty("appointments")  # the flow to continue with once identified
+    used_masked = StringProperty("")  # the identifier the patient used, masked (e.g. ****8642)
 
     def start(self, then: str) -> None:
         self.reset()
@@ -91,6 +92,8 @@ class IdentifyViewModel(FlowViewModel):
 
     def _identify(self, request: IdentifyRequest) -> None:
         self.error = ""
+        used = request.appointment_no or request.card_number or request.phone or ""
+        self.used_masked = "*" * max(0, min(len(used), 8) - 4) + used[-4:]  # on slips: never the whole number
         self.kiosk.run(self, lambda: self.kiosk.client.identify(request), self._identified)
 
     def _identified(self, patient, error) -> None:
@@ -113,6 +116,11 @@ class IdentifyViewModel(FlowViewModel):
         self.phone = self.last4 = ""
         self.kiosk.go(then)
 
+    def voice_prompt(self) -> str:
+        if self.stage == "choose":  # by ear the card is the way: the phone number is the option to step to
+            return self.tr("Insert your ID card or insurance card, or scan your appointment code.")
+        return self.prompt
+
     def voice_options(self) -> list[VoiceOption]:
         if self.stage == "choose":
             return [(self.tr("Use my phone number"), self.use_phone)]
@@ -120,6 +128,6 @@ class IdentifyViewModel(FlowViewModel):
 
     def reset(self) -> None:
         super().reset()
-        self.phone = self.last4 = ""
+        self.phone = self.last4 = self.used_masked = ""
         self.stage = "choose"
         self.then = "appointments"

@@ -322,12 +322,20 @@ class PaymentViewModel(FlowViewModel):
     def _print_receipt(self, payment: Any) -> None:
         from hardware.receipt_layout import Receipt
 
+        from datetime import datetime, timezone
+
         tr = self.tr
-        rows = [(tr.pick(item.description), money(item.self_pay)) for bill in self.bills.bills for item in bill.items]
+        paid = payment.status == "paid"
+        now = self.kiosk.local_time(datetime.now(timezone.utc))  # the hospital's clock, not the machine's
+        rows = [(tr("Patient"), self.kiosk.patient_ref), (tr("Date and time"), f"{now:%Y-%m-%d %H:%M}")]
+        rows += [(tr.pick(item.description), money(item.self_pay)) for bill in self.bills.bills for item in bill.items]
         rows += [(tr("Total"), money(self.bills.total)), (tr("Insurance"), money(self.bills.insurance_part)),
-                 (tr("You paid") if payment.status == "paid" else tr("To pay later"), money(payment.amount)),
+                 (tr("You paid") if paid else tr("To pay later"), money(payment.amount)),
                  (tr("Method"), tr(METHOD_LABELS[payment.method])), (tr("Reference"), payment.payment_id[-10:])]
-        receipt = Receipt(title=tr("Payment receipt"), rows=tuple(rows), footer=tr("Keep this receipt."))
+        # Nothing was paid on a pay-later slip: it must not be titled a receipt.
+        receipt = Receipt(title=tr("Payment receipt") if paid else tr("Pay-later slip: not paid yet"),
+                          rows=tuple(rows), header=tr.pick(self.kiosk.settings.hospital_name),
+                          footer=tr("Keep this receipt.") if paid else tr("Keep this slip; pay at the desk or in the app."))
         printer = self.kiosk.printer
 
         def done(_r: Any, error: BaseException | None) -> None:
@@ -346,6 +354,13 @@ class PaymentViewModel(FlowViewModel):
     def finish(self) -> None:
         self.kiosk.touch()
         self.kiosk.end_session()
+
+    def voice_prompt(self) -> str:
+        if self.state == "bills" and self.bills is not None:  # what to do and how much, first
+            b = self.bills  # the amount to pay first; the rest short (the screen shows every item)
+            return self.tr("You pay {own}: choose how to pay.", own=money(b.self_pay)) + " " + \
+                self.tr("Insurance pays {ins} of {total}.", ins=money(b.insurance_part), total=money(b.total))
+        return self.prompt
 
     def voice_options(self) -> list[VoiceOption]:
         if self.state == "bills":

@@ -25,10 +25,12 @@ class RegistrationViewModel(FlowViewModel):
     picked = ListProperty([])  # symptom ids
     recommendation = ObjectProperty(None, allownone=True)  # kiosk.symptom_guide.Recommendation
     advice = StringProperty("")
+    alert_problem = StringProperty("")  # a red flag's staff alert did not get through: what to do instead
 
     def __init__(self, kiosk, **kw) -> None:
         super().__init__(kiosk, **kw)
         self._key: str | None = None
+        self._watching_alerts = False
 
     def enter(self) -> None:
         if not self.departments:
@@ -126,9 +128,13 @@ class RegistrationViewModel(FlowViewModel):
         self.advice = self.tr.pick(rec.message)
         self.error = ""
         if rec.red_flag:
-            # Staff triage emergencies: no queue ticket, the patient goes now and staff are alerted.
+            # Never an ordinary queue: staff are alerted now and triage; no ticket is issued here.
             self.stage = "emergency"
-            self.kiosk.help.raise_alert("red_flag", department="emergency")
+            self.alert_problem = ""
+            if not self._watching_alerts:  # the alert's answer may come later (worker thread)
+                self._watching_alerts = True
+                self.kiosk.help.bind(error=self._alert_answered)
+            self.kiosk.help.raise_alert("red_flag", department=rec.department, message=rec.staff_alert())
             return
         self.department = next((d for d in self.departments if d.department == rec.department), None)
         self.stage = "advice"
@@ -140,8 +146,32 @@ class RegistrationViewModel(FlowViewModel):
             return
         self.stage = "slots"
 
+    def _alert_answered(self, _help, error: str) -> None:
+        if self.stage == "emergency" and error and error != self.alert_problem:
+            self.alert_problem = error
+            if self.kiosk.voice:
+                self.kiosk.say(self.advice + " " + error)
+
     def symptom_name(self, symptom_id: str) -> str:
         return self.tr.pick(self.kiosk.guide.symptom(symptom_id).name)
+
+    def voice_prompt(self) -> str:
+        if self.stage == "emergency":  # what to do now, said, not only shown
+            return self.advice + " " + self.emergency_direction
+        return self.prompt
+
+    @property
+    def nurse_comes(self) -> bool:
+        """The red flag's pathway starts here: the patient waits at the kiosk for a nurse."""
+        return self.recommendation is not None and self.recommendation.action == "nurse"
+
+    @property
+    def emergency_direction(self) -> str:
+        if self.alert_problem:  # the alert did not get through: never promise a nurse who was not called
+            return self.alert_problem
+        if self.nurse_comes:
+            return self.tr("A nurse has been called and is coming to you.")
+        return self.tr("Emergency department: follow the red line on the floor.")
 
     def voice_options(self) -> list[VoiceOption]:
         tr = self.tr
@@ -169,4 +199,5 @@ class RegistrationViewModel(FlowViewModel):
         self.picked = []
         self.recommendation = None
         self.advice = ""
+        self.alert_problem = ""
         self._key = None

@@ -51,7 +51,9 @@ class ReportsViewModel(FlowViewModel):
         if report.report_id in self.printed:
             return self.tr("{title}: printed", title=title)
         if report.reprints_left <= 0:
-            return self.tr("{title}: already printed {n} times; ask at the desk for another copy", title=title, n=report.prints)
+            return self.tr.ngettext("{title}: already printed {n} time; ask at the desk for another copy",
+                                    "{title}: already printed {n} times; ask at the desk for another copy",
+                                    report.prints, title=title)
         return self.tr("{title}: ready", title=title)
 
     def _describe(self) -> None:
@@ -59,8 +61,9 @@ class ReportsViewModel(FlowViewModel):
             self.prompt = self.tr("You have no reports.")
             return
         lines = [self.line(r) for r in self.reports]
-        ask = self.tr("Press Print to print {n} reports.", n=len(self.printable)) if self.printable else ""
-        self.prompt = " ".join(lines + ([ask] if ask else []))
+        ask = self.tr.ngettext("Press Print to print {n} report.", "Press Print to print {n} reports.",
+                               len(self.printable)) if self.printable else ""
+        self.prompt = " ".join(([ask] if ask else []) + lines)  # the choice first (voice mode)
 
     def print_ready(self) -> None:
         """The "Print" button: prints every ready report not printed yet (touch 1)."""

@@ -41,17 +41,31 @@ class TicketViewModel(FlowViewModel):
         self.number = t.number
         self.qr_text = t.status_url
         dept = tr.pick(t.department_name)
-        self.room_text = tr("{dept}, {room}", dept=dept, room=tr.pick(t.room_name)) if t.room_name else dept
+        if t.room_name:
+            self.room_text = tr("{dept}, {room}", dept=dept, room=tr.pick(t.room_name))
+        elif self.where:  # several rooms, none assigned yet: say where to wait
+            self.room_text = tr("{dept}, {room}", dept=dept, room=tr.pick(self.where))
+        else:
+            self.room_text = dept
         if t.position is None:
             self.position_text = tr("Please go to {room} now.", room=tr.pick(t.room_name) or dept)
         elif t.position <= 1:
             self.position_text = tr("You are next.")
         else:
-            self.position_text = tr("{n} people ahead of you", n=t.position - 1)
-        self.wait_text = tr("About {m} minutes", m=t.estimated_wait_min) if t.estimated_wait_min is not None else ""
+            self.position_text = tr.ngettext("{n} person ahead of you", "{n} people ahead of you", t.position - 1)
+        # Next in line: "about 0 minutes" says nothing a patient can use; "you are next" says it all.
+        self.wait_text = tr("About {m} minutes", m=t.estimated_wait_min) \
+            if t.estimated_wait_min is not None and (t.position or 0) > 1 else ""
         already = tr("You had already checked in; this is your ticket.") + " " if t.already_checked_in else ""
         self.prompt = already + tr("Your number is {number}. {where}. {position}",
-                                   number=" ".join(t.number), where=self.room_text, position=self.position_text)
+                                   number=t.number, where=self.room_text, position=self.position_text)
+
+    @property
+    def where(self) -> dict[str, str]:
+        """The waiting area of the ticket's department (site settings), or {}."""
+        if self.ticket is None:
+            return {}
+        return dict(self.kiosk.settings.waiting_areas.get(self.ticket.department, {}))
 
     def _print(self) -> None:
         printer = self.kiosk.printer
@@ -60,7 +74,8 @@ class TicketViewModel(FlowViewModel):
             return
         from hardware.ticket_printer import TicketSlip
 
-        slip = TicketSlip.from_ticket(self.ticket, language=self.kiosk.language)
+        slip = TicketSlip.from_ticket(self.ticket, language=self.kiosk.language, where=self.where if not
+                                      self.ticket.room_name else None, timezone=self.kiosk.settings.timezone)
         self.kiosk.run(self, lambda: printer.print_ticket(slip), self._printed)
 
     def _printed(self, _result: Any, error: BaseException | None) -> None:
@@ -78,8 +93,8 @@ class TicketViewModel(FlowViewModel):
     def _print_failed(self, why: str, fault: str = "no_printer") -> None:
         self.kiosk.printer_failed(fault)
         self.print_problem = why + " " + self.tr("Please take a photo of this screen: the QR code shows your place in the queue.")
-        if self.kiosk.voice:
-            self.kiosk.say(self.print_problem)
+        if self.kiosk.voice:  # the number first again, then what to do without a slip
+            self.kiosk.say(self.prompt + " " + self.print_problem)
 
     def reprint(self) -> None:
         self.kiosk.touch()
@@ -92,7 +107,11 @@ class TicketViewModel(FlowViewModel):
         self.kiosk.end_session()
 
     def voice_options(self) -> list[VoiceOption]:
-        return [(self.tr("Hear my number again"), lambda: self.kiosk.say(self.prompt)), (self.tr("Finish"), self.done)]
+        return [(self.tr("Hear my number again"), self.hear_again), (self.tr("Finish"), self.done)]
+
+    def hear_again(self) -> None:
+        self.kiosk.touch()
+        self.kiosk.say(self.prompt, again=True)
 
     def reset(self) -> None:
         super().reset()
