@@ -413,6 +413,7 @@ class DeviceAgent:
             log.warning("refused config push (revision %s): %s", revision, exc)
             self._respond("config", str(revision) if revision is not None else None, error=str(exc),
                           data={"revision": revision, "kept": self.settings})
+            self.publish_status_now()  # the fleet page shows the refusal now, not at the next periodic status
         else:
             changed = {k for k in settings if settings.get(k) != before.get(k)}
             with self._lock:

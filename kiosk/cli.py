@@ -225,13 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     tasks = ThreadTasks()
     from kiosk.voice import KioskVoice
 
-    speech = KioskVoice(devices.pop("speaker", None))  # one speech worker: newest first, cut by any key
+    speech = KioskVoice(devices.get("speaker"))  # one speech worker: newest first, cut by any key
     vm = KioskViewModel(
         client=client, tasks=tasks, speech=speech, clock=KivyScheduler(), journal=journal,
         settings=KioskSettings(device_id=args.device_id, site=args.site, idle_timeout=args.idle_timeout,
                                timezone=args.timezone),
         guide=SymptomGuide.load(args.symptom_guide) if args.symptom_guide else None, language=args.language,
-        **devices)
+        # the speaker is the voice worker's; the fleet agent below still probes it (devices keeps it)
+        **{name: device for name, device in devices.items() if name != "speaker"})
 
     # Payments interrupted by a crash or power cut: settle them now, and keep trying while the server is away.
     def settle(_dt: float = 0) -> None:
