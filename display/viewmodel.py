@@ -6,6 +6,7 @@ UI thread in ``display.runtime``): the MQTT thread hops there first.
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
@@ -25,6 +26,11 @@ from protocol.payloads import CallEvent, CallKind, Notice, RoomState, RoomStatus
 from protocol.privacy import mask_name
 
 HISTORY_LENGTH = 8
+
+
+def natural_key(room: str) -> tuple[object, ...]:
+    """Sort key that puts r2 before r10 (numbers as numbers, the rest as text)."""
+    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", room))
 
 
 class CallScreenViewModel(EventDispatcher):
@@ -121,9 +127,18 @@ class CallScreenViewModel(EventDispatcher):
         if self._fixed_rooms and state.room not in self.rooms:
             return
         if state.room not in self.rooms:
-            self.rooms = sorted([*self.rooms, state.room])
+            self.rooms = sorted([*self.rooms, state.room], key=natural_key)
         self._states[state.room] = state
         self._touch(now)
+        self._render()
+
+    def remove_room(self, room: str) -> None:
+        """The room no longer exists at the site: its tile goes (even from a configured list)."""
+        self._states.pop(room, None)
+        self._highlight_until.pop(room, None)
+        if room in self.rooms:
+            self.rooms = [r for r in self.rooms if r != room]
+        self.history = [h for h in self.history if h["room"] != room]
         self._render()
 
     def show_call(self, event: CallEvent, now: datetime | None = None) -> None:
