@@ -136,7 +136,13 @@ class PahoMessageBus:
 
     @property
     def connected(self) -> bool:
+        """Connected and every subscription so far acknowledged."""
         return self._connected.is_set()
+
+    @property
+    def link_up(self) -> bool:
+        """The broker accepted the connection (CONNACK) and it has not been seen lost since."""
+        return self._link_up
 
     def stop(self) -> None:
         """Say ``offline`` (retained) if we have an availability topic, then disconnect. Idempotent."""
