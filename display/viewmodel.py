@@ -6,10 +6,12 @@ UI thread in ``display.runtime``): the MQTT thread hops there first.
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kivy.event import EventDispatcher
 from kivy.properties import (
@@ -24,6 +26,8 @@ from kivy.properties import (
 from display.strings import label, pick
 from protocol.payloads import CallEvent, CallKind, Notice, RoomState, RoomStatus
 from protocol.privacy import mask_name
+
+log = logging.getLogger(__name__)
 
 HISTORY_LENGTH = 8
 
@@ -88,6 +92,8 @@ class CallScreenViewModel(EventDispatcher):
         self.offline_after = offline_after
         self.highlight_seconds = highlight_seconds
         self.tz = tz
+        """The clock's time zone: given, else the hospital's from its snapshots, else the device's."""
+        self._tz_given = tz is not None
         self._fixed_rooms = bool(rooms)
         self._states: dict[str, RoomState] = {}
         self._highlight_until: dict[str, float] = {}
@@ -126,11 +132,22 @@ class CallScreenViewModel(EventDispatcher):
         """Draw a room from its snapshot (the caller has already decided it is current)."""
         if self._fixed_rooms and state.room not in self.rooms:
             return
+        if state.timezone and not self._tz_given and getattr(self.tz, "key", None) != state.timezone:
+            self._use_hospital_zone(state.timezone, now)
         if state.room not in self.rooms:
             self.rooms = sorted([*self.rooms, state.room], key=natural_key)
         self._states[state.room] = state
         self._touch(now)
         self._render()
+
+    def _use_hospital_zone(self, name: str, now: datetime | None) -> None:
+        """Show the hospital's time (a screen's own zone is often left at UTC by the image it was built from)."""
+        try:
+            self.tz = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("unknown time zone %r in a room snapshot: the clock keeps %s", name, self.tz or "the device's")
+            return
+        self.tick(now.astimezone(self.tz) if now else None)
 
     def remove_room(self, room: str) -> None:
         """The room no longer exists at the site: its tile goes (even from a configured list)."""

@@ -32,6 +32,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 TicketNumber = Annotated[str, Field(pattern=r"^[A-Z]{1,3}[0-9]{1,5}$")]
 ShortText = Annotated[str, Field(max_length=200)]
+TimeZoneName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,3}$", max_length=64)]
 LanguageTexts = Annotated[dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")], ShortText], Field(max_length=8)]
 
 
@@ -79,6 +80,7 @@ class RoomState(_Payload):
     current: CurrentCall | None = None
     next_tickets: tuple[TicketNumber, ...] = Field(default=(), max_length=20)
     waiting_count: int = Field(0, ge=0)
+    timezone: TimeZoneName | None = Field(None, description="the hospital's IANA time zone: screens show its time")
 
 
 class CallEvent(_Payload):

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     publisher = None
     if bus is not None:
         publisher = MqttPublisher(bus, site, epoch=EpochReader(store, initial=epoch), rooms=[r.id for r in hospital.rooms],
-                                  announce_window=args.announce_window)
+                                  timezone=hospital.site.timezone, announce_window=args.announce_window)
     service = QueueService(store, hospital, backend, publisher=publisher, public_url=public_url, site=site)
     service.ensure_rooms()
 

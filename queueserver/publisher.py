@@ -44,7 +44,7 @@ class MqttPublisher:
 
     def __init__(self, bus: PahoMessageBus, site: str, *, epoch: str | Callable[[], str] = NO_EPOCH,
                  announce_window: int = DEFAULT_ANNOUNCE_WINDOW_S, rooms: Iterable[str] | None = None,
-                 on_unheard: Callable[[str], None] | None = None) -> None:
+                 timezone: str | None = None, on_unheard: Callable[[str], None] | None = None) -> None:
         if announce_window < 1:
             raise ValueError("the announcement window must be at least 1 second")
         self.bus = bus
@@ -53,6 +53,7 @@ class MqttPublisher:
         self.on_unheard = on_unheard
         self._epoch = epoch if callable(epoch) else (lambda: epoch)
         self._rooms: set[str] | None = set(rooms) if rooms is not None else None
+        self.timezone = timezone
         self._lock = threading.Lock()
         self._unheard: dict[str, OrderedDict[str, dict[str, Any]]] = {}
         self._watch: deque[tuple[float, CallEvent, mqtt.MQTTMessageInfo]] = deque()
@@ -74,8 +75,10 @@ class MqttPublisher:
     def publish_state(self, state: RoomState) -> None:
         if not self.connected:
             return  # republished on reconnect: nothing stale waits in a queue
-        self.bus.publish(topics.room_state(self.site, state.room), state.model_copy(update={"epoch": self.epoch}),
-                         retain=True, qos=1)
+        stamp: dict[str, Any] = {"epoch": self.epoch}
+        if self.timezone and not state.timezone:
+            stamp["timezone"] = self.timezone
+        self.bus.publish(topics.room_state(self.site, state.room), state.model_copy(update=stamp), retain=True, qos=1)
 
     def publish_call(self, event: CallEvent) -> None:
         event = event.model_copy(update={"epoch": self.epoch, "announce_within_s": self.announce_window})
@@ -89,9 +92,12 @@ class MqttPublisher:
         self.bus.publish(topics.alerts(self.site), alert, retain=False, qos=1)
 
     # ----------------------------------------------------------- removed rooms
-    def set_rooms(self, rooms: Iterable[str]) -> None:
-        """The site's rooms now; rooms that were known and are gone have their retained snapshot cleared."""
+    def set_rooms(self, rooms: Iterable[str], *, timezone: str | None = None) -> None:
+        """The site's rooms (and time zone) now; rooms that were known and are gone have their retained
+        snapshot cleared (the hospital configuration changed)."""
         new = set(rooms)
+        if timezone:
+            self.timezone = timezone
         with self._lock:
             removed = (self._rooms or set()) - new
             self._rooms = new
