@@ -47,7 +47,9 @@ class CallScreenViewModel(EventDispatcher):
 
     # door screen: the first configured room
     room_title = StringProperty("")
+    room_title_short = StringProperty("")
     room_subtitle = StringProperty("")
+    room_subtitle_short = StringProperty("")
     caption_text = StringProperty("")
     ticket_text = StringProperty("")
     name_text = StringProperty("")
@@ -82,7 +84,8 @@ class CallScreenViewModel(EventDispatcher):
 
     def __init__(self, *, layout: str = "door", rooms: list[str] | tuple[str, ...] = (),
                  languages: list[str] | tuple[str, ...] = ("zh", "en"), offline_after: float = 30.0,
-                 highlight_seconds: float = 15.0, tz: tzinfo | None = None, **kwargs: object) -> None:
+                 highlight_seconds: float = 15.0, tz: tzinfo | None = None,
+                 short_names: dict[str, dict[str, str]] | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         if not languages:
             raise ValueError("a call screen needs at least one language")
@@ -91,6 +94,8 @@ class CallScreenViewModel(EventDispatcher):
         self.languages = list(languages)
         self.offline_after = offline_after
         self.highlight_seconds = highlight_seconds
+        self.short_names = {room: dict(names) for room, names in (short_names or {}).items()}
+        """Per room, per language: a short name shown where the full one cannot fit legibly."""
         self.tz = tz
         """The clock's time zone: given, else the hospital's from its snapshots, else the device's."""
         self._tz_given = tz is not None
@@ -166,6 +171,7 @@ class CallScreenViewModel(EventDispatcher):
         title = pick(dict(event.room_name), self.primary, event.room)
         entry = {
             "call_id": event.id, "ticket": event.ticket, "room": event.room, "room_title": title,
+            "room_short": self._short(event.room, self.primary),
             "time_text": when.strftime("%H:%M"), "recall": event.kind == CallKind.RECALL,
             "kind_text": label(self.primary, "recall") if event.kind == CallKind.RECALL else "",
         }
@@ -232,12 +238,18 @@ class CallScreenViewModel(EventDispatcher):
             parts.append(label(self.primary, "server_offline"))
         self.banner_text = "  ·  ".join(parts)
 
+    def _short(self, room: str, language: str | None) -> str:
+        return pick(self.short_names.get(room, {}), language, "") if language else ""
+
     def _tile(self, room: str) -> dict[str, object]:
         state = self._states.get(room)
         lang, second = self.primary, self.secondary
+        short_title = self._short(room, lang)
+        short_subtitle = self._short(room, second) if second else ""
         if state is None:
-            return {"room": room, "title": room, "subtitle": "", "ticket": label(lang, "none"), "name": "",
-                    "status": "unknown", "status_text": "", "next_text": "", "waiting_text": "", "highlight": False}
+            return {"room": room, "title": room, "title_short": short_title, "subtitle": "", "subtitle_short": "",
+                    "ticket": label(lang, "none"), "name": "", "status": "unknown", "status_text": "",
+                    "next_text": "", "waiting_text": "", "highlight": False}
         names = dict(state.room_name)
         title = pick(names, lang, room)
         subtitle = pick(names, second, "") if second else ""
@@ -245,13 +257,16 @@ class CallScreenViewModel(EventDispatcher):
         return {
             "room": room,
             "title": title,
+            "title_short": short_title,
             "subtitle": "" if subtitle == title else subtitle,
+            "subtitle_short": "" if subtitle == title else short_subtitle,
             "ticket": current.ticket if current else label(lang, "none"),
             # Defence in depth: even if a server sent a full name, a public screen shows it masked.
             "name": mask_name(current.masked_name) if current else "",
             "status": state.status.value,
             "status_text": label(lang, state.status.value) if state.status != RoomStatus.OPEN else "",
-            "next_text": "  ".join(state.next_tickets[:5]),
+            "next_text": "  ".join(state.next_tickets[:5]) or label(lang, "nobody_waiting"),
+            # With nobody waiting the list already says so: no "0 waiting" beneath it.
             "waiting_text": label(lang, "waiting", n=state.waiting_count) if state.waiting_count else "",
             "highlight": self._highlight_until.get(room, 0) > time.monotonic(),
         }
@@ -265,7 +280,9 @@ class CallScreenViewModel(EventDispatcher):
         if tiles:
             door = tiles[0]
             self.room_title = str(door["title"])
+            self.room_title_short = str(door["title_short"])
             self.room_subtitle = str(door["subtitle"])
+            self.room_subtitle_short = str(door["subtitle_short"])
             self.ticket_text = str(door["ticket"])
             self.name_text = str(door["name"])
             self.next_text = str(door["next_text"])
