@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             report["cases"].append({
                 "name": name, "layout": layout, "languages": langs.split(","), "size": [win_w, win_h],
                 "requested": size, "texts": [lb.text for lb in labels], "unfit": unfit, "outside": outside,
-                "outside_tile": outside_tile, "legible_min": legible_min(win_h),
+                "outside_tile": outside_tile, "legible_min": legible_min(min(win_w, win_h)),
                 "screenshot": str(final), "min_font": min((lb.font_size for lb in labels if isinstance(lb, FitLabel)), default=0),
                 "smallest": sorted(({"text": lb.text, "font": lb.font_size} for lb in labels
                                     if isinstance(lb, FitLabel)), key=lambda e: e["font"])[:3],

@@ -11,14 +11,15 @@ CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 
 
 LEGIBLE_AT_1080 = 24
-"""Smallest font (px) any text may have on a 1080-line screen; scaled with the window's height."""
+"""Smallest font (px) any text may have on a 1080p screen (landscape or portrait); scaled with
+the window's shorter side."""
 LEGIBLE_FLOOR = 14
 """...but never below this: on a 480-line panel 14 px is the least read from a waiting-room chair."""
 
 
-def legible_min(window_height: float) -> int:
-    """The smallest font size a call screen may draw at this window height."""
-    return max(LEGIBLE_FLOOR, round(LEGIBLE_AT_1080 * window_height / 1080))
+def legible_min(short_side: float) -> int:
+    """The smallest font size a call screen may draw in a window whose shorter side is ``short_side`` px."""
+    return max(LEGIBLE_FLOOR, round(LEGIBLE_AT_1080 * short_side / 1080))
 
 
 class FitLabel(Label):
@@ -51,7 +52,7 @@ class FitLabel(Label):
     def smallest(self) -> int:
         from kivy.core.window import Window
 
-        return int(self.min_font_size or legible_min(Window.height))
+        return int(self.min_font_size or legible_min(min(Window.size)))
 
     def fits(self) -> bool:
         tw, th = self.texture_size

@@ -109,7 +109,7 @@ def test_cantonese_screen_speaks_and_shows_cantonese(mosquitto, server):
         publish(server, topics.calls(SITE), samples.call_event("r1", 2, "A012"))
         assert screen.announcer.wait_for(1)
         assert speaker.events == ["chime", ("yue", "请 A012 号到 1 診室睇症"), ("en", "Number A012, please go to room 1")]
-        assert screen.view_model.caption_text == "請到診症"
+        assert screen.view_model.caption_text == "現正診症"
     finally:
         screen.stop()
 

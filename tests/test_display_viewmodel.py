@@ -24,7 +24,7 @@ def test_door_screen_shows_the_called_number_masked_name_room_and_who_is_next():
     assert vm.ticket_text == "A012"
     assert vm.name_text == "张*丰"
     assert (vm.room_title, vm.room_subtitle) == ("1 诊室", "room 1")
-    assert vm.caption_text == "请到就诊" and vm.next_text == "A013  A014" and vm.waiting_text == "等候 5 人"
+    assert vm.caption_text == "当前就诊" and vm.next_text == "A013  A014" and vm.waiting_text == "等候 5 人"
 
 
 def test_door_screen_in_english_uses_english_words():
