@@ -136,6 +136,7 @@ class CallScreen:
         tz: tzinfo | None = None,
         bus: PahoMessageBus | None = None,
         announce_tolerance: float = ANNOUNCE_TOLERANCE_S,
+        short_names: dict[str, dict[str, str]] | None = None,
         reorder_window: float | None = None,
     ) -> None:
         topics.validate_id(site, "site")
@@ -149,7 +150,7 @@ class CallScreen:
         self.languages = tuple(languages)
         self.speaker = speaker
         self.view_model = CallScreenViewModel(layout=layout, rooms=list(rooms), languages=self.languages,
-                                              offline_after=offline_after, tz=tz)
+                                              offline_after=offline_after, tz=tz, short_names=short_names)
         self.gate = CallGate(set(rooms) or None) if reorder_window is None else \
             CallGate(set(rooms) or None, reorder_window=reorder_window)
         self.skew = ClockSkew()
