@@ -30,10 +30,10 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 import clinicflow
+from clinicflow.agent import DeviceAgent
 from clinicflow.mqtt import PahoMessageBus
 from display.announcer import Announcement, Announcer
 from display.gate import CallGate
-from display.health import make_status_reporter
 from display.viewmodel import CallScreenViewModel
 from display.watchdog import Watchdog
 from hardware.speech.port import Speaker
@@ -178,11 +178,11 @@ class CallScreen:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.watchdog = Watchdog(timeout=watchdog_timeout, on_stall=on_stall) if watchdog_timeout else None
-        self.status = make_status_reporter(self.bus, site=site, device_id=self.device_id,
-                                           role="door_screen" if layout == "door" else "hall_board",
-                                           version=clinicflow.__version__, status_interval=status_interval,
-                                           settings={"rooms": list(rooms), "languages": list(self.languages),
-                                                     "announce_repeat": repeats})
+        self.status = DeviceAgent(self.bus, site=site, device_id=self.device_id,
+                                  role="door_screen" if layout == "door" else "hall_board",
+                                  version=clinicflow.__version__, status_interval=status_interval,
+                                  settings={"rooms": list(rooms), "languages": list(self.languages),
+                                            "announce_repeat": repeats})
         self._subscribe()
 
     # ------------------------------------------------------------ lifecycle
@@ -202,9 +202,8 @@ class CallScreen:
         self.status.add_detail("speech_error", lambda: self.announcer.last_error or None)
         self.status.add_detail("dropped_messages", lambda: self.dropped)
         self.status.add_detail("announcements_pending", lambda: self.announcer.pending)
-        if hasattr(self.status, "on_command"):  # the fleet agent: test announcements and live settings
-            self.status.on_command("test_announcement", self._test_announcement)
-            self.status.on_config(self.apply_settings)
+        self.status.on_command("test_announcement", self._test_announcement)  # fleet: remote test, live settings
+        self.status.on_config(self.apply_settings)
         self.status.start()
         if self.watchdog is not None:
             self.watchdog.start()
@@ -260,9 +259,7 @@ class CallScreen:
         self.view_model.tick()
         if self.watchdog is not None:
             self.watchdog.beat()
-        heartbeat = getattr(self.status, "heartbeat", None)
-        if heartbeat is not None:
-            heartbeat()  # systemd's WatchdogSec= ping, through the fleet agent
+        self.status.heartbeat()  # systemd's WatchdogSec= ping, through the fleet agent
 
     # ------------------------------------------------------------- plumbing
     def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
