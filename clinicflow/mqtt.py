@@ -51,6 +51,7 @@ M = TypeVar("M", bound=BaseModel)
 
 OFFLINE_QUEUE = 10_000
 """Messages (without an expiry) kept while the broker is unreachable; beyond it publish fails."""
+_UNSUPPORTED_PROTOCOL = 132  # CONNACK reason code (MQTT 5; paho maps a 3.1.1 broker's "1" to it)
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 0.5
 """Retry delays after a lost link: a refused TCP connect costs the broker nothing, and a screen
@@ -180,7 +181,7 @@ class PahoMessageBus:
             entry = self._subscriptions.setdefault(topic_filter, (SubscribeOptions(qos=qos, noLocal=no_local), []))
             entry[1].append(handler)
             if self._link_up:
-                self._client.subscribe(topic_filter, options=entry[0])
+                self._client.subscribe([(topic_filter, self._options(entry[0]))])
 
     def subscribe_model(
         self, topic_filter: str, model: type[M], handler: Callable[[str, M, bool], None], *, qos: int = 1
@@ -197,6 +198,10 @@ class PahoMessageBus:
 
         self.subscribe(topic_filter, decode_then_handle, qos=qos)
 
+    def _options(self, options: SubscribeOptions) -> SubscribeOptions | int:
+        """Subscription options as this connection's protocol takes them (3.1.1: the QoS alone)."""
+        return options if self._client.protocol == mqtt.MQTTv5 else options.QoS
+
     # --------------------------------------------------------------- publishing
     def publish(self, topic: str, payload: BaseModel | bytes | str, *, retain: bool = False, qos: int = 1,
                 expiry: int | None = None) -> mqtt.MQTTMessageInfo | None:
@@ -210,13 +215,22 @@ class PahoMessageBus:
         if expiry is not None:
             if not self._link_up:
                 return None
-            properties = Properties(PacketTypes.PUBLISH)
-            properties.MessageExpiryInterval = max(1, int(expiry))
+            if self._client.protocol == mqtt.MQTTv5:
+                properties = Properties(PacketTypes.PUBLISH)
+                properties.MessageExpiryInterval = max(1, int(expiry))
         return self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
 
     # ---------------------------------------------------------- paho callbacks
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         if getattr(reason_code, "is_failure", False):
+            if getattr(reason_code, "value", None) == _UNSUPPORTED_PROTOCOL and client.protocol == mqtt.MQTTv5:
+                # An MQTT 3.1.1 broker (the demo's embedded amqtt): speak 3.1.1 from the next attempt on.
+                # Calls then carry no broker-side expiry; screens still refuse late calls by their ts.
+                log.warning("broker %s:%s speaks only MQTT 3.1.1: message expiry is not available",
+                            self.address.host, self.address.port)
+                client._protocol = mqtt.MQTTv311  # paho has no public setter; read at every (re)connect
+                client._clean_session = True
+                return
             log.error("broker %s:%s refused connection: %s", self.address.host, self.address.port, reason_code)
             return
         log.info("connected to broker %s:%s as %s", self.address.host, self.address.port, self.client_id)
@@ -227,7 +241,7 @@ class PahoMessageBus:
         except OSError:
             log.debug("could not set TCP_NODELAY", exc_info=True)
         with self._lock:
-            subscriptions = [(f, options) for f, (options, _) in self._subscriptions.items()]
+            subscriptions = [(f, self._options(options)) for f, (options, _) in self._subscriptions.items()]
             self._link_up = True
             self._subscribe_mid = client.subscribe(subscriptions)[1] if subscriptions else None
             if self._subscribe_mid is None:
