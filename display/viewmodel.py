@@ -213,7 +213,7 @@ class CallScreenViewModel(EventDispatcher):
     def tick(self, now: datetime | None = None) -> None:
         """Once a second: the clock, the offline banner, and expiring recall highlights."""
         now = now or self._now()
-        self.clock_text = now.strftime("%H:%M")
+        self.clock_text = (now.astimezone(self.tz) if self.tz else now).strftime("%H:%M")
         self._update_banner(now)
         if self._highlight_until and min(self._highlight_until.values()) <= time.monotonic():
             self._highlight_until = {r: t for r, t in self._highlight_until.items() if t > time.monotonic()}

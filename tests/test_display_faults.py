@@ -284,3 +284,26 @@ def test_monitoring_sees_every_announced_call_and_a_running_count(mosquitto):
     finally:
         hall.stop()
         bus.stop()
+
+
+def test_a_screen_whose_clock_is_an_hour_off_still_speaks_fresh_calls(mosquitto):
+    """A Pi has no clock of its own: judged by the server's clock (from live snapshots), calls stay timely."""
+    bus = PahoMessageBus(mosquitto.url)
+    bus.start()
+    assert bus.wait_connected(5)
+    screen = CallScreen(mosquitto.url, "skew", ["r1"], speaker=FakeSpeaker(), repeats=1).start()
+    behind = timedelta(hours=1)  # the server's clock is an hour behind this screen's
+    try:
+        assert screen.bus.wait_connected(5)
+        for seq in (1, 2, 3):
+            state = samples.room_state("r1", seq, f"A00{seq}", site="skew")
+            bus.publish(topics.room_state("skew", "r1"), state.model_copy(update={"ts": state.ts - behind}),
+                        retain=True).wait_for_publish(5)
+        assert screen.wait_until(lambda vm: vm.ticket_text == "A003", 5)
+        call = samples.call_event("r1", 3, "A003", site="skew")
+        bus.publish(topics.calls("skew"), call.model_copy(update={"ts": call.ts - behind})).wait_for_publish(5)
+        assert screen.announcer.wait_for(1) and screen.late_calls == 0
+        assert abs(screen.skew.seconds - 3600) < 5
+    finally:
+        screen.stop()
+        bus.stop()
