@@ -11,6 +11,8 @@ import json
 import queue
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from display import samples
 from display.runtime import CallScreen
 from hardware.speech import FakeSpeaker
 from protocol import topics
+from protocol.errors import ProtocolError
 from protocol.payloads import DeviceStatus, RoomState, decode_payload, encode_payload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +38,29 @@ def hospital_file(tmp_path: Path) -> Path:
     demo = (ROOT / "queueserver" / "demo_hospital.toml").read_text()
     path.write_text(demo.replace("recall_min_interval_s = 20", "recall_min_interval_s = 0"))
     return path
+
+
+@pytest.fixture
+def bus(mosquitto) -> Iterator[PahoMessageBus]:
+    """Plays the queue server (or an intruder) on the session broker."""
+    with PahoMessageBus(mosquitto.url) as started:
+        assert started.wait_connected(5)
+        yield started
+
+
+@contextmanager
+def running(url: str, site: str, rooms: list[str], **options: object) -> Iterator[CallScreen]:
+    """A started screen with live subscriptions, stopped afterwards."""
+    screen = CallScreen(url, site, rooms, speaker=FakeSpeaker(), **options).start()  # type: ignore[arg-type]
+    try:
+        assert screen.bus.wait_connected(5)
+        yield screen
+    finally:
+        screen.stop()
+
+
+def send(bus: PahoMessageBus, topic: str, payload: object, retain: bool = False) -> None:
+    bus.publish(topic, payload, retain=retain).wait_for_publish(5)  # type: ignore[arg-type]
 
 
 def walk_ins(server, count: int, department: str = "internal") -> list[str]:
@@ -107,26 +133,18 @@ def test_calls_made_while_the_broker_is_down_are_never_spoken_late_and_the_conso
         watcher.disconnect()
 
 
-def test_a_call_that_reaches_the_screen_after_its_window_is_shown_but_not_spoken(mosquitto):
-    bus = PahoMessageBus(mosquitto.url)
-    bus.start()
-    assert bus.wait_connected(5)
-    screen = CallScreen(mosquitto.url, "late", ["r1"], speaker=FakeSpeaker(), repeats=1).start()
-    try:
-        bus.publish(topics.room_state("late", "r1"), samples.room_state("r1", 1, "A001", site="late"),
-                    retain=True).wait_for_publish(5)
+def test_a_call_that_reaches_the_screen_after_its_window_is_shown_but_not_spoken(mosquitto, bus):
+    with running(mosquitto.url, "late", ["r1"], repeats=1) as screen:
+        send(bus, topics.room_state("late", "r1"), samples.room_state("r1", 1, "A001", site="late"), retain=True)
         assert screen.wait_until(lambda vm: vm.ticket_text == "A001", 5)
         old = samples.call_event("r1", 2, "A002", site="late")
         old = old.model_copy(update={"ts": old.ts - timedelta(seconds=30)})  # held up 30 s somewhere
         fresh = samples.call_event("r1", 3, "A003", site="late")
         for event in (old, fresh):
-            bus.publish(topics.calls("late"), event).wait_for_publish(5)
+            send(bus, topics.calls("late"), event)
         assert screen.wait_for_call(call_id=fresh.id) and screen.announcer.wait_for(1)
         assert [h["ticket"] for h in screen.view_model.history] == ["A003", "A002"], "both are on the board"
         assert [a.ticket for a in screen.announcements] == ["A003"] and screen.late_calls == 1
-    finally:
-        screen.stop()
-        bus.stop()
 
 
 def test_after_a_restore_with_lower_seqs_the_next_call_is_still_spoken(queue_server_factory, hospital_file):
@@ -208,13 +226,8 @@ def test_a_removed_room_leaves_the_boards_and_the_broker_also_after_a_restart(qu
 
 
 def test_a_retained_snapshot_of_a_room_the_hospital_does_not_have_is_cleared_when_the_server_connects(
-        queue_server_factory, mosquitto, hospital_file):
-    stale = PahoMessageBus(mosquitto.url)
-    stale.start()
-    assert stale.wait_connected(5)
-    stale.publish(topics.room_state("stale", "r77"), samples.room_state("r77", 3, "A003", site="stale"),
-                  retain=True).wait_for_publish(5)
-    stale.stop()
+        queue_server_factory, mosquitto, bus, hospital_file):
+    send(bus, topics.room_state("stale", "r77"), samples.room_state("r77", 3, "A003", site="stale"), retain=True)
     assert "r77" in retained_states(mosquitto.url, "stale")
     queue_server_factory(hospital=hospital_file, site="stale")
     deadline = time.monotonic() + 5
@@ -222,56 +235,33 @@ def test_a_retained_snapshot_of_a_room_the_hospital_does_not_have_is_cleared_whe
         assert time.monotonic() < deadline, "the server clears what it does not own"
 
 
-def test_a_hall_board_draws_and_announces_only_its_configured_rooms(mosquitto):
-    bus = PahoMessageBus(mosquitto.url)
-    bus.start()
-    assert bus.wait_connected(5)
-    hall = CallScreen(mosquitto.url, "only", ["r1", "r2"], speaker=FakeSpeaker(), layout="hall", repeats=1).start()
-    try:
-        assert hall.bus.wait_connected(5)
+def test_a_hall_board_draws_and_announces_only_its_configured_rooms(mosquitto, bus):
+    with running(mosquitto.url, "only", ["r1", "r2"], layout="hall", repeats=1) as hall:
         for room, ticket in (("r77", "A077"), ("r2", "A002")):
-            bus.publish(topics.room_state("only", room), samples.room_state(room, 1, ticket, site="only"),
-                        retain=True).wait_for_publish(5)
-            bus.publish(topics.calls("only"), samples.call_event(room, 1, ticket, site="only")).wait_for_publish(5)
+            send(bus, topics.room_state("only", room), samples.room_state(room, 1, ticket, site="only"), retain=True)
+            send(bus, topics.calls("only"), samples.call_event(room, 1, ticket, site="only"))
         assert hall.wait_for_call(ticket="A002") and hall.announcer.wait_for(1)
         assert [t["room"] for t in hall.view_model.tiles] == ["r1", "r2"]
         assert [a.ticket for a in hall.announcements] == ["A002"]
-    finally:
-        hall.stop()
-        bus.stop()
 
 
-def test_a_payload_without_its_version_is_dropped(mosquitto):
-    bus = PahoMessageBus(mosquitto.url)
-    bus.start()
-    assert bus.wait_connected(5)
-    screen = CallScreen(mosquitto.url, "unversioned", ["r1"], speaker=FakeSpeaker()).start()
-    try:
-        assert screen.bus.wait_connected(5)
+def test_a_payload_without_its_version_is_dropped(mosquitto, bus):
+    with running(mosquitto.url, "unversioned", ["r1"]) as screen:
         good = samples.room_state("r1", 1, "A001", site="unversioned")
         raw = json.loads(encode_payload(good.model_copy(update={"seq": 2, "current": None})))
         del raw["v"]
-        bus.publish(topics.room_state("unversioned", "r1"), json.dumps(raw)).wait_for_publish(5)
-        bus.publish(topics.room_state("unversioned", "r1"), good.model_copy(update={"seq": 3})).wait_for_publish(5)
+        send(bus, topics.room_state("unversioned", "r1"), json.dumps(raw))
+        send(bus, topics.room_state("unversioned", "r1"), good.model_copy(update={"seq": 3}))
         assert screen.wait_until(lambda vm: vm.ticket_text == "A001", 5)
         assert screen.dropped == 1
-        with pytest.raises(Exception, match="version"):
+        with pytest.raises(ProtocolError, match="version"):
             decode_payload(RoomState, json.dumps(raw))
-    finally:
-        screen.stop()
-        bus.stop()
 
 
-def test_monitoring_sees_every_announced_call_and_a_running_count(mosquitto):
-    bus = PahoMessageBus(mosquitto.url)
+def test_monitoring_sees_every_announced_call_and_a_running_count(mosquitto, bus):
     statuses: queue.Queue[DeviceStatus] = queue.Queue()
     bus.subscribe_model(topics.device("count", "hall-count", "status"), DeviceStatus, lambda t, m, r: statuses.put(m))
-    bus.start()
-    assert bus.wait_connected(5)
-    hall = CallScreen(mosquitto.url, "count", [], speaker=FakeSpeaker(), layout="hall", repeats=1,
-                      device_id="hall-count").start()
-    try:
-        assert hall.bus.wait_connected(5)
+    with running(mosquitto.url, "count", [], layout="hall", repeats=1, device_id="hall-count") as hall:
         calls = [samples.call_event(f"r{i % 4 + 1}", 10 + i, f"A{i:03d}", site="count") for i in range(20)]
         for call in calls:
             bus.publish(topics.calls("count"), call)
@@ -281,29 +271,17 @@ def test_monitoring_sees_every_announced_call_and_a_running_count(mosquitto):
         while last is None or last.details.get("announced_count") != 20:
             last = statuses.get(timeout=max(0.1, deadline - time.monotonic()))
         assert last.details["last_call_id"] == calls[-1].id
-    finally:
-        hall.stop()
-        bus.stop()
 
 
-def test_a_screen_whose_clock_is_an_hour_off_still_speaks_fresh_calls(mosquitto):
+def test_a_screen_whose_clock_is_an_hour_off_still_speaks_fresh_calls(mosquitto, bus):
     """A Pi has no clock of its own: judged by the server's clock (from live snapshots), calls stay timely."""
-    bus = PahoMessageBus(mosquitto.url)
-    bus.start()
-    assert bus.wait_connected(5)
-    screen = CallScreen(mosquitto.url, "skew", ["r1"], speaker=FakeSpeaker(), repeats=1).start()
     behind = timedelta(hours=1)  # the server's clock is an hour behind this screen's
-    try:
-        assert screen.bus.wait_connected(5)
+    with running(mosquitto.url, "skew", ["r1"], repeats=1) as screen:
         for seq in (1, 2, 3):
             state = samples.room_state("r1", seq, f"A00{seq}", site="skew")
-            bus.publish(topics.room_state("skew", "r1"), state.model_copy(update={"ts": state.ts - behind}),
-                        retain=True).wait_for_publish(5)
+            send(bus, topics.room_state("skew", "r1"), state.model_copy(update={"ts": state.ts - behind}), retain=True)
         assert screen.wait_until(lambda vm: vm.ticket_text == "A003", 5)
         call = samples.call_event("r1", 3, "A003", site="skew")
-        bus.publish(topics.calls("skew"), call.model_copy(update={"ts": call.ts - behind})).wait_for_publish(5)
+        send(bus, topics.calls("skew"), call.model_copy(update={"ts": call.ts - behind}))
         assert screen.announcer.wait_for(1) and screen.late_calls == 0
         assert abs(screen.skew.seconds - 3600) < 5
-    finally:
-        screen.stop()
-        bus.stop()
