@@ -26,7 +26,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, overload
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -203,6 +203,14 @@ class PahoMessageBus:
         return options if self._client.protocol == mqtt.MQTTv5 else options.QoS
 
     # --------------------------------------------------------------- publishing
+    @overload
+    def publish(self, topic: str, payload: BaseModel | bytes | str, *, retain: bool = False,
+                qos: int = 1) -> mqtt.MQTTMessageInfo: ...
+
+    @overload
+    def publish(self, topic: str, payload: BaseModel | bytes | str, *, retain: bool = False, qos: int = 1,
+                expiry: int) -> mqtt.MQTTMessageInfo | None: ...
+
     def publish(self, topic: str, payload: BaseModel | bytes | str, *, retain: bool = False, qos: int = 1,
                 expiry: int | None = None) -> mqtt.MQTTMessageInfo | None:
         """Queue a message; models are encoded as v1 JSON. Returns paho's info (``wait_for_publish`` to block).
