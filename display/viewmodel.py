@@ -289,4 +289,9 @@ class CallScreenViewModel(EventDispatcher):
             self.status_text = str(door["status_text"])
             self.waiting_text = str(door["waiting_text"])
             self.highlight = bool(door["highlight"])
+        else:  # a door screen whose room was removed: show nobody rather than a stale call
+            self.room_title = self.room_title_short = self.room_subtitle = self.room_subtitle_short = ""
+            self.ticket_text = label(self.primary, "none")
+            self.name_text = self.next_text = self.status_text = self.waiting_text = ""
+            self.highlight = False
         self.last_render = time.time()

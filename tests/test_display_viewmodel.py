@@ -248,3 +248,10 @@ def test_the_clock_shows_the_hospitals_time_zone_from_its_snapshots():
     assert hall.clock_text == "12:00"
     hall.show_call(samples.call_event("r1", 2, "A002").model_copy(update={"ts": utc_noon}))
     assert hall.history[0]["time_text"] == "12:00"
+
+
+def test_a_door_screen_whose_room_is_removed_shows_nobody():
+    vm = door()
+    vm.show_state(samples.room_state("r1", 3, "A003"))
+    vm.remove_room("r1")
+    assert vm.ticket_text == "—" and vm.name_text == "" and vm.room_title == ""
