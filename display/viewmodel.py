@@ -100,6 +100,7 @@ class CallScreenViewModel(EventDispatcher):
         """The clock's time zone: given, else the hospital's from its snapshots, else the device's."""
         self._tz_given = tz is not None
         self._fixed_rooms = bool(rooms)
+        self._configured = list(rooms)  # the configured order; a removed room that comes back takes its place
         self._states: dict[str, RoomState] = {}
         self._highlight_until: dict[str, float] = {}
         self._disconnected_since: datetime | None = None
@@ -109,6 +110,7 @@ class CallScreenViewModel(EventDispatcher):
     def set_rooms(self, rooms: list[str], states: Sequence[RoomState] = ()) -> None:
         """Show other rooms (empty: every room that reports); ``states`` are their latest snapshots."""
         self._fixed_rooms = bool(rooms)
+        self._configured = list(rooms)
         self.rooms = list(rooms)
         self._states = {r: s for r, s in self._states.items() if not rooms or r in rooms}
         for state in states:
@@ -135,12 +137,13 @@ class CallScreenViewModel(EventDispatcher):
     # ------------------------------------------------------------ inputs
     def show_state(self, state: RoomState, now: datetime | None = None) -> None:
         """Draw a room from its snapshot (the caller has already decided it is current)."""
-        if self._fixed_rooms and state.room not in self.rooms:
+        if self._fixed_rooms and state.room not in self._configured:
             return
         if state.timezone and not self._tz_given and getattr(self.tz, "key", None) != state.timezone:
             self._use_hospital_zone(state.timezone, now)
         if state.room not in self.rooms:
-            self.rooms = sorted([*self.rooms, state.room], key=natural_key)
+            order = self._configured.index if self._fixed_rooms else natural_key
+            self.rooms = sorted([*self.rooms, state.room], key=order)  # type: ignore[arg-type]
         self._states[state.room] = state
         self._touch(now)
         self._render()

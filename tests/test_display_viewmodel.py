@@ -255,3 +255,12 @@ def test_a_door_screen_whose_room_is_removed_shows_nobody():
     vm.show_state(samples.room_state("r1", 3, "A003"))
     vm.remove_room("r1")
     assert vm.ticket_text == "—" and vm.name_text == "" and vm.room_title == ""
+
+
+def test_a_configured_room_that_is_removed_and_added_again_returns_to_its_place():
+    hall = CallScreenViewModel(layout="hall", rooms=["r3", "r1", "r2"], languages=["zh", "en"])
+    hall.remove_room("r1")
+    assert [t["room"] for t in hall.tiles] == ["r3", "r2"]
+    hall.show_state(samples.room_state("r1", 1, "A001"))
+    hall.show_state(samples.room_state("r7", 1, "A007"))  # not configured: never drawn
+    assert [t["room"] for t in hall.tiles] == ["r3", "r1", "r2"]
