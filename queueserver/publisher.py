@@ -123,8 +123,18 @@ class MqttPublisher:
     # ---------------------------------------------------------- unheard calls
     def unheard_calls(self, room: str) -> list[dict[str, Any]]:
         """Calls of ``room`` that screens could not hear, newest first: call_id, ticket, kind, at, reason."""
+        self._settle_acknowledged()  # a recall the broker just confirmed clears its ticket's mark now
         with self._lock:
             return [dict(m) for m in reversed(self._unheard.get(room, {}).values())]
+
+    def _settle_acknowledged(self) -> None:
+        with self._lock:
+            done = [entry for entry in self._watch if entry[2].is_published()]
+            if not done:
+                return
+            self._watch = deque(entry for entry in self._watch if not entry[2].is_published())
+        for _, event, _ in done:
+            self._heard(event)
 
     def _mark_unheard(self, event: CallEvent, reason: str) -> None:
         log.warning("call %s (%s to %s) not heard by the screens: %s", event.id, event.ticket, event.room, reason)

@@ -219,6 +219,7 @@ def test_a_removed_room_leaves_the_boards_and_the_broker_also_after_a_restart(qu
         assert hall.wait_until(lambda vm: [t["room"] for t in vm.tiles] == ["r1", "r2", "r3", "r4"], 10)
         assert "r9" not in retained_states(server.broker_url, "rooms")
         server.stop()
+        server.hospital = None  # restart on the configuration the admin API saved
         server.start()
         assert sorted(retained_states(server.broker_url, "rooms")) == ["r1", "r2", "r3", "r4"]
     finally:
