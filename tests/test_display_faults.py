@@ -18,6 +18,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from playwright.sync_api import expect
 from paho.mqtt.enums import CallbackAPIVersion
 
 from clinicflow.mqtt import PahoMessageBus
@@ -84,7 +85,7 @@ def retained_states(url: str, site: str, wait: float = 1.0) -> dict[str, bytes]:
 
 
 def test_calls_made_while_the_broker_is_down_are_never_spoken_late_and_the_console_marks_them(
-        queue_server_factory, private_mosquitto, hospital_file):
+        queue_server_factory, private_mosquitto, hospital_file, browser_page, artifacts_dir):
     server = queue_server_factory(broker_url=private_mosquitto.url, hospital=hospital_file, site="outage")
     walk_ins(server, 4)
     speaker = FakeSpeaker()
@@ -112,6 +113,11 @@ def test_calls_made_while_the_broker_is_down_are_never_spoken_late_and_the_conso
         console = admin.get("/api/v1/rooms/r1/console").json()
         assert [u["ticket"] for u in console["unheard_calls"]] == [m["ticket"]["number"] for m in reversed(missed)]
         assert console["current"]["unheard"] is True, "the clinician sees that the current call was not heard"
+        browser_page.goto(f"{server.base_url}/console/r1#token={server.tokens['clinician:zhou']}")
+        expect(browser_page.locator("#unheard")).to_contain_text(
+            f"Not heard by the call screens: {missed[1]['ticket']['number']}, {missed[0]['ticket']['number']}")
+        expect(browser_page.locator("#unheard")).to_contain_text(f"Recall {missed[1]['ticket']['number']}")
+        browser_page.screenshot(path=str(artifacts_dir / "queue-console-unheard-calls.png"))
 
         private_mosquitto.start()
         latest = missed[-1]["ticket"]["number"]
