@@ -235,6 +235,10 @@ class CallScreen:
         """Finished announcements, in the order they were spoken."""
         return list(self.announcer.announcements)
 
+    def latest_state(self, room: str) -> RoomState | None:
+        """The newest snapshot received for ``room`` (drawn or not), for tests and diagnostics."""
+        return self._latest_states.get(room)
+
     def wait_for_call(self, *, call_id: str | None = None, ticket: str | None = None, timeout: float = 5.0) -> bool:
         """Block until the view-model has shown the call with this id (or ticket)."""
         def seen() -> bool:

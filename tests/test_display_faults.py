@@ -163,7 +163,8 @@ def test_after_a_restore_with_lower_seqs_the_next_call_is_still_spoken(queue_ser
         shutil.copy2(part, backup / part.name)
     server.start()
     speaker = FakeSpeaker()
-    screen = CallScreen(server.broker_url, "restore", ["r1"], speaker=speaker, repeats=1).start()
+    # A reorder window of an hour: only the new epoch can make this screen take the lower seq.
+    screen = CallScreen(server.broker_url, "restore", ["r1"], speaker=speaker, repeats=1, reorder_window=3600).start()
     try:
         with server.client("admin") as admin:
             for _ in range(3):
@@ -171,6 +172,7 @@ def test_after_a_restore_with_lower_seqs_the_next_call_is_still_spoken(queue_ser
                 assert screen.wait_for_call(call_id=call["call_id"], timeout=10)
         assert screen.announcer.wait_for(3) and screen.view_model.ticket_text == tickets[2]
         before = screen.view_model.tiles[0]
+        epoch_before, seq_before = screen.latest_state("r1").epoch, screen.latest_state("r1").seq
 
         server.stop()  # restore the backup taken before any call: r1's seq goes back
         for part in server.data_dir.glob("queue.sqlite3*"):
@@ -179,6 +181,8 @@ def test_after_a_restore_with_lower_seqs_the_next_call_is_still_spoken(queue_ser
             shutil.copy2(part, server.data_dir / part.name)
         server.start()
         assert screen.wait_until(lambda vm: vm.ticket_text == "—", 10), "the restored room (nobody called) is shown"
+        restored = screen.latest_state("r1")
+        assert restored.epoch not in (epoch_before, "0") and restored.seq < seq_before, "a new generation, seq back"
         assert before["ticket"] == tickets[2]
         with server.client("admin") as admin:
             call = admin.post("/api/v1/rooms/r1/call-next").json()
@@ -197,7 +201,7 @@ def test_a_bogus_snapshot_with_a_huge_seq_is_ignored_and_the_room_keeps_calling(
     try:
         assert intruder.wait_connected(5)
         assert screen.wait_until(lambda vm: vm.room_title == "1 诊室", 10)
-        real = screen._latest_states["r1"]
+        real = screen.latest_state("r1")
         bogus = samples.room_state("r1", 10**12, "A999", site=queue_server.site).model_copy(update={"epoch": real.epoch})
         intruder.publish(topics.room_state(queue_server.site, "r1"), bogus).wait_for_publish(5)  # live, not retained
         with queue_server.client("admin") as admin:
