@@ -10,8 +10,8 @@ database) the seqs can go backwards, so the epoch changes and screens start the 
   been swapped underneath (``clinicflow restore``, a copied SQLite file, ``pg_restore`` all need
   the server stopped), and a start cannot tell a swapped store from the one it left. A new epoch
   costs nothing: each screen takes the next snapshot of each room as the truth;
-- a restore calls ``renew_epoch`` too, so even a server that is not restarted by it publishes
-  the new generation within ``EpochReader.ttl`` seconds.
+- a restore tool may call ``renew_epoch`` too: a server that was somehow left running then
+  publishes the new generation within ``EpochReader.ttl`` seconds.
 
 Replicas of the server on one PostgreSQL database read the epoch through ``EpochReader``, so a
 replica that starts later (and renews it) is followed by the others within ``ttl`` seconds.
