@@ -33,7 +33,7 @@ import clinicflow
 from clinicflow.agent import DeviceAgent
 from clinicflow.mqtt import PahoMessageBus
 from display.announcer import Announcement, Announcer
-from display.gate import CallGate
+from display.gate import REORDER_WINDOW_S, CallGate
 from display.viewmodel import CallScreenViewModel
 from display.watchdog import Watchdog
 from hardware.speech.port import Speaker
@@ -113,6 +113,8 @@ class CallScreen:
     ``rooms`` empty on a hall board means every room of the site. ``ui_call`` defaults to a
     private headless UI thread; the Kivy app passes a function that schedules on ``Clock``.
     Set ``tick_interval`` to ``None`` when the caller ticks the clock itself (the app does).
+    ``announce_tolerance`` is added to each call's announcement window; ``reorder_window`` is the
+    gate's (``display.gate``); ``short_names`` are per room, per language (``--short-name``).
     """
 
     def __init__(
@@ -137,7 +139,7 @@ class CallScreen:
         bus: PahoMessageBus | None = None,
         announce_tolerance: float = ANNOUNCE_TOLERANCE_S,
         short_names: dict[str, dict[str, str]] | None = None,
-        reorder_window: float | None = None,
+        reorder_window: float = REORDER_WINDOW_S,
     ) -> None:
         topics.validate_id(site, "site")
         for room in rooms:
@@ -151,8 +153,7 @@ class CallScreen:
         self.speaker = speaker
         self.view_model = CallScreenViewModel(layout=layout, rooms=list(rooms), languages=self.languages,
                                               offline_after=offline_after, tz=tz, short_names=short_names)
-        self.gate = CallGate(set(rooms) or None) if reorder_window is None else \
-            CallGate(set(rooms) or None, reorder_window=reorder_window)
+        self.gate = CallGate(set(rooms) or None, reorder_window=reorder_window)
         self.skew = ClockSkew()
         self.announce_tolerance = announce_tolerance
         self.announcer = Announcer(speaker, languages=self.languages, repeats=repeats, on_health=self._speech_health,
