@@ -10,7 +10,13 @@ Guarantees callers rely on:
 - availability is announced as a retained birth (``online``) on connect and a
   retained last will (``offline``) on loss;
 - a handler that raises, or a payload that does not decode, is logged and dropped:
-  nothing is ever raised into the network loop.
+  nothing is ever raised into the network loop;
+- it speaks MQTT 5, so a message can carry an expiry (``publish(..., expiry=N)``): the
+  broker drops it undelivered once N seconds passed, and while the link is down such a
+  message is refused (``publish`` returns ``None``), never queued to go out late;
+- other messages published while disconnected wait in a bounded queue (``OFFLINE_QUEUE``)
+  and go out on reconnect; retrying starts ``RECONNECT_MIN_S`` after a loss and backs off
+  to ``RECONNECT_MAX_S``, so a restarted broker is used again well within a second.
 """
 from __future__ import annotations
 
@@ -20,11 +26,14 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel
 
 from protocol.errors import ProtocolError
@@ -42,6 +51,14 @@ ConnectionListener = Callable[[bool], None]
 """Called with True on every (re)connect and False on every loss, on the network thread."""
 
 M = TypeVar("M", bound=BaseModel)
+
+OFFLINE_QUEUE = 10_000
+"""Messages (without an expiry) kept while the broker is unreachable; beyond it publish fails."""
+_UNSUPPORTED_PROTOCOL = 132  # CONNACK reason code (MQTT 5; paho maps a 3.1.1 broker's "1" to it)
+RECONNECT_MIN_S = 0.1
+RECONNECT_MAX_S = 0.5
+"""Retry delays after a lost link: a refused TCP connect costs the broker nothing, and a screen
+that waits 2 s after the broker is back shows a stale room for 2 s (bench/reconnect_time.py)."""
 
 
 @dataclass(frozen=True)
@@ -86,18 +103,18 @@ class PahoMessageBus:
         self.address = BrokerAddress.from_url(url)
         self.client_id = client_id or f"clinicflow-{uuid.uuid4().hex[:12]}"
         self._availability_topic = availability_topic
-        self._subscriptions: dict[str, tuple[int, list[RawHandler]]] = {}
+        self._subscriptions: dict[str, tuple[SubscribeOptions, list[RawHandler]]] = {}
         self._listeners: list[ConnectionListener] = []
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._stopping = False
         self._subscribe_mid: int | None = None
         self._link_up = False  # CONNACK received: new filters are subscribed at once (ready or not)
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
         # Must come before connect() (see FIELD_NOTES): bursts of calls must not stall on the inflight window.
         self._client.max_inflight_messages_set(max_inflight)
-        self._client.max_queued_messages_set(0)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self._client.max_queued_messages_set(OFFLINE_QUEUE)
+        self._client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
         if self.address.username:
             self._client.username_pw_set(self.address.username, self.address.password)
         if self.address.tls:
@@ -118,7 +135,8 @@ class PahoMessageBus:
     def start(self) -> None:
         """Connect in the background; keeps retrying while the broker is down (safe at boot)."""
         self._stopping = False
-        self._client.connect_async(self.address.host, self.address.port, keepalive=15)
+        # clean_start: every connect is a fresh session (subscriptions are remade in on_connect).
+        self._client.connect_async(self.address.host, self.address.port, keepalive=15, clean_start=True)
         self._client.loop_start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
@@ -127,7 +145,13 @@ class PahoMessageBus:
 
     @property
     def connected(self) -> bool:
+        """Connected and every subscription so far acknowledged."""
         return self._connected.is_set()
+
+    @property
+    def link_up(self) -> bool:
+        """The broker accepted the connection (CONNACK) and it has not been seen lost since."""
+        return self._link_up
 
     def stop(self) -> None:
         """Say ``offline`` (retained) if we have an availability topic, then disconnect. Idempotent."""
@@ -153,15 +177,19 @@ class PahoMessageBus:
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         self._listeners.append(listener)
 
-    def subscribe(self, topic_filter: str, handler: RawHandler, *, qos: int = 1) -> None:
-        """Call ``handler(topic, payload, retained)`` for every message matching ``topic_filter``."""
+    def subscribe(self, topic_filter: str, handler: RawHandler, *, qos: int = 1, no_local: bool = False) -> None:
+        """Call ``handler(topic, payload, retained)`` for every message matching ``topic_filter``.
+
+        ``no_local``: not for messages this client published itself (MQTT 5), e.g. a publisher
+        that only wants to see what others left retained.
+        """
         # Under the lock that on_connect also takes: a filter added while connecting is either in
         # on_connect's list or subscribed here, never lost in between.
         with self._lock:
-            entry = self._subscriptions.setdefault(topic_filter, (qos, []))
+            entry = self._subscriptions.setdefault(topic_filter, (SubscribeOptions(qos=qos, noLocal=no_local), []))
             entry[1].append(handler)
             if self._link_up:
-                self._client.subscribe(topic_filter, qos)
+                self._client.subscribe([(topic_filter, self._options(entry[0]))])
 
     def subscribe_model(
         self, topic_filter: str, model: type[M], handler: Callable[[str, M, bool], None], *, qos: int = 1
@@ -178,15 +206,47 @@ class PahoMessageBus:
 
         self.subscribe(topic_filter, decode_then_handle, qos=qos)
 
+    def _options(self, options: SubscribeOptions) -> SubscribeOptions | int:
+        """Subscription options as this connection's protocol takes them (3.1.1: the QoS alone)."""
+        return options if self._client.protocol == mqtt.MQTTv5 else options.QoS
+
     # --------------------------------------------------------------- publishing
-    def publish(self, topic: str, payload: BaseModel | bytes | str, *, retain: bool = False, qos: int = 1) -> mqtt.MQTTMessageInfo:
-        """Queue a message; models are encoded as v1 JSON. Returns paho's info (``wait_for_publish`` to block)."""
+    @overload
+    def publish(self, topic: str, payload: BaseModel | bytes | str, *, retain: bool = False,
+                qos: int = 1) -> mqtt.MQTTMessageInfo: ...
+
+    @overload
+    def publish(self, topic: str, payload: BaseModel | bytes | str, *, retain: bool = False, qos: int = 1,
+                expiry: int) -> mqtt.MQTTMessageInfo | None: ...
+
+    def publish(self, topic: str, payload: BaseModel | bytes | str, *, retain: bool = False, qos: int = 1,
+                expiry: int | None = None) -> mqtt.MQTTMessageInfo | None:
+        """Queue a message; models are encoded as v1 JSON. Returns paho's info (``wait_for_publish`` to block).
+
+        ``expiry``: seconds after which the broker drops the message undelivered. Such a message is
+        worthless late, so while the broker is unreachable it is not queued: the result is ``None``.
+        """
         data = encode_payload(payload) if isinstance(payload, BaseModel) else payload
-        return self._client.publish(topic, data, qos=qos, retain=retain)
+        properties = None
+        if expiry is not None:
+            if not self._link_up:
+                return None
+            if self._client.protocol == mqtt.MQTTv5:
+                properties = Properties(PacketTypes.PUBLISH)
+                properties.MessageExpiryInterval = max(1, int(expiry))
+        return self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
 
     # ---------------------------------------------------------- paho callbacks
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         if getattr(reason_code, "is_failure", False):
+            if getattr(reason_code, "value", None) == _UNSUPPORTED_PROTOCOL and client.protocol == mqtt.MQTTv5:
+                # An MQTT 3.1.1 broker (the demo's embedded amqtt): speak 3.1.1 from the next attempt on.
+                # Calls then carry no broker-side expiry; screens still refuse late calls by their ts.
+                log.warning("broker %s:%s speaks only MQTT 3.1.1: message expiry is not available",
+                            self.address.host, self.address.port)
+                client._protocol = mqtt.MQTTv311  # paho has no public setter; read at every (re)connect
+                client._clean_session = True
+                return
             log.error("broker %s:%s refused connection: %s", self.address.host, self.address.port, reason_code)
             return
         log.info("connected to broker %s:%s as %s", self.address.host, self.address.port, self.client_id)
@@ -197,7 +257,7 @@ class PahoMessageBus:
         except OSError:
             log.debug("could not set TCP_NODELAY", exc_info=True)
         with self._lock:
-            subscriptions = [(f, q) for f, (q, _) in self._subscriptions.items()]
+            subscriptions = [(f, self._options(options)) for f, (options, _) in self._subscriptions.items()]
             self._link_up = True
             self._subscribe_mid = client.subscribe(subscriptions)[1] if subscriptions else None
             if self._subscribe_mid is None:

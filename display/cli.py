@@ -30,6 +30,15 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _short_name(text: str) -> tuple[str, str, str]:
+    """``r6:zh=耳鼻喉科 6 诊室`` -> ("r6", "zh", "耳鼻喉科 6 诊室")."""
+    where, sep, name = text.partition("=")
+    room, colon, language = where.partition(":")
+    if not (sep and colon and room and language and name.strip()):
+        raise argparse.ArgumentTypeError(f"short name {text!r} must look like r6:zh=耳鼻喉科 6 诊室")
+    return room.strip(), language.strip(), name.strip()
+
+
 def _list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -91,6 +100,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker", choices=["espeak", "pyttsx3", "fake", "none"], default="espeak")
     p.add_argument("--audio-device", default=None, help="ALSA device for aplay (default: the default card)")
     p.add_argument("--speech-cache", type=Path, default=None, help="where synthesised phrases are cached")
+    p.add_argument("--short-name", type=_short_name, action="append", default=[], metavar="ROOM:LANG=TEXT",
+                   help="a room's short name in one language, shown where the full name cannot fit legibly "
+                        "(repeatable), e.g. r6:zh=耳鼻喉科 6 诊室")
     p.add_argument("--offline-after", type=float, default=30.0, help="seconds without broker before the offline banner")
     p.add_argument("--watchdog", type=float, default=30.0, help="exit with code 3 if the UI thread stalls this long (0: off)")
     p.add_argument("--screenshot", type=Path, default=None, help="save a PNG after --screenshot-after seconds, then exit")
@@ -122,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     from display.runtime import CallScreen
     from hardware.speech import make_speaker
 
+    short_names: dict[str, dict[str, str]] = {}
+    for room, language, name in args.short_name:
+        short_names.setdefault(room, {})[language] = name
     speaker = make_speaker(args.speaker, audio_device=args.audio_device, cache_dir=args.speech_cache)
     bus = None
     if args.ca_file:  # an mqtts:// broker signed by the site's own CA: build the bus CallScreen would, with it
@@ -135,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         args.broker, args.site, args.rooms, speaker=speaker, layout=args.layout, languages=args.languages,
         repeats=args.repeats, device_id=args.device_id, offline_after=args.offline_after,
         watchdog_timeout=args.watchdog or None, ui_call=kivy_ui_call, tick_interval=None, bus=bus,
+        short_names=short_names,
     )
     if hasattr(screen.status, "on_command"):  # the fleet's remote screenshot
         from clinicflow.screen_capture import kivy_screenshot_command

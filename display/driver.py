@@ -5,8 +5,10 @@ Run in its own process (Kivy's Window is one per process), under Xvfb or on a re
     python -m display.driver --out DIR [--case door:zh,en:1920x1080 ...]
 
 Writes ``DIR/<layout>-<langs>-<WxH>.png`` and ``DIR/report.json``: per case the texts shown,
-labels whose text does not fit, and labels outside the window. Sample data comes from
-``display.samples`` (demo hospital), fed straight into the view-model: no broker needed.
+labels whose text does not fit, labels outside the window, texts drawn outside their room's
+tile, and the smallest font drawn against the legible minimum for the window. Sample data comes
+from ``display.samples`` (the demo hospital; ``board20``: a hall board of 20 rooms with long
+department names and configured short names), fed straight into the view-model: no broker needed.
 """
 from __future__ import annotations
 
@@ -23,14 +25,28 @@ DEFAULT_CASES = [
     for layout in ("door", "hall")
     for langs in ("zh,en", "en")
     for size in ("1920x1080", "800x480")
-] + ["door:zh:480x800", "hall:en,zh:480x800"]
+] + ["door:zh:480x800", "hall:en,zh:480x800", "board20:zh,en:1920x1080", "board20:zh,en:800x480",
+       "door-empty:zh,en:1920x1080"]
 
 
 def sample_view_model(layout: str, languages: list[str]):  # -> CallScreenViewModel
     from display import samples
     from display.viewmodel import CallScreenViewModel
 
-    if layout == "door":
+    if layout == "board20":
+        states, short = samples.board(20)
+        vm = CallScreenViewModel(layout="hall", rooms=[s.room for s in states], languages=languages,
+                                 short_names=short)
+        for state in states:
+            vm.show_state(state)
+        for state in states[:8]:
+            if state.current is not None:
+                event = samples.call_event(state.room, state.seq, state.current.ticket)
+                vm.show_call(event.model_copy(update={"room_name": state.room_name}))
+    elif layout == "door-empty":
+        vm = CallScreenViewModel(layout="door", rooms=["r1"], languages=languages)
+        vm.show_state(samples.room_state("r1", 1, None, waiting=0))
+    elif layout == "door":
         vm = CallScreenViewModel(layout="door", rooms=["r1"], languages=languages)
         vm.show_state(samples.room_state("r1", 12, "A012", name="张三丰", next_tickets=("A013", "A014", "A015"), waiting=7))
         vm.show_call(samples.call_event("r1", 12, "A012"))
@@ -48,6 +64,21 @@ def sample_view_model(layout: str, languages: list[str]):  # -> CallScreenViewMo
     vm.show_notice(samples.notice())
     vm.tick(datetime.now().astimezone().replace(hour=9, minute=41))
     return vm
+
+
+def _parents(widget):  # type: ignore[no-untyped-def]
+    while widget.parent is not None and widget.parent is not widget:
+        widget = widget.parent
+        yield widget
+
+
+def _drawn_inside(label, box) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the label's drawn text (its texture, centred on the label) lies inside ``box`` (window coords)."""
+    tw, th = label.texture_size
+    cx, cy = label.to_window(label.center_x, label.center_y)
+    bx, by = box.to_window(box.x, box.y)
+    return (cx - tw / 2 >= bx - 1 and cx + tw / 2 <= bx + box.width + 1
+            and cy - th / 2 >= by - 1 and cy + th / 2 <= by + box.height + 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from kivy.uix.floatlayout import FloatLayout
 
     from display.views import labels_in, make_view
-    from display.widgets import FitLabel
+    from display.widgets import FitLabel, RoomTile, legible_min
 
     report: dict[str, object] = {"cases": [], "started": time.time()}
 
@@ -105,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             name = f"{layout}-{langs.replace(',', '+')}-{size}"
             labels = [lb for lb in labels_in(self.view) if lb.text and lb.opacity > 0]
             win_w, win_h = Window.size
-            unfit, outside = [], []
+            unfit, outside, outside_tile = [], [], []
             for lb in labels:
                 if isinstance(lb, FitLabel):
                     lb.texture_update()
@@ -114,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                     x, y = lb.to_window(lb.x, lb.y)
                     if x < -1 or y < -1 or x + lb.width > win_w + 1 or y + lb.height > win_h + 1:
                         outside.append({"text": lb.text, "pos": [x, y], "size": list(lb.size)})
+                    tile = next((p for p in _parents(lb) if isinstance(p, RoomTile)), None)
+                    if tile is not None and not _drawn_inside(lb, tile):
+                        outside_tile.append({"text": lb.text, "tile": tile.title})
             shot = Window.screenshot(name=str(args.out / f"{name}.png"))
             final = args.out / f"{name}.png"
             if shot and Path(shot).exists():
@@ -121,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             report["cases"].append({
                 "name": name, "layout": layout, "languages": langs.split(","), "size": [win_w, win_h],
                 "requested": size, "texts": [lb.text for lb in labels], "unfit": unfit, "outside": outside,
+                "outside_tile": outside_tile, "legible_min": legible_min(min(win_w, win_h)),
                 "screenshot": str(final), "min_font": min((lb.font_size for lb in labels if isinstance(lb, FitLabel)), default=0),
+                "smallest": sorted(({"text": lb.text, "font": lb.font_size} for lb in labels
+                                    if isinstance(lb, FitLabel)), key=lambda e: e["font"])[:3],
             })
             self.index += 1
             Clock.schedule_once(self.next_case, 0)

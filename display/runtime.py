@@ -11,7 +11,9 @@
     screen.stop()
 
 It subscribes to the site's room snapshots, calls, notice and server availability through
-``PahoMessageBus``; ``CallGate`` decides what is new; the ``Announcer`` speaks; the view-model
+``PahoMessageBus``; ``CallGate`` decides what is new; ``ClockSkew`` and the call's
+``announce_within_s`` decide whether a new call is still timely enough to speak (a late one is
+shown, never spoken); the ``Announcer`` speaks; the view-model
 is updated only on the UI thread: Kivy's main thread in the app (``ui_call`` schedules onto
 ``Clock``), or, headless, one private thread that plays that role.
 """
@@ -19,17 +21,19 @@ from __future__ import annotations
 
 import logging
 import queue
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 import clinicflow
+from clinicflow.agent import DeviceAgent
 from clinicflow.mqtt import PahoMessageBus
 from display.announcer import Announcement, Announcer
-from display.gate import CallGate
-from display.health import make_status_reporter
+from display.gate import REORDER_WINDOW_S, CallGate
 from display.viewmodel import CallScreenViewModel
 from display.watchdog import Watchdog
 from hardware.speech.port import Speaker
@@ -45,6 +49,33 @@ TEST_TEXTS = {"zh": "语音测试，这是一条测试广播", "en": "This is a 
 
 UiCall = Callable[[Callable[[], None]], None]
 """Runs a function on the UI thread, later (never inline from the network thread)."""
+
+ANNOUNCE_TOLERANCE_S = 2.0
+"""Added to a call's ``announce_within_s``: delivery delay plus what is left of clock skew."""
+
+
+class ClockSkew:
+    """How far this screen's clock is ahead of the server's, from live snapshots' ``ts``.
+
+    Live snapshots go out the moment they are committed, so ``received - ts`` is the skew plus
+    milliseconds. The median of the last few keeps one odd message (a replayed or forged one)
+    from moving it, and a screen whose clock was never synchronised (a Pi has no clock of its
+    own) still judges a call's age by the server's clock rather than silencing every call.
+    """
+
+    def __init__(self, keep: int = 15) -> None:
+        self._samples: deque[float] = deque(maxlen=keep)
+
+    def sample(self, ts: datetime, received: float) -> None:
+        self._samples.append(received - ts.timestamp())
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self._samples) if self._samples else 0.0
+
+    def age(self, ts: datetime, now: float) -> float:
+        """Seconds since ``ts`` (server clock) at ``now`` (this screen's ``time.time()``)."""
+        return now - ts.timestamp() - self.seconds
 
 
 class HeadlessUiThread:
@@ -82,6 +113,8 @@ class CallScreen:
     ``rooms`` empty on a hall board means every room of the site. ``ui_call`` defaults to a
     private headless UI thread; the Kivy app passes a function that schedules on ``Clock``.
     Set ``tick_interval`` to ``None`` when the caller ticks the clock itself (the app does).
+    ``announce_tolerance`` is added to each call's announcement window; ``reorder_window`` is the
+    gate's (``display.gate``); ``short_names`` are per room, per language (``--short-name``).
     """
 
     def __init__(
@@ -104,6 +137,9 @@ class CallScreen:
         anticipate: int = 2,
         tz: tzinfo | None = None,
         bus: PahoMessageBus | None = None,
+        announce_tolerance: float = ANNOUNCE_TOLERANCE_S,
+        short_names: dict[str, dict[str, str]] | None = None,
+        reorder_window: float = REORDER_WINDOW_S,
     ) -> None:
         topics.validate_id(site, "site")
         for room in rooms:
@@ -116,8 +152,10 @@ class CallScreen:
         self.languages = tuple(languages)
         self.speaker = speaker
         self.view_model = CallScreenViewModel(layout=layout, rooms=list(rooms), languages=self.languages,
-                                              offline_after=offline_after, tz=tz)
-        self.gate = CallGate(set(rooms) or None)
+                                              offline_after=offline_after, tz=tz, short_names=short_names)
+        self.gate = CallGate(set(rooms) or None, reorder_window=reorder_window)
+        self.skew = ClockSkew()
+        self.announce_tolerance = announce_tolerance
         self.announcer = Announcer(speaker, languages=self.languages, repeats=repeats, on_health=self._speech_health,
                                    on_finished=self._announced)
         self.bus = bus or PahoMessageBus(bus_url, client_id=f"clinicflow-{self.device_id}",
@@ -128,6 +166,12 @@ class CallScreen:
         self.anticipate_count = anticipate
         self.dropped = 0
         self.last_call_id: str | None = None
+        """The newest call received and accepted (announced or, if late, only shown)."""
+        self.last_announced_call_id: str | None = None
+        self.announced_count = 0
+        self.late_calls = 0
+        """Calls received after their announcement window: shown, not spoken."""
+        self._ignored_rooms: set[str] = set()
         self._latest_states: dict[str, RoomState] = {}  # every room of the site, for a live change of rooms
         self.shown_at: dict[str, float] = {}
         """call id -> time.monotonic() when the view-model showed it (for latency measurements)."""
@@ -135,11 +179,11 @@ class CallScreen:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.watchdog = Watchdog(timeout=watchdog_timeout, on_stall=on_stall) if watchdog_timeout else None
-        self.status = make_status_reporter(self.bus, site=site, device_id=self.device_id,
-                                           role="door_screen" if layout == "door" else "hall_board",
-                                           version=clinicflow.__version__, status_interval=status_interval,
-                                           settings={"rooms": list(rooms), "languages": list(self.languages),
-                                                     "announce_repeat": repeats})
+        self.status = DeviceAgent(self.bus, site=site, device_id=self.device_id,
+                                  role="door_screen" if layout == "door" else "hall_board",
+                                  version=clinicflow.__version__, status_interval=status_interval,
+                                  settings={"rooms": list(rooms), "languages": list(self.languages),
+                                            "announce_repeat": repeats})
         self._subscribe()
 
     # ------------------------------------------------------------ lifecycle
@@ -151,15 +195,18 @@ class CallScreen:
         self.status.add_detail("layout", lambda: self.layout)
         self.status.add_detail("rooms", lambda: ",".join(self.view_model.rooms))
         self.status.add_detail("last_render", lambda: round(self.view_model.last_render, 3))
-        self.status.add_detail("last_call_id", lambda: self.last_call_id)
+        self.status.add_detail("last_call_id", lambda: self.last_announced_call_id)
+        self.status.add_detail("last_received_call_id", lambda: self.last_call_id)
+        self.status.add_detail("announced_count", lambda: self.announced_count)
+        self.status.add_detail("late_calls", lambda: self.late_calls)
+        self.status.add_detail("clock_skew_s", lambda: round(self.skew.seconds, 3))
         self.status.add_detail("speech_error", lambda: self.announcer.last_error or None)
         self.status.add_detail("dropped_messages", lambda: self.dropped)
         self.status.add_detail("announcements_pending", lambda: self.announcer.pending)
-        if hasattr(self.status, "on_command"):  # the fleet agent: test announcements and live settings
-            self.status.on_command("test_announcement", self._test_announcement)
-            from display.remote_config import attach_display
+        self.status.on_command("test_announcement", self._test_announcement)  # fleet: remote test, live settings
+        from display.remote_config import attach_display
 
-            self._probes = attach_display(self)  # probes and live settings (fleet helper's module)
+        self._probes = attach_display(self)  # probes and live settings (display/remote_config.py)
         self.status.start()
         if self.watchdog is not None:
             self.watchdog.start()
@@ -193,6 +240,10 @@ class CallScreen:
         """Finished announcements, in the order they were spoken."""
         return list(self.announcer.announcements)
 
+    def latest_state(self, room: str) -> RoomState | None:
+        """The newest snapshot received for ``room`` (drawn or not), for tests and diagnostics."""
+        return self._latest_states.get(room)
+
     def wait_for_call(self, *, call_id: str | None = None, ticket: str | None = None, timeout: float = 5.0) -> bool:
         """Block until the view-model has shown the call with this id (or ticket)."""
         def seen() -> bool:
@@ -217,9 +268,7 @@ class CallScreen:
         self.view_model.tick()
         if self.watchdog is not None:
             self.watchdog.beat()
-        heartbeat = getattr(self.status, "heartbeat", None)
-        if heartbeat is not None:
-            heartbeat()  # systemd's WatchdogSec= ping, through the fleet agent
+        self.status.heartbeat()  # systemd's WatchdogSec= ping, through the fleet agent
 
     # ------------------------------------------------------------- plumbing
     def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
@@ -276,18 +325,46 @@ class CallScreen:
             return None
 
     def _on_room_state(self, topic: str, payload: bytes, retained: bool) -> None:
+        received = time.time()
         where = topics.parse(topic)
+        if where is None or where.room is None:
+            return
+        if not payload:  # the server cleared the retained snapshot: the room was removed
+            self._remove_room(where.room)
+            return
         state = self._decode(topic, RoomState, payload)
-        if state is None or where is None:
+        if state is None:
             return
         if (state.site, state.room) != (where.site, where.room):
             self._drop(topic, f"snapshot of {state.site}/{state.room} on another room's topic")
             return
+        if not retained:
+            self.skew.sample(state.ts, received)
+        if not self.gate.wants(state.room):
+            self._latest_states[state.room] = state  # shown if pushed settings add the room
+            self._not_ours(state.room)
+            return
+        verdict = self.gate.accept_state(state, retained)
+        if verdict.suspicious:
+            self._drop(topic, verdict.reason)
+            return
         self._latest_states[state.room] = state
-        if not self.gate.accept_state(state, retained):
+        if not verdict:
             return
         self._anticipate(state)
         self._on_ui(lambda: self.view_model.show_state(state))
+
+    def _not_ours(self, room: str) -> None:
+        """A message for a room this screen is not configured for: dropped, logged once per room."""
+        if room not in self._ignored_rooms:
+            self._ignored_rooms.add(room)
+            log.info("ignoring room %s: this screen shows only %s", room, ", ".join(sorted(self.gate.rooms or ())))
+
+    def _remove_room(self, room: str) -> None:
+        log.info("room %s was removed from site %s: its tile goes", room, self.site)
+        self._latest_states.pop(room, None)
+        self.gate.forget_room(room)
+        self._on_ui(lambda: self.view_model.remove_room(room))
 
     def _on_call(self, topic: str, payload: bytes, retained: bool) -> None:
         received = time.monotonic()
@@ -301,11 +378,25 @@ class CallScreen:
             # Calls are never retained by the server: a retained one is someone's mistake, and old.
             self._drop(topic, "retained call event")
             return
-        if not self.gate.accept_call(event):
+        if not self.gate.wants(event.room):
+            self._not_ours(event.room)
+            return
+        verdict = self.gate.accept_call(event)
+        if verdict.suspicious:
+            self._drop(topic, verdict.reason)
+        if not verdict:
             return
         self.last_call_id = event.id
-        # Announce straight from the network thread: the speech worker need not wait for a frame.
-        self.announcer.submit(event, received)
+        age = self.skew.age(event.ts, time.time())
+        if age > event.announce_within_s + self.announce_tolerance:
+            # A number heard minutes after it was called sends a patient to a room that moved on:
+            # the board shows it, nobody says it (the clinician's console shows the screens missed it).
+            self.late_calls += 1
+            log.warning("call %s (%s to %s) arrived %.1f s after it was made: shown, not announced",
+                        event.id, event.ticket, event.room, age)
+        else:
+            # Announce straight from the network thread: the speech worker need not wait for a frame.
+            self.announcer.submit(event, received)
 
         def show() -> None:
             self.view_model.show_call(event)
@@ -367,6 +458,9 @@ class CallScreen:
 
     def _announced(self, record: Announcement) -> None:
         """After each announcement: status (last call, speech OK) goes out, so monitoring sees every call."""
+        if record.kind != "test":
+            self.last_announced_call_id = record.call_id
+            self.announced_count += 1
         try:
             self.status.publish_status_now()
         except Exception:

@@ -19,6 +19,18 @@ DEMO_ROOMS: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
     "r4": ("pediatrics", {"zh": "4 诊室", "en": "room 4", "yue": "4 診室"}, {"zh": "儿科", "en": "Pediatrics"}),
     "r9": ("emergency", {"zh": "急诊 9 室", "en": "emergency room 9", "yue": "急症 9 室"}, {"zh": "急诊", "en": "Emergency"}),
 }
+BOARD_DEPARTMENTS = [  # (zh, en, zh short, en short): a large outpatient floor, some names very long
+    ("内科", "Internal medicine", "", ""), ("外科", "Surgery", "", ""), ("儿科", "Pediatrics", "", ""),
+    ("妇产科", "Obstetrics and gynecology", "", "OB/GYN"), ("眼科", "Ophthalmology", "", "Eyes"),
+    ("耳鼻咽喉头颈外科", "Otorhinolaryngology and head and neck surgery", "耳鼻喉科", "ENT"),
+    ("口腔科", "Stomatology", "", "Dental"), ("皮肤科", "Dermatology", "", ""), ("神经内科", "Neurology", "", ""),
+    ("心血管内科", "Cardiology", "", ""), ("消化内科", "Gastroenterology", "", "GI"),
+    ("呼吸与危重症医学科", "Pulmonary and critical care medicine", "呼吸科", "Pulmonary"),
+    ("内分泌科", "Endocrinology", "", ""), ("骨科", "Orthopedics", "", ""), ("泌尿外科", "Urology", "", ""),
+    ("中医科", "Traditional Chinese medicine", "", "TCM"), ("康复医学科", "Rehabilitation medicine", "康复科", "Rehab"),
+    ("急诊", "Emergency", "", ""), ("感染科", "Infectious diseases", "", "Infections"),
+    ("肿瘤科", "Oncology", "", ""),
+]
 PREFIX = {"internal": "A", "surgery": "B", "pediatrics": "C", "emergency": "E"}
 _ids = itertools.count(1)
 
@@ -55,3 +67,23 @@ def call_event(room: str, seq: int, ticket: str, *, site: str = "demo", kind: Ca
 def notice(zh: str = "李医生门诊推迟 20 分钟，请耐心等候", en: str = "Dr. Li's clinic is running 20 minutes late",
            rooms: tuple[str, ...] = ()) -> Notice:
     return Notice(ts=now(), text={"zh": zh, "en": en}, rooms=rooms)
+
+
+def board(count: int = 20, *, site: str = "demo") -> tuple[list[RoomState], dict[str, dict[str, str]]]:
+    """Snapshots of ``count`` rooms r1..rN (names from ``BOARD_DEPARTMENTS``) and their configured short names."""
+    states, short = [], {}
+    statuses = {4: RoomStatus.PAUSED, 9: RoomStatus.CLOSED}
+    for i in range(1, count + 1):
+        zh, en, zh_short, en_short = BOARD_DEPARTMENTS[(i - 1) % len(BOARD_DEPARTMENTS)]
+        names = {"zh": f"{zh} {i} 诊室", "en": f"{en}, room {i}"}
+        if zh_short or en_short:
+            short[f"r{i}"] = {"zh": f"{zh_short or zh} {i} 诊室", "en": f"{en_short or en} {i}"}
+        status = statuses.get(i, RoomStatus.OPEN)
+        current = None
+        if status == RoomStatus.OPEN:
+            current = CurrentCall(call_id=f"b{i}", ticket=f"{'ABCDEFGHJK'[i % 10]}{i * 7 % 100:03d}",
+                                  masked_name=mask_name(["张三丰", "John Smith", "欧阳娜娜", "李小龙"][i % 4]), called_at=now())
+        states.append(RoomState(seq=i, ts=now(), site=site, room=f"r{i}", room_name=names, department=f"d{i}",
+                                department_name={"zh": zh, "en": en}, status=status, current=current,
+                                waiting_count=i % 6, timezone="Asia/Shanghai"))
+    return states, short

@@ -6,9 +6,12 @@ UI thread in ``display.runtime``): the MQTT thread hops there first.
 """
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kivy.event import EventDispatcher
 from kivy.properties import (
@@ -24,7 +27,14 @@ from display.strings import label, pick
 from protocol.payloads import CallEvent, CallKind, Notice, RoomState, RoomStatus
 from protocol.privacy import mask_name
 
+log = logging.getLogger(__name__)
+
 HISTORY_LENGTH = 8
+
+
+def natural_key(room: str) -> tuple[object, ...]:
+    """Sort key that puts r2 before r10 (numbers as numbers, the rest as text)."""
+    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", room))
 
 
 class CallScreenViewModel(EventDispatcher):
@@ -37,7 +47,9 @@ class CallScreenViewModel(EventDispatcher):
 
     # door screen: the first configured room
     room_title = StringProperty("")
+    room_title_short = StringProperty("")
     room_subtitle = StringProperty("")
+    room_subtitle_short = StringProperty("")
     caption_text = StringProperty("")
     ticket_text = StringProperty("")
     name_text = StringProperty("")
@@ -72,7 +84,8 @@ class CallScreenViewModel(EventDispatcher):
 
     def __init__(self, *, layout: str = "door", rooms: list[str] | tuple[str, ...] = (),
                  languages: list[str] | tuple[str, ...] = ("zh", "en"), offline_after: float = 30.0,
-                 highlight_seconds: float = 15.0, tz: tzinfo | None = None, **kwargs: object) -> None:
+                 highlight_seconds: float = 15.0, tz: tzinfo | None = None,
+                 short_names: dict[str, dict[str, str]] | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         if not languages:
             raise ValueError("a call screen needs at least one language")
@@ -81,8 +94,13 @@ class CallScreenViewModel(EventDispatcher):
         self.languages = list(languages)
         self.offline_after = offline_after
         self.highlight_seconds = highlight_seconds
+        self.short_names = {room: dict(names) for room, names in (short_names or {}).items()}
+        """Per room, per language: a short name shown where the full one cannot fit legibly."""
         self.tz = tz
+        """The clock's time zone: given, else the hospital's from its snapshots, else the device's."""
+        self._tz_given = tz is not None
         self._fixed_rooms = bool(rooms)
+        self._configured = list(rooms)  # the configured order; a removed room that comes back takes its place
         self._states: dict[str, RoomState] = {}
         self._highlight_until: dict[str, float] = {}
         self._disconnected_since: datetime | None = None
@@ -92,6 +110,7 @@ class CallScreenViewModel(EventDispatcher):
     def set_rooms(self, rooms: list[str], states: Sequence[RoomState] = ()) -> None:
         """Show other rooms (empty: every room that reports); ``states`` are their latest snapshots."""
         self._fixed_rooms = bool(rooms)
+        self._configured = list(rooms)
         self.rooms = list(rooms)
         self._states = {r: s for r, s in self._states.items() if not rooms or r in rooms}
         for state in states:
@@ -118,12 +137,33 @@ class CallScreenViewModel(EventDispatcher):
     # ------------------------------------------------------------ inputs
     def show_state(self, state: RoomState, now: datetime | None = None) -> None:
         """Draw a room from its snapshot (the caller has already decided it is current)."""
-        if self._fixed_rooms and state.room not in self.rooms:
+        if self._fixed_rooms and state.room not in self._configured:
             return
+        if state.timezone and not self._tz_given and getattr(self.tz, "key", None) != state.timezone:
+            self._use_hospital_zone(state.timezone, now)
         if state.room not in self.rooms:
-            self.rooms = sorted([*self.rooms, state.room])
+            order = self._configured.index if self._fixed_rooms else natural_key
+            self.rooms = sorted([*self.rooms, state.room], key=order)  # type: ignore[arg-type]
         self._states[state.room] = state
         self._touch(now)
+        self._render()
+
+    def _use_hospital_zone(self, name: str, now: datetime | None) -> None:
+        """Show the hospital's time (a screen's own zone is often left at UTC by the image it was built from)."""
+        try:
+            self.tz = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("unknown time zone %r in a room snapshot: the clock keeps %s", name, self.tz or "the device's")
+            return
+        self.tick(now.astimezone(self.tz) if now else None)
+
+    def remove_room(self, room: str) -> None:
+        """The room no longer exists at the site: its tile goes (even from a configured list)."""
+        self._states.pop(room, None)
+        self._highlight_until.pop(room, None)
+        if room in self.rooms:
+            self.rooms = [r for r in self.rooms if r != room]
+        self.history = [h for h in self.history if h["room"] != room]
         self._render()
 
     def show_call(self, event: CallEvent, now: datetime | None = None) -> None:
@@ -134,6 +174,7 @@ class CallScreenViewModel(EventDispatcher):
         title = pick(dict(event.room_name), self.primary, event.room)
         entry = {
             "call_id": event.id, "ticket": event.ticket, "room": event.room, "room_title": title,
+            "room_short": self._short(event.room, self.primary),
             "time_text": when.strftime("%H:%M"), "recall": event.kind == CallKind.RECALL,
             "kind_text": label(self.primary, "recall") if event.kind == CallKind.RECALL else "",
         }
@@ -175,7 +216,7 @@ class CallScreenViewModel(EventDispatcher):
     def tick(self, now: datetime | None = None) -> None:
         """Once a second: the clock, the offline banner, and expiring recall highlights."""
         now = now or self._now()
-        self.clock_text = now.strftime("%H:%M")
+        self.clock_text = (now.astimezone(self.tz) if self.tz else now).strftime("%H:%M")
         self._update_banner(now)
         if self._highlight_until and min(self._highlight_until.values()) <= time.monotonic():
             self._highlight_until = {r: t for r, t in self._highlight_until.items() if t > time.monotonic()}
@@ -200,12 +241,18 @@ class CallScreenViewModel(EventDispatcher):
             parts.append(label(self.primary, "server_offline"))
         self.banner_text = "  ·  ".join(parts)
 
+    def _short(self, room: str, language: str | None) -> str:
+        return pick(self.short_names.get(room, {}), language, "") if language else ""
+
     def _tile(self, room: str) -> dict[str, object]:
         state = self._states.get(room)
         lang, second = self.primary, self.secondary
+        short_title = self._short(room, lang)
+        short_subtitle = self._short(room, second) if second else ""
         if state is None:
-            return {"room": room, "title": room, "subtitle": "", "ticket": label(lang, "none"), "name": "",
-                    "status": "unknown", "status_text": "", "next_text": "", "waiting_text": "", "highlight": False}
+            return {"room": room, "title": room, "title_short": short_title, "subtitle": "", "subtitle_short": "",
+                    "ticket": label(lang, "none"), "name": "", "status": "unknown", "status_text": "",
+                    "next_text": "", "waiting_text": "", "highlight": False}
         names = dict(state.room_name)
         title = pick(names, lang, room)
         subtitle = pick(names, second, "") if second else ""
@@ -213,13 +260,16 @@ class CallScreenViewModel(EventDispatcher):
         return {
             "room": room,
             "title": title,
+            "title_short": short_title,
             "subtitle": "" if subtitle == title else subtitle,
+            "subtitle_short": "" if subtitle == title else short_subtitle,
             "ticket": current.ticket if current else label(lang, "none"),
             # Defence in depth: even if a server sent a full name, a public screen shows it masked.
             "name": mask_name(current.masked_name) if current else "",
             "status": state.status.value,
             "status_text": label(lang, state.status.value) if state.status != RoomStatus.OPEN else "",
-            "next_text": "  ".join(state.next_tickets[:5]),
+            "next_text": "  ".join(state.next_tickets[:5]) or label(lang, "nobody_waiting"),
+            # With nobody waiting the list already says so: no "0 waiting" beneath it.
             "waiting_text": label(lang, "waiting", n=state.waiting_count) if state.waiting_count else "",
             "highlight": self._highlight_until.get(room, 0) > time.monotonic(),
         }
@@ -233,11 +283,18 @@ class CallScreenViewModel(EventDispatcher):
         if tiles:
             door = tiles[0]
             self.room_title = str(door["title"])
+            self.room_title_short = str(door["title_short"])
             self.room_subtitle = str(door["subtitle"])
+            self.room_subtitle_short = str(door["subtitle_short"])
             self.ticket_text = str(door["ticket"])
             self.name_text = str(door["name"])
             self.next_text = str(door["next_text"])
             self.status_text = str(door["status_text"])
             self.waiting_text = str(door["waiting_text"])
             self.highlight = bool(door["highlight"])
+        else:  # a door screen whose room was removed: show nobody rather than a stale call
+            self.room_title = self.room_title_short = self.room_subtitle = self.room_subtitle_short = ""
+            self.ticket_text = label(self.primary, "none")
+            self.name_text = self.next_text = self.status_text = self.waiting_text = ""
+            self.highlight = False
         self.last_render = time.time()

@@ -10,21 +10,49 @@ from kivy.uix.stencilview import StencilView
 CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 
 
+LEGIBLE_AT_1080 = 24
+"""Smallest font (px) any text may have on a 1080p screen (landscape or portrait); scaled with
+the window's shorter side."""
+LEGIBLE_FLOOR = 14
+"""...but never below this: on a 480-line panel 14 px is the least read from a waiting-room chair."""
+
+
+def legible_min(short_side: float) -> int:
+    """The smallest font size a call screen may draw in a window whose shorter side is ``short_side`` px."""
+    return max(LEGIBLE_FLOOR, round(LEGIBLE_AT_1080 * short_side / 1080))
+
+
 class FitLabel(Label):
     """A label whose font shrinks (never grows past ``max_font_size``) until its text fits the widget.
 
-    Room names and notices differ in length per language and per hospital; a fixed font size
-    would clip "emergency room 9" on an 800x480 hall board.
+    Room names and notices differ in length per language and per hospital. The font never goes
+    below ``min_font_size`` (0: ``legible_min`` of the window). With ``wrap`` the text may break
+    into lines to stay larger. If it cannot fit at the minimum, ``alt_text`` (a configured short
+    name) is tried; failing that, one line at the minimum ending in an ellipsis: a label never
+    draws outside its box, whatever a hospital names its rooms.
     """
 
     max_font_size = NumericProperty(40)
-    min_font_size = NumericProperty(8)
+    min_font_size = NumericProperty(0)
+    wrap = BooleanProperty(False)
+    alt_text = StringProperty("")
 
     def __init__(self, **kwargs: object) -> None:
+        kwargs.setdefault("halign", "center")  # wrapped lines centred like a single line
+        kwargs.setdefault("shorten_from", "right")  # "消化内科 11…": the start of a name says most
         super().__init__(**kwargs)
+        self._full = self.text
+        self._shown = self.text
         self._fit_trigger = Clock.create_trigger(self._fit, 0)
-        self.bind(size=self._fit_trigger, text=self._fit_trigger, max_font_size=self._fit_trigger)
+        self.bind(size=self._fit_trigger, text=self._fit_trigger, max_font_size=self._fit_trigger,
+                  alt_text=self._fit_trigger, wrap=self._fit_trigger, min_font_size=self._fit_trigger)
         self._fit_trigger()
+
+    @property
+    def smallest(self) -> int:
+        from kivy.core.window import Window
+
+        return int(self.min_font_size or legible_min(min(Window.size)))
 
     def fits(self) -> bool:
         tw, th = self.texture_size
@@ -33,20 +61,42 @@ class FitLabel(Label):
     def _fit(self, *_: object) -> None:
         if self.width <= 1 or self.height <= 1:
             return
-        size = self.max_font_size
-        for _ in range(12):  # converges in 2-3 steps; bounded so a zero-size widget cannot loop
-            self.font_size = size
-            self.texture_update()
+        if self.text != self._shown:  # set from outside (a kv binding): that is the full text now
+            self._full = self.text
+        options = [self._full]
+        if self.alt_text and self.alt_text != self._full:
+            options.append(self.alt_text)
+        smallest = self.smallest
+        for option in options:
+            size = self._largest_fitting(option, smallest)
+            if size is not None:
+                self._show(option, size, shorten=False)
+                return
+        self._show(options[-1], smallest, shorten=True)
+
+    def _largest_fitting(self, text: str, smallest: int) -> int | None:
+        """The largest font size in [smallest, max_font_size] at which ``text`` fits, or None."""
+        size = max(int(self.max_font_size), smallest)
+        for _ in range(14):  # converges in 2-4 steps; bounded so a zero-size widget cannot loop
+            self._show(text, size, shorten=False)
             tw, th = self.texture_size
-            if not self.text or (tw <= self.width and th <= self.height):
-                return
+            if not text or (tw <= self.width and th <= self.height):
+                return size
+            if size <= smallest:
+                return None
             scale = min(self.width / max(tw, 1), self.height / max(th, 1))
-            new = max(self.min_font_size, int(size * scale * 0.98))
-            if new >= size:
-                new = size - 1
-            if new < self.min_font_size:
-                return
-            size = new
+            new = int(size * (scale ** 0.5 if self.wrap else scale) * 0.98)
+            size = max(smallest, min(new, size - 1))
+        return None
+
+    def _show(self, text: str, size: int, *, shorten: bool) -> None:
+        self._shown = text
+        self.text = text
+        self.font_size = size
+        self.shorten = shorten
+        # A width to wrap in (or to shorten to); none otherwise, so the texture shows the text's own width.
+        self.text_size = (self.width, None) if (self.wrap or shorten) else (None, None)
+        self.texture_update()
 
 
 class Marquee(StencilView):
@@ -92,7 +142,9 @@ class RoomTile(BoxLayout):
     """One room on the hall board (values copied from the view-model's ``tiles``)."""
 
     title = StringProperty("")
+    title_short = StringProperty("")
     subtitle = StringProperty("")
+    subtitle_short = StringProperty("")
     ticket = StringProperty("")
     name = StringProperty("")
     status = StringProperty("")
@@ -105,6 +157,7 @@ class HistoryRow(BoxLayout):
 
     ticket = StringProperty("")
     room_title = StringProperty("")
+    room_short = StringProperty("")
     time_text = StringProperty("")
     kind_text = StringProperty("")
     recall = BooleanProperty(False)

@@ -1,9 +1,13 @@
 """Versioned MQTT payload models (v1).
 
 Every payload is a frozen pydantic model that rejects unknown keys and carries
-``v``; ``decode_payload`` is the one way bytes from the network become a model,
-and it raises ``ProtocolError`` (never anything else) for bad input, so a
-subscriber can log and drop in one place.
+``v`` (on the wire it is required: a payload without it is refused); ``decode_payload``
+is the one way bytes from the network become a model, and it raises ``ProtocolError``
+(never anything else) for bad input, so a subscriber can log and drop in one place.
+
+Ordering and timeliness (``docs/protocol.md``): room snapshots and call events carry the
+store's ``epoch`` with their ``seq`` (screens order by (epoch, seq)); a call event carries
+``announce_within_s``, the window after ``ts`` in which a screen may still speak it.
 """
 from __future__ import annotations
 
@@ -17,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from protocol.errors import ProtocolError
 
 PROTOCOL_VERSION = 1
+NO_EPOCH = "0"
+"""The epoch of a payload built before the publisher stamped the store's real one."""
+DEFAULT_ANNOUNCE_WINDOW_S = 10
+"""A call is spoken only within this many seconds of being made, unless the server says otherwise."""
 # A room snapshot with a long waiting list is a few KB; anything far bigger is
 # an attack or a bug, and must not reach a parser on a Pi.
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -24,6 +32,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 TicketNumber = Annotated[str, Field(pattern=r"^[A-Z]{1,3}[0-9]{1,5}$")]
 ShortText = Annotated[str, Field(max_length=200)]
+TimeZoneName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,3}$", max_length=64)]
 LanguageTexts = Annotated[dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")], ShortText], Field(max_length=8)]
 
 
@@ -59,7 +68,8 @@ class CurrentCall(BaseModel):
 class RoomState(_Payload):
     """Retained snapshot of one room: everything a screen needs to draw it from scratch."""
 
-    seq: int = Field(ge=0, description="monotonic per room, across server restarts")
+    seq: int = Field(ge=0, description="monotonic per room within one epoch")
+    epoch: Ident = Field(NO_EPOCH, description="the store generation: changes when the database may have been replaced")
     ts: datetime
     site: Ident
     room: Ident
@@ -70,6 +80,7 @@ class RoomState(_Payload):
     current: CurrentCall | None = None
     next_tickets: tuple[TicketNumber, ...] = Field(default=(), max_length=20)
     waiting_count: int = Field(0, ge=0)
+    timezone: TimeZoneName | None = Field(None, description="the hospital's IANA time zone: screens show its time")
 
 
 class CallEvent(_Payload):
@@ -77,6 +88,7 @@ class CallEvent(_Payload):
 
     id: Ident
     seq: int = Field(ge=0, description="the room's seq of the snapshot this call produced")
+    epoch: Ident = Field(NO_EPOCH, description="the store generation of that seq (see RoomState.epoch)")
     ts: datetime
     site: Ident
     room: Ident
@@ -87,6 +99,8 @@ class CallEvent(_Payload):
     masked_name: ShortText = ""
     recall_count: int = Field(0, ge=0)
     announce: LanguageTexts
+    announce_within_s: int = Field(DEFAULT_ANNOUNCE_WINDOW_S, ge=1, le=3600,
+                                   description="spoken only this long after ts; later it is shown, not spoken")
 
 
 class Notice(_Payload):
@@ -162,8 +176,11 @@ def decode_payload(model: type[P], raw: bytes | bytearray | str) -> P:
         raise ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ProtocolError("payload is not a JSON object")
-    if data.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION and "v" in model.model_fields:
-        raise ProtocolError(f"unsupported payload version {data.get('v')!r}")
+    if "v" in model.model_fields:
+        if "v" not in data:
+            raise ProtocolError(f"{model.__name__} without its version field 'v'")
+        if data["v"] != PROTOCOL_VERSION:
+            raise ProtocolError(f"unsupported payload version {data['v']!r}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

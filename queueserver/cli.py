@@ -44,6 +44,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--public-url", help="base URL patients' phones reach, used in ticket QR codes "
                                         "(default: http://HOST:PORT)")
     p.add_argument("--no-seed", action="store_true", help="do not seed the demo patients into an empty backend")
+    p.add_argument("--announce-window", type=int, default=int(os.environ.get("CLINICFLOW_ANNOUNCE_WINDOW", "10")),
+                   metavar="S", help="a call is spoken by screens only within S seconds of being made (default 10; "
+                                     "docs/protocol.md)")
     p.add_argument("--alert-interval", type=float, default=15.0, help="seconds between long-wait checks (0: off)")
     p.add_argument("--http-workers", default=os.environ.get("CLINICFLOW_HTTP_WORKERS", "auto"), metavar="N",
                    help="serve HTTP from N worker processes while this process runs the queue; 0: all in one "
@@ -123,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clinicflow server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     store.migrate()
+    from queueserver.store_epoch import EpochReader, renew_epoch
+
+    epoch = renew_epoch(store)  # the content may have been replaced while we were stopped (store_epoch.py)
+    log.info("store epoch %s", epoch)
     his_path = args.his_db or str(data_dir / "hospital.sqlite3")
     backend = EmbeddedHospitalBackend(his_path, timezone_name=hospital.site.timezone)
     if not args.no_seed and backend.is_empty():
@@ -136,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     bus = None
     if args.broker and args.broker != "none":
         bus = server_bus(args.broker, site, instance=uuid.uuid4().hex[:8])
-    service = QueueService(store, hospital, backend, publisher=MqttPublisher(bus, site) if bus else None,
-                           public_url=public_url, site=site)
+    publisher = None
+    if bus is not None:
+        publisher = MqttPublisher(bus, site, epoch=EpochReader(store, initial=epoch), rooms=[r.id for r in hospital.rooms],
+                                  timezone=hospital.site.timezone, announce_window=args.announce_window)
+    service = QueueService(store, hospital, backend, publisher=publisher, public_url=public_url, site=site)
     service.ensure_rooms()
 
     def on_startup() -> None:

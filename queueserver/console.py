@@ -53,8 +53,13 @@ class ConsoleView:
                     current = {"ticket_id": t["ticket_id"], "number": t["number"], "status": t["status"],
                                "reason": t["call_reason"], "recall_count": t["recall_count"],
                                "masked_name": t["masked_name"]}
+        # Calls made while the call screens could not hear them (queueserver/publisher.py): the clinician recalls.
+        unheard_of = getattr(ctx.publisher, "unheard_calls", None)
+        unheard: list[dict[str, Any]] = unheard_of(room_id) if unheard_of is not None else []
+        if current is not None:
+            current["unheard"] = row["current_call_id"] in {u["call_id"] for u in unheard}
         queue = [e.__dict__ for e in self.queue(room_id)]
         alerts = [f"{e['number']} has waited {e['waited_min']} min (limit {ctx.rules.long_wait_alert_min})."
                   for e in queue if e["long_wait"]]
         return {"room": room_id, "room_name": dict(ctx.room(room_id).name), "status": state.status.value,
-                "seq": state.seq, "current": current, "queue": queue, "alerts": alerts}
+                "seq": state.seq, "current": current, "queue": queue, "alerts": alerts, "unheard_calls": unheard}

@@ -74,6 +74,8 @@ class QueueService:
         self.alerts = LongWaitAlerts(ctx)
         self.statistics = Statistics(ctx)
         self.surveys = Surveys(ctx)
+        if hasattr(publisher, "on_unheard"):  # a call screens could not hear refreshes the live console
+            publisher.on_unheard = lambda room: ctx.notify({room}, set())  # type: ignore[union-attr]
 
     # ------------------------------------------------------------ the site
     @property
@@ -148,6 +150,9 @@ class QueueService:
         self.ctx.forget_estimates()
         self.ensure_rooms()
         self.republish_all()
+        set_rooms = getattr(self.publisher, "set_rooms", None)
+        if set_rooms is not None:  # removed rooms' retained snapshots are cleared (queueserver/publisher.py)
+            set_rooms([r.id for r in hospital.rooms], timezone=hospital.site.timezone)
         self.ctx.notify({r.id for r in hospital.rooms}, set())
 
     # ------------------------------------------------------------ tickets

@@ -133,3 +133,11 @@ adapter = "none"
             if proc.poll() is None:
                 proc.kill()
     assert shot.exists() and shot.stat().st_size > 5000
+
+
+def test_short_names_on_the_command_line_and_a_clear_error_for_a_bad_one(capsys):
+    args = parse_args(["--layout", "hall", "--short-name", "r6:zh=耳鼻喉科 6 诊室", "--short-name", "r6:en=ENT 6"])
+    assert args.short_name == [("r6", "zh", "耳鼻喉科 6 诊室"), ("r6", "en", "ENT 6")]
+    with pytest.raises(SystemExit):
+        parse_args(["--short-name", "r6=ENT"])
+    assert "must look like r6:zh=" in capsys.readouterr().err

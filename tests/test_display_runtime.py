@@ -68,12 +68,13 @@ def test_a_call_is_shown_large_and_announced_with_chime_then_mandarin_then_engli
 def test_twenty_calls_in_one_second_give_twenty_announcements_in_order_none_twice(mosquitto, server, tmp_path):
     speaker = EspeakSpeaker(player=AlsaPlayer(device="null"), cache=PhraseCache(tmp_path))
     rooms = ["r1", "r2", "r3", "r4"]
-    screen = ready_screen(mosquitto.url, [], server, speaker, layout="hall", repeats=1)
+    # A site of its own: no retained snapshot another test left (with its next tickets to pre-render).
+    screen = ready_screen(mosquitto.url, [], server, speaker, layout="hall", repeats=1, site="burst")
     try:
-        calls = [samples.call_event(rooms[i % 4], 10 + i, f"{'ABCE'[i % 4]}{i:03d}") for i in range(20)]
+        calls = [samples.call_event(rooms[i % 4], 10 + i, f"{'ABCE'[i % 4]}{i:03d}", site="burst") for i in range(20)]
         for call in calls:  # as fast as the server can publish: well inside one second
-            server.publish(topics.calls(SITE), call)
-        publish(server, topics.calls(SITE), calls[3])  # a duplicate delivery of an earlier call
+            server.publish(topics.calls("burst"), call)
+        publish(server, topics.calls("burst"), calls[3])  # a duplicate delivery of an earlier call
         assert screen.announcer.wait_for(20, timeout=30)
         assert [a.call_id for a in screen.announcements] == [c.id for c in calls]
         assert screen.announcer.pending == 0 and len(screen.announcements) == 20
@@ -108,7 +109,7 @@ def test_cantonese_screen_speaks_and_shows_cantonese(mosquitto, server):
         publish(server, topics.calls(SITE), samples.call_event("r1", 2, "A012"))
         assert screen.announcer.wait_for(1)
         assert speaker.events == ["chime", ("yue", "请 A012 号到 1 診室睇症"), ("en", "Number A012, please go to room 1")]
-        assert screen.view_model.caption_text == "請到診症"
+        assert screen.view_model.caption_text == "現正診症"
     finally:
         screen.stop()
 

@@ -24,7 +24,7 @@ def test_door_screen_shows_the_called_number_masked_name_room_and_who_is_next():
     assert vm.ticket_text == "A012"
     assert vm.name_text == "张*丰"
     assert (vm.room_title, vm.room_subtitle) == ("1 诊室", "room 1")
-    assert vm.caption_text == "请到就诊" and vm.next_text == "A013  A014" and vm.waiting_text == "等候 5 人"
+    assert vm.caption_text == "当前就诊" and vm.next_text == "A013  A014" and vm.waiting_text == "等候 5 人"
 
 
 def test_door_screen_in_english_uses_english_words():
@@ -153,6 +153,54 @@ def test_gate_ignores_live_snapshots_older_than_the_one_shown_but_trusts_retaine
     assert gate.accept_state(samples.room_state("r1", 2, "A002"), retained=True)  # server restored from backup
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _in(state, epoch):
+    return state.model_copy(update={"epoch": epoch})
+
+
+def test_gate_takes_a_new_epoch_as_the_truth_even_with_a_lower_seq():
+    """A restored store: room r3 went from seq 16 back to 12, and its next call must be spoken."""
+    gate = CallGate({"r3"})
+    assert gate.accept_state(_in(samples.room_state("r3", 16, "B016"), "aaa"), retained=False)
+    assert not gate.accept_state(_in(samples.room_state("r3", 12, "B012"), "aaa"), retained=False)
+    assert gate.accept_state(_in(samples.room_state("r3", 12, "B012"), "bbb"), retained=False)
+    assert gate.accept_call(_in(samples.call_event("r3", 13, "B013"), "bbb"))
+
+
+def test_gate_drops_an_implausible_seq_jump_and_keeps_the_room_calling():
+    gate = CallGate({"r1"})
+    assert gate.accept_state(samples.room_state("r1", 16, "A016"), retained=False)
+    bogus = gate.accept_state(samples.room_state("r1", 10**12, "A999"), retained=False)
+    assert not bogus and bogus.suspicious
+    assert gate.accept_state(samples.room_state("r1", 17, "A017"), retained=False)
+    assert gate.accept_call(samples.call_event("r1", 17, "A017"))
+
+
+def test_a_wrong_floor_stops_holding_a_room_after_the_reorder_window():
+    clock = FakeClock()
+    gate = CallGate({"r1"}, reorder_window=2.0, clock=clock)
+    assert gate.accept_state(samples.room_state("r1", 90_000, "A999"), retained=False)  # wrong, but plausible
+    clock.now += 0.5
+    assert not gate.accept_state(samples.room_state("r1", 17, "A017"), retained=False), "a swap, within the window"
+    clock.now += 2.0
+    assert gate.accept_state(samples.room_state("r1", 18, "A018"), retained=False), "the server's real order"
+    assert gate.accept_call(samples.call_event("r1", 18, "A018"))
+
+
+def test_a_removed_room_is_forgotten():
+    gate = CallGate(None)
+    assert gate.accept_state(samples.room_state("r9", 40, "E040"), retained=False)
+    gate.forget_room("r9")
+    assert gate.accept_state(samples.room_state("r9", 1, "E001"), retained=False)
+
+
 def test_gate_ignores_rooms_it_does_not_show():
     gate = CallGate({"r1"})
     assert not gate.accept_call(samples.call_event("r2", 1, "A001"))
@@ -180,3 +228,39 @@ def test_gate_never_accepts_a_call_twice_nor_one_older_than_the_snapshot_shown(m
             if gate.accept_call(event):
                 assert event.id not in accepted and seq >= floor
                 accepted.append(event.id)
+
+
+def test_hall_board_sorts_rooms_naturally_and_drops_a_removed_room():
+    hall = CallScreenViewModel(layout="hall", languages=["zh", "en"])
+    for room in ("r10", "r2", "r1", "r11"):
+        hall.show_state(samples.room_state(room, 1, "A001"))
+    assert [t["room"] for t in hall.tiles] == ["r1", "r2", "r10", "r11"]
+    hall.show_call(samples.call_event("r10", 2, "A002"))
+    hall.remove_room("r10")
+    assert [t["room"] for t in hall.tiles] == ["r1", "r2", "r11"] and hall.history == []
+
+
+def test_the_clock_shows_the_hospitals_time_zone_from_its_snapshots():
+    hall = CallScreenViewModel(layout="hall", languages=["zh", "en"])
+    utc_noon = datetime(2026, 12, 3, 4, 0, tzinfo=timezone.utc)
+    hall.show_state(samples.room_state("r1", 1, "A001").model_copy(update={"timezone": "Asia/Shanghai"}))
+    hall.tick(utc_noon)
+    assert hall.clock_text == "12:00"
+    hall.show_call(samples.call_event("r1", 2, "A002").model_copy(update={"ts": utc_noon}))
+    assert hall.history[0]["time_text"] == "12:00"
+
+
+def test_a_door_screen_whose_room_is_removed_shows_nobody():
+    vm = door()
+    vm.show_state(samples.room_state("r1", 3, "A003"))
+    vm.remove_room("r1")
+    assert vm.ticket_text == "—" and vm.name_text == "" and vm.room_title == ""
+
+
+def test_a_configured_room_that_is_removed_and_added_again_returns_to_its_place():
+    hall = CallScreenViewModel(layout="hall", rooms=["r3", "r1", "r2"], languages=["zh", "en"])
+    hall.remove_room("r1")
+    assert [t["room"] for t in hall.tiles] == ["r3", "r2"]
+    hall.show_state(samples.room_state("r1", 1, "A001"))
+    hall.show_state(samples.room_state("r7", 1, "A007"))  # not configured: never drawn
+    assert [t["room"] for t in hall.tiles] == ["r3", "r1", "r2"]

@@ -61,18 +61,36 @@ def test_every_text_fits_its_widget_and_the_window(rendered, case):
     found = rendered[f"{layout}-{langs.replace(',', '+')}-{size}"]
     assert found["unfit"] == [], f"clipped texts: {found['unfit']}"
     assert found["outside"] == [], f"texts outside the window: {found['outside']}"
-    assert found["min_font"] >= 8
+    assert found["outside_tile"] == [], f"texts drawn into a neighbouring tile: {found['outside_tile']}"
+    assert found["min_font"] >= found["legible_min"], f"smallest texts: {found['smallest']}"
+
+
+@pytest.mark.parametrize("size", ["1920x1080", "800x480"])
+def test_a_hall_board_of_twenty_rooms_is_legible_in_mandarin_and_english(rendered, size):
+    board = rendered[f"board20-zh+en-{size}"]
+    texts = board["texts"]
+    assert board["legible_min"] == {"1920x1080": 24, "800x480": 14}[size] and board["min_font"] >= board["legible_min"]
+    titles = [t for t in texts if t.endswith(" 诊室") and t[0] not in "A-Z"]
+    numbers = [int(t.split()[-2]) for t in titles][:20]
+    assert numbers == list(range(1, 21)), "rooms in natural order (2 before 10)"
+    # 耳鼻咽喉头颈外科 6 诊室 cannot fit a tile legibly: the configured short name is shown instead.
+    assert "耳鼻喉科 6 诊室" in texts and "ENT 6" in texts
 
 
 def test_door_screen_texts_in_mandarin_and_english(rendered):
     zh = rendered["door-zh+en-1920x1080"]["texts"]
-    for text in ["A012", "张*丰", "1 诊室", "room 1", "请到就诊", "候诊", "等候 7 人", "09:41"]:
+    for text in ["A012", "张*丰", "1 诊室", "room 1", "当前就诊", "候诊", "等候 7 人", "09:41"]:
         assert text in zh
     assert any("李医生" in t for t in zh)
     en = rendered["door-en-800x480"]["texts"]
     for text in ["A012", "张*丰", "room 1", "Now serving", "Next", "7 waiting"]:
         assert text in en
     assert not any("张三丰" in t for c in rendered.values() for t in c["texts"]), "a full name reached the screen"
+
+
+def test_a_door_screen_with_nobody_waiting_says_so(rendered):
+    texts = rendered["door-empty-zh+en-1920x1080"]["texts"]
+    assert "暂无候诊" in texts and "—" in texts
 
 
 def test_hall_board_texts_in_mandarin_and_english(rendered):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from datetime import datetime, timezone
 
 from clinicflow.mqtt import BrokerAddress, PahoMessageBus
@@ -112,3 +113,47 @@ def test_plain_paho_client_that_connects_later_receives_retained_state(mosquitto
     finally:
         late.loop_stop()
         late.disconnect()
+
+
+def test_a_message_with_an_expiry_is_refused_while_the_broker_is_down_and_never_sent_late(private_mosquitto):
+    got: queue.Queue[tuple[bytes, int | None]] = queue.Queue()
+    listener = PahoMessageBus(private_mosquitto.url)
+    sender = PahoMessageBus(private_mosquitto.url)
+    listener._client.on_message = lambda c, u, m: got.put((m.payload, getattr(m.properties, "MessageExpiryInterval", None)))
+    listener.subscribe("bus/expiry", lambda *_: None)
+    with listener, sender:
+        assert listener.wait_connected(5) and sender.wait_connected(5)
+        sender.publish("bus/expiry", b"in time", expiry=10).wait_for_publish(5)
+        payload, expiry = got.get(timeout=5)
+        assert payload == b"in time" and expiry is not None and 0 < expiry <= 10, "the broker forwards the expiry"
+
+        private_mosquitto.stop()
+        deadline = time.monotonic() + 5
+        while sender.link_up:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert sender.publish("bus/expiry", b"late call", expiry=10) is None, "refused, not queued"
+        # Retained, so the listener gets it whichever of the two reconnects first.
+        assert sender.publish("bus/expiry", b"snapshot", retain=True).rc == mqtt.MQTT_ERR_NO_CONN, "kept for later"
+        private_mosquitto.start()
+        assert sender.wait_connected(10) and listener.wait_connected(10)
+        sender.publish("bus/expiry", b"after").wait_for_publish(5)
+        seen = [got.get(timeout=5)[0] for _ in range(2)]
+        assert seen == [b"snapshot", b"after"]
+
+
+def test_falls_back_to_mqtt_3_1_1_on_a_broker_that_only_speaks_it():
+    from clinicflow.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker().start()
+    received: queue.Queue[int] = queue.Queue()
+    screen = PahoMessageBus(broker.url)
+    screen.subscribe_model(topics.all_room_states("bus"), RoomState, lambda t, m, r: received.put(m.seq))
+    server = PahoMessageBus(broker.url)
+    try:
+        with screen, server:
+            assert screen.wait_connected(10) and server.wait_connected(10)
+            server.publish(topics.room_state("bus", "r1"), _state(4), retain=True, expiry=10).wait_for_publish(5)
+            assert received.get(timeout=5) == 4
+    finally:
+        broker.stop()

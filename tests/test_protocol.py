@@ -1,4 +1,5 @@
 """The v1 contract: topics built and parsed in one place, payloads that reject bad input."""
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -56,6 +57,25 @@ def test_extra_keys_and_bad_ticket_numbers_are_rejected():
         decode_payload(CallEvent, good[:-1] + ', "full_name": "Zhang San"}')
     with pytest.raises(ProtocolError, match="ticket"):
         decode_payload(CallEvent, good.replace('"A012"', '"A 012"'))
+
+
+def test_a_payload_without_its_version_is_rejected():
+    raw = json.loads(encode_payload(_call()))
+    del raw["v"]
+    with pytest.raises(ProtocolError, match="without its version field"):
+        decode_payload(CallEvent, json.dumps(raw))
+
+
+def test_calls_carry_their_epoch_and_announcement_window_and_refuse_nonsense():
+    event = decode_payload(CallEvent, encode_payload(_call(epoch="3fa2c1d0e9b8", announce_within_s=15)))
+    assert (event.epoch, event.announce_within_s) == ("3fa2c1d0e9b8", 15)
+    for bad in ({"announce_within_s": 0}, {"epoch": "a/b"}):
+        raw = json.loads(encode_payload(_call()))
+        raw.update(bad)
+        with pytest.raises(ProtocolError):
+            decode_payload(CallEvent, json.dumps(raw))
+    state = RoomState(seq=1, ts=NOW, site="demo", room="r3", department="A", status="open", timezone="Asia/Shanghai")
+    assert decode_payload(RoomState, encode_payload(state)).timezone == "Asia/Shanghai"
 
 
 def test_room_state_is_frozen():
