@@ -47,8 +47,11 @@ from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
 from queueserver.auth import Principal, TokenBook
 from queueserver.core_link import RemoteQueueService
+from queueserver.help_stats import help_stats, help_stats_csv
 from queueserver.hospital_file import HospitalFileError, parse_hospital
+from queueserver.helpdesk import HelpDesk, escalate_after_from_env
 from queueserver.service import BadRequestError, ForbiddenError, QueueService
+from queueserver.store import Store
 
 log = logging.getLogger(__name__)
 PAGES = Path(__file__).with_name("pages")
@@ -127,12 +130,15 @@ def create_app(
     keepalive: float = 15.0,
     hospital_path: Path | None = None,
     republish_interval: float = 0.0,
+    help_store: Store | None = None,
 ) -> FastAPI:
     """The FastAPI app of one site. ``on_startup``/``on_shutdown`` run in the lifespan (the CLI starts MQTT there).
 
     ``hospital_path``: where the admin API saves a changed hospital configuration (JSON).
     ``republish_interval``: seconds between republishing every room snapshot (0: only on change
     and on connect; the CLI turns it on for PostgreSQL, where several replicas may publish).
+    ``help_store``: where help requests, patient sessions and answers live (default: the service's
+    store; an HTTP worker process opens its own on the same database).
     """
     broadcaster = Broadcaster()
     service.add_listener(broadcaster.changed)
@@ -157,6 +163,19 @@ def create_app(
     app.state.service = service
     app.state.tokens = tokens
     app.state.broadcaster = broadcaster
+    store_for_help = help_store if help_store is not None else service.store
+    desk = HelpDesk(store_for_help, timezone_name=service.hospital.site.timezone,
+                    escalate_after=escalate_after_from_env())
+    app.state.helpdesk = desk
+
+    def console_with_help(room: str) -> dict:
+        """The room's console view and the help items its clinician should see."""
+        view = service.console(room)
+        found = service.hospital.room(room)
+        departments = found.departments if found is not None else ()
+        now = desk.clock()
+        view["help"] = [i.as_dict(now) for i in desk.open_items() if i.concerns_room(room, departments)]
+        return view
 
     # ------------------------------------------------------------ errors
     @app.exception_handler(ClinicflowError)
@@ -326,7 +345,7 @@ def create_app(
     def console_view(room: str, who: Who) -> dict:
         """What the clinician page shows: current ticket and its reason, the queue with reasons, alerts."""
         need(who, "clinician", "admin", room=room, what="see the waiting list")
-        return service.console(room)
+        return console_with_help(room)
 
     def room_op(path: str, name: str, summary: str, *extra: str) -> None:
         async def handler(room: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
@@ -400,12 +419,14 @@ def create_app(
     def stats(who: Who, day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None) -> dict:
         """Per department and room for a day (default today): tickets, waits, service, no-shows, recalls, survey."""
         need(who, "admin", "clinician", what="read statistics")
-        return service.stats(day)
+        data = service.stats(day)
+        data["help"] = help_stats(desk, data["day"])
+        return data
 
     @app.get("/api/v1/stats.csv", tags=["stats"], responses=ERRORS)
     def stats_csv(who: Who, day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None) -> Response:
         need(who, "admin", "clinician", what="read statistics")
-        text = service.stats_csv(day)
+        text = service.stats_csv(day) + help_stats_csv(desk, day or service.today())
         name = f"clinicflow-stats-{day or service.today()}.csv"
         return PlainTextResponse(text, media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -435,7 +456,7 @@ def create_app(
     def room_events(room: str, request: Request, who: Who) -> StreamingResponse:
         """Server-sent events: the console view of the room after every change (token as ?access_token=)."""
         need(who, "clinician", "admin", room=room, what="see the waiting list")
-        return sse(request, lambda: service.console(room))
+        return sse(request, lambda: console_with_help(room))
 
     @app.get("/api/v1/tickets/{ticket_id}/events", tags=["live"], responses=ERRORS)
     def ticket_events(ticket_id: str, request: Request) -> StreamingResponse:
@@ -457,8 +478,15 @@ def create_app(
     def status_page(ticket_id: str) -> HTMLResponse:
         return HTMLResponse(status_html)
 
+    from queueserver.helpdesk_api import escalation_notifier, helpdesk_router  # desk page, help loop
+    desk.on_escalate = escalation_notifier(
+        service.site, publish_alert=lambda a: service.publisher and service.publisher.publish_alert(a),
+        bus_of=lambda: getattr(app.state, "bus", None))
+    app.include_router(helpdesk_router(desk, principal=principal, wake=lambda: broadcaster.changed(set(), set()),
+                                       wait_change=broadcaster.wait, version=lambda: broadcaster.version,
+                                       keepalive=keepalive))
     from queueserver.patient_api import patient_router  # kiosk patient API (docs/kiosk.md)
-    app.include_router(patient_router(service, tokens))
+    app.include_router(patient_router(service, tokens, store=store_for_help, desk=desk))
     from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)
     app.include_router(fleet_router())
     return app

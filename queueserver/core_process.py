@@ -57,7 +57,10 @@ async def _serve(service: QueueService, bus: Any, args: argparse.Namespace, list
     quick_exits = 0
 
     def spawn() -> subprocess.Popen[bytes]:
-        worker = subprocess.Popen(command, pass_fds=(listener.fileno(),))
+        # The store's URL by environment, not argv (a command line is readable by every local user):
+        # workers keep help requests and patient sessions there (queueserver.helpdesk).
+        worker = subprocess.Popen(command, pass_fds=(listener.fileno(),),
+                                  env={**os.environ, "CLINICFLOW_QUEUE_DB": service.store.url})
         started[worker.pid] = loop.time()
         return worker
 
