@@ -166,3 +166,7 @@ class KioskServerClient:
 
     def call_staff(self, request: HelpRequest, *, key: str | None = None) -> HelpOut:
         return self._model(HelpOut, "POST", "/api/v1/help-requests", json=self._body(request), key=key or new_key())
+
+    def help_state(self, help_id: str) -> HelpOut:
+        """Whether staff acknowledged the kiosk's help request (and who), or it escalated."""
+        return self._model(HelpOut, "GET", f"/api/v1/help-requests/{help_id}")

@@ -128,7 +128,7 @@ class RegistrationViewModel(FlowViewModel):
         if rec.red_flag:
             # Staff triage emergencies: no queue ticket, the patient goes now and staff are alerted.
             self.stage = "emergency"
-            self.kiosk.help.raise_alert("red_flag", department="emergency")
+            self.kiosk.help.raise_alert("red_flag", department="emergency", symptoms=tuple(sorted(self.picked)))
             return
         self.department = next((d for d in self.departments if d.department == rec.department), None)
         self.stage = "advice"
