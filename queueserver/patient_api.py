@@ -238,7 +238,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
             return tickets.issue_walk_in(department=body.department, patient=patient, slot_start=body.slot_start,
                                          emergency=False, idempotency_key=idempotency_key)
         try:
-            return remember(f"reg:{idempotency_key}" if idempotency_key else None, issue)
+            return answers.remember(f"reg:{idempotency_key}" if idempotency_key else None, TicketOut, issue)
         except NotFoundError as exc:
             raise HTTPException(404, str(exc)) from exc
         except ConflictError as exc:
