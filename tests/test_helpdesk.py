@@ -122,3 +122,47 @@ def test_patient_sessions_and_answers_survive_a_restart_and_expire(sqlite_store,
         assert sessions.patient_id("made-up") is None
     finally:
         restarted.dispose()
+
+
+def test_a_long_wait_becomes_a_help_item_for_its_room_until_the_patient_is_called(tmp_path):
+    from tests.clinic_day import ClinicDay
+
+    clinic = ClinicDay(tmp_path, long_wait_alert_min=30)
+    desk = HelpDesk(clinic.store, timezone_name=clinic.service.hospital.site.timezone, clock=lambda: clinic.now)
+    try:
+        clinic.at("09:00")
+        waiting = clinic.walk_in("pediatrics")
+        clinic.at("09:31")
+        clinic.service.check_alerts()
+        desk.tick()
+        [item] = desk.open_items()
+        assert item.kind == "long_wait" and item.ticket == waiting["number"] and item.department == "pediatrics"
+        assert item.concerns_room("r4", ["pediatrics"]) and not item.concerns_room("r1", ["internal"])
+        desk.tick()
+        assert len(desk.open_items()) == 1  # one item per alert, not one per tick
+
+        clinic.call_next("r4")
+        desk.tick()
+        assert desk.open_items() == []
+        assert desk.get(item.help_id).resolved_by == "queue: called or left"
+    finally:
+        clinic.close()
+
+
+def test_replicas_on_postgresql_share_help_items_and_escalate_once(postgres_schema_url, clock):
+    stores = [Store(postgres_schema_url), Store(postgres_schema_url)]
+    try:
+        stores[0].migrate()
+        told: list[str] = []
+        a, b = (HelpDesk(s, clock=clock, escalate_after=30, on_escalate=lambda i: told.append(i.help_id)) for s in stores)
+        item, _ = a.raise_request(kind="red_flag", reason="red_flag", device="kiosk-1", idem_key="same")
+        again, new = b.raise_request(kind="red_flag", reason="red_flag", device="kiosk-1", idem_key="same")
+        assert not new and again.help_id == item.help_id
+        clock.advance(31)
+        b.tick()
+        a.tick()
+        assert told == [item.help_id]
+        assert a.acknowledge(item.help_id, "王护士").acknowledged_by == b.get(item.help_id).acknowledged_by == "王护士"
+    finally:
+        for s in stores:
+            s.dispose()
