@@ -1,7 +1,7 @@
 """Staff side of help over HTTP: the desk page, its live stream, acknowledge and resolve.
 
     GET  /desk                                   the nurse-station page (token as #token=... once)
-    GET  /api/v1/help-requests                   newest help items (``?open=true``: unresolved only)
+    GET  /api/v1/help-requests                   newest help items (``?open=true``: unresolved; ``?room=r1``)
     GET  /api/v1/help-events                     server-sent events: every open item after each change
     POST /api/v1/help-requests/{id}/acknowledge  我来处理: {"by": "王护士"} (optional; else the token's name)
     POST /api/v1/help-requests/{id}/resolve      done
@@ -135,9 +135,13 @@ def helpdesk_router(desk: HelpDesk, *, principal: Callable[..., Any], wake: Call
         return Response(assets[name], media_type=f"{kind}; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
     @router.get("/api/v1/help-requests", tags=["help"])
-    def list_help(who: Any = Depends(staff), open: bool = False) -> dict:  # noqa: A002 - the query parameter's name
-        """Help items, newest first (``open=true``: only those not yet resolved)."""
+    def list_help(request: Request, who: Any = Depends(staff), open: bool = False,  # noqa: A002
+                  room: str | None = None) -> dict:
+        """Help items, newest first (``open=true``: only those not yet resolved; ``room``: those its console shows)."""
         items = list(reversed(desk.open_items())) if open else desk.recent()
+        if room is not None:
+            found = request.app.state.service.hospital.room(room)
+            items = [i for i in items if i.concerns_room(room, found.departments if found else ())]
         return {"help_requests": listing(items), "escalate_after_s": desk.escalate_after}
 
     async def answer(request: Request, mark: Callable[[str, str], HelpItem], help_id: str, by: str) -> dict:

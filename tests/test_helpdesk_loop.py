@@ -147,3 +147,28 @@ def test_a_restart_between_identify_and_payment_and_between_help_and_acknowledge
             "terminal_ref": "T-REF-1"})
         assert paid.status_code == 200, paid.text
         assert paid.json()["status"] == "paid"
+
+
+def test_the_rooms_button_box_buzzes_for_an_escalated_red_flag(help_server):
+    from gpiozero.pins.mock import MockFactory
+
+    from hardware.buttonbox import ButtonBoxPins, CallButtonBox, RoomApiClient
+
+    pins = MockFactory()
+    client = RoomApiClient(help_server.base_url, room="r1", token=help_server.tokens["clinician:zhou"])
+    box = CallButtonBox(client=client, pins=ButtonBoxPins(), pin_factory=pins)
+    try:
+        with help_server.client("kiosk") as kiosk:
+            kiosk.post("/api/v1/help-requests", json={"device": "kiosk-1", "reason": "red_flag"}).raise_for_status()
+        assert box.check_help() == 0  # not yet escalated: the buzzer stays quiet
+        assert not any(s.state for s in pins.pin(25).states)
+        deadline = time.monotonic() + 8
+        while box.check_help() == 0:
+            assert time.monotonic() < deadline, "the red flag never escalated"
+            time.sleep(0.5)
+        time.sleep(1.5)  # five beeps take 3 s; the first two have sounded by now
+        assert sum(1 for s in pins.pin(25).states if s.state) >= 2  # the insistent pattern, not one short beep
+    finally:
+        box.close()
+        client.close()
+        pins.reset()
