@@ -15,7 +15,6 @@ every call goes to the queue core (``queueserver.core_link``).
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -49,6 +48,7 @@ from queueserver.auth import Principal, TokenBook
 from queueserver.core_link import RemoteQueueService
 from queueserver.help_stats import help_stats, help_stats_csv
 from queueserver.hospital_file import HospitalFileError, parse_hospital
+from queueserver.live import sse_stream
 from queueserver.helpdesk import HelpDesk, escalate_after_from_env
 from queueserver.service import BadRequestError, ForbiddenError, QueueService
 from queueserver.store import Store
@@ -433,24 +433,8 @@ def create_app(
 
     # ------------------------------------------------------- live streams
     def sse(request: Request, render: Callable[[], dict]) -> StreamingResponse:
-        async def events() -> AsyncIterator[str]:
-            last = None
-            seen = -1
-            while not await request.is_disconnected():
-                try:
-                    data = await run_in_threadpool(render)
-                except ClinicflowError as exc:
-                    yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
-                    return
-                text = json.dumps(data, ensure_ascii=False, default=str)
-                if text != last:
-                    yield f"data: {text}\n\n"
-                    last = text
-                else:
-                    yield ": keep-alive\n\n"
-                seen = await broadcaster.wait(seen if seen >= 0 else broadcaster.version, keepalive)
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return sse_stream(request, render, wait_change=broadcaster.wait, version=lambda: broadcaster.version,
+                          keepalive=keepalive)
 
     @app.get("/api/v1/rooms/{room}/events", tags=["live"], responses=ERRORS)
     def room_events(room: str, request: Request, who: Who) -> StreamingResponse:

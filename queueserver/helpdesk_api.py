@@ -12,7 +12,6 @@ Clinician and admin tokens only. The router's lifespan runs ``HelpDesk.tick`` ev
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -26,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from protocol import topics
-from protocol.errors import ClinicflowError
 from protocol.payloads import Alert, Notice
 from queueserver.helpdesk import HelpDesk, HelpItem
+from queueserver.live import sse_stream
 from queueserver.page_i18n import catalogue_script
 
 log = logging.getLogger(__name__)
@@ -170,27 +169,3 @@ def helpdesk_router(desk: HelpDesk, *, principal: Callable[..., Any], wake: Call
 
     desk.add_listener(wake)
     return router
-
-
-def sse_stream(request: Request, render: Callable[[], dict], *, wait_change: Callable[[int, float], Any],
-               version: Callable[[], int], keepalive: float) -> StreamingResponse:
-    """Server-sent events of ``render()``, sent again whenever it changes (woken by the broadcaster)."""
-    async def events() -> AsyncIterator[str]:
-        last = None
-        seen = version()
-        while not await request.is_disconnected():
-            try:
-                data = await run_in_threadpool(render)
-            except ClinicflowError as exc:
-                yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
-                return
-            text = json.dumps(data, ensure_ascii=False, default=str)
-            if text != last:
-                yield f"data: {text}\n\n"
-                last = text
-            else:
-                yield ": keep-alive\n\n"
-            seen = await wait_change(seen, keepalive)
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
