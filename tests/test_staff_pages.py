@@ -38,21 +38,15 @@ MEASURE = """() => {
 
 
 @pytest.fixture(scope="module")
-def lan_browser():
-    """Chromium that resolves clinicflow.test to 127.0.0.1 (so pages run at a non-localhost, insecure origin)."""
-    from pathlib import Path
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def lan_browser(browser):
+    """Chromium that resolves clinicflow.test to 127.0.0.1 (so pages run at a non-localhost, insecure origin);
+    launched by the session's Playwright (one Playwright per process)."""
+    chromium = browser.browser_type.launch(executable_path=CHROMIUM, headless=True,
+                                           args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1"])
+    try:
+        yield chromium
+    finally:
+        chromium.close()
 
 
 def lan_url(server, path: str) -> str:
