@@ -126,8 +126,9 @@ def test_a_restart_between_identify_and_payment_and_between_help_and_acknowledge
         session = {"X-Patient-Session": patient["session"]}
         bills = kiosk.get("/api/v1/patient/bills", headers=session).json()
         assert bills["bills"], "the demo patient has bills to pay"
+        ticket = kiosk.post("/api/v1/checkins", json={"appointment_no": "AP1001"}).json()  # this patient's
         asked = kiosk.post("/api/v1/help-requests", json={"device": "kiosk-1", "reason": "payment"},
-                           headers={"Idempotency-Key": "help-1"}).json()
+                           headers={"Idempotency-Key": "help-1", **session}).json()
 
     queue_server.kill()  # SIGKILL: nothing gets to save anything on the way out
     queue_server.start()
@@ -136,6 +137,8 @@ def test_a_restart_between_identify_and_payment_and_between_help_and_acknowledge
         again = kiosk.post("/api/v1/help-requests", json={"device": "kiosk-1", "reason": "payment"},
                            headers={"Idempotency-Key": "help-1"}).json()
         assert again["help_id"] == asked["help_id"]  # the retry found the request from before the restart
+        [item] = nurse.get("/api/v1/help-requests?open=true").json()["help_requests"]
+        assert item["ticket"] == ticket["number"]  # the desk sees whose call it is
         nurse.post(f"/api/v1/help-requests/{asked['help_id']}/acknowledge", json={"by": "收费处 李"}).raise_for_status()
         heard = kiosk.get(f"/api/v1/help-requests/{asked['help_id']}").json()
         assert heard["status"] == "acknowledged" and heard["acknowledged_by"] == "收费处 李"

@@ -61,9 +61,11 @@ class HelpViewModel(FlowViewModel):
                               symptoms=tuple(symptoms)[:10])
         key = new_key()  # one key for this request: a retry after a timeout finds the same request
         client = self.kiosk.client
+        patient = self.kiosk.patient
+        session = patient.session if patient is not None else None  # staff then see the patient's ticket
 
         def send() -> Any:
-            return client.call_staff(request, key=key)
+            return client.call_staff(request, key=key, session=session)
 
         self.kiosk.run(self, send, self._sent)
 
