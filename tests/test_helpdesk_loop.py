@@ -100,6 +100,7 @@ def test_an_unanswered_red_flag_escalates_on_the_page_the_hall_board_and_the_kio
         # Nobody answers within the escalation time (3 s here).
         expect(page.locator("body")).to_have_attribute("data-alarm", "on", timeout=6000)
         expect(page.locator("#alarm")).to_be_visible()
+        assert page.evaluate("window.cfBeeps || 0") >= 1  # the tone was played (Web Audio), not only shown
         expect(item).to_contain_text("尚无人接手")
         page.screenshot(path=str(artifacts_dir / "desk-red-flag-escalated-zh.png"))
         notice = notices.get(timeout=5)
