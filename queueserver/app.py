@@ -2,7 +2,8 @@
 
 Endpoints (all JSON under ``/api/v1``; see docs/api.md): check-in and walk-in tickets,
 room operations, tickets, statistics, alerts, live event streams (server-sent events), and
-two web pages: ``/console/{room}`` for clinicians and ``/status/{ticket_id}`` for patients.
+web pages: ``/console/{room}`` for clinicians, ``/status/{ticket_id}`` for patients; the help desk
+(``/desk``, help requests: ``queueserver.helpdesk_api``), the patient API and ``/fleet`` are routers.
 Errors are always ``{"detail": "<plain sentence>"}``.
 
 Reading handlers are plain ``def`` functions: FastAPI runs them in its thread pool, where the

@@ -57,15 +57,14 @@ def escalation_notifier(site: str, *, publish_alert: Callable[[Alert], None],
     the hall board's notice line (retained ``Notice`` on the site's notice topic)."""
 
     def notify(item: HelpItem) -> None:
-        publish_alert(Alert(id=f"{item.help_id}-esc"[:64], ts=item.escalated_at or item.created_at,
-                            kind=item.kind if item.kind in ("help", "red_flag", "long_wait") else "help",  # type: ignore[arg-type]
+        when = item.escalated_at or item.created_at
+        waited = int((when - item.created_at).total_seconds())
+        publish_alert(Alert(id=f"{item.help_id}-esc"[:64], ts=when, kind=item.kind,  # type: ignore[arg-type]
                             room=item.room, department=item.department, ticket=item.ticket, device=item.device,
-                            message=f"Nobody has answered for {int((item.escalated_at - item.created_at).total_seconds())} s: "
-                                    f"{item.message or item.reason}"[:200] if item.escalated_at else item.reason))
+                            message=f"Nobody has answered for {waited} s: {item.message or item.reason}"[:200]))
         bus = bus_of()
         if bus is not None and item.kind != "long_wait":
-            bus.publish(topics.notice(site), Notice(ts=item.escalated_at or item.created_at,
-                                                    text=hall_notice_text(item)), retain=True, qos=1)
+            bus.publish(topics.notice(site), Notice(ts=when, text=hall_notice_text(item)), retain=True, qos=1)
 
     return notify
 
