@@ -204,7 +204,9 @@ class HelpDesk:
         by = by.strip()[:100] or "staff"
         now = self.clock()
         with self.store.tx() as tx:
-            row = tx.conn.execute(select(help_requests).where(help_requests.c.help_id == help_id)).mappings().first()
+            # FOR UPDATE: two nurses on two PostgreSQL replicas pressing at once, the second sees the first
+            row = tx.conn.execute(select(help_requests).where(help_requests.c.help_id == help_id)
+                                  .with_for_update()).mappings().first()
             if row is None:
                 raise NotFoundError(f"There is no help request {help_id!r}.")
             if row["resolved_at"] is not None:
