@@ -69,7 +69,12 @@ def test_call_staff_appears_on_desk_and_console_and_acknowledging_reaches_the_ki
     expect(item).to_have_count(0)
     with help_server.client("admin") as admin:
         done = admin.get("/api/v1/help-requests").json()["help_requests"][0]
-    assert done["acknowledged_by"] == "王护士" and done["resolved_by"] == "王护士" and done["status"] == "resolved"
+        assert done["acknowledged_by"] == "王护士" and done["resolved_by"] == "王护士" and done["status"] == "resolved"
+        stats = admin.get("/api/v1/stats").json()["help"]
+        csv_text = admin.get("/api/v1/stats.csv").text
+    assert stats["acknowledge"]["help"]["answered"] == 1 and stats["acknowledge"]["help"]["avg_s"] is not None
+    assert list(stats["per_kiosk_hour"]) == ["kiosk-hall-2"]
+    assert "acknowledge_answered,help,1" in csv_text
 
 
 def test_an_unanswered_red_flag_escalates_on_the_page_the_hall_board_and_the_kiosk(help_server, browser, mosquitto,
