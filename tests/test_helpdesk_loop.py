@@ -99,7 +99,7 @@ def test_an_unanswered_red_flag_escalates_on_the_page_the_hall_board_and_the_kio
         assert vm.register.stage == "emergency"
         item = page.locator(f"li[data-help='{vm.help.help_id}']")
         expect(item).to_contain_text("危急症状")
-        expect(item).to_contain_text("chest_pain")
+        expect(item).to_contain_text("呼吸困难、胸痛")  # the guide's names, not its ids
         expect(page.locator("#alarm")).to_be_hidden()
 
         # Nobody answers within the escalation time (3 s here).

@@ -58,7 +58,7 @@ class HelpViewModel(FlowViewModel):
     def raise_alert(self, reason: str, department: str | None = None, symptoms: tuple[str, ...] = ()) -> None:
         """Send a help request (also used by the symptom guide's red flags and payment faults)."""
         request = HelpRequest(device=self.kiosk.settings.device_id, reason=reason, department=department,
-                              symptoms=tuple(symptoms)[:10])
+                              symptoms=tuple(symptoms)[:10], message=self._symptom_names(symptoms))
         key = new_key()  # one key for this request: a retry after a timeout finds the same request
         client = self.kiosk.client
         patient = self.kiosk.patient
@@ -68,6 +68,14 @@ class HelpViewModel(FlowViewModel):
             return client.call_staff(request, key=key, session=session)
 
         self.kiosk.run(self, send, self._sent)
+
+    def _symptom_names(self, symptoms: tuple[str, ...]) -> str:
+        """What staff read on the desk page: the guide's names in Chinese and English."""
+        found = [self.kiosk.guide.symptom(s) for s in symptoms if s in {x.id for x in self.kiosk.guide.symptoms}]
+        if not found:
+            return ""
+        text = "、".join(s.name["zh"] for s in found) + " (" + ", ".join(s.name["en"] for s in found) + ")"
+        return text[:200]
 
     def _sent(self, result: Any, error: BaseException | None) -> None:
         if error is not None:

@@ -51,7 +51,8 @@ function cfRenderHelp(ul, items, receivedAt, onAnswer, busy) {
     const detail = document.createElement("div"); detail.className = "detail";
     const parts = [cfAgo(it.age_s + since), T(CF_REASON[it.reason] || it.reason)];
     if (it.ticket) parts.push(T("ticket {number}", { number: it.ticket }));
-    if (it.symptoms && it.symptoms.length) parts.push(T("symptoms: {list}", { list: it.symptoms.join(", ") }));
+    if (it.kind !== "long_wait" && it.message) parts.push(it.message);  // the kiosk's words (red flags: the symptoms)
+    else if (it.symptoms && it.symptoms.length) parts.push(T("symptoms: {list}", { list: it.symptoms.join(", ") }));
     if (it.escalated && it.status === "open") parts.push(T("nobody has answered yet"));
     if (it.acknowledged_by) parts.push(T("{who} is on the way", { who: it.acknowledged_by }));
     detail.textContent = parts.join(" · ");
