@@ -86,6 +86,17 @@ class RoomApiClient:
             raise RoomApiError(f"the queue server did not answer: {exc}") from None
         return str(self._body(resp).get("status", ""))
 
+    def unanswered_help(self) -> int:
+        """How many help requests this room's clinician should see are escalated and still unanswered."""
+        import httpx
+
+        try:
+            resp = self._http.get("/api/v1/help-requests", params={"open": "true", "room": self.room})
+        except httpx.HTTPError as exc:
+            raise RoomApiError(f"the queue server did not answer: {exc}") from None
+        items = self._body(resp).get("help_requests", [])
+        return sum(1 for i in items if i.get("escalated") and i.get("status") == "open")
+
     def call_next(self) -> dict:
         return self._post("call-next")
 
@@ -208,6 +219,23 @@ class CallButtonBox:
             log.warning("could not read the room's status: %s", exc)
             return
         self._idle_led()
+
+    def check_help(self) -> int:
+        """Sound the alarm if an escalated help request is waiting for someone (the CLI calls this
+        every few seconds); returns how many are waiting."""
+        try:
+            waiting = self.client.unanswered_help()
+        except RoomApiError as exc:
+            log.warning("could not read help requests: %s", exc.detail)
+            return 0
+        if waiting:
+            self.sound_alarm()
+        return waiting
+
+    def sound_alarm(self) -> None:
+        """The insistent pattern (five long beeps), unlike the one short beep of a press that worked."""
+        if self.buzzer is not None and not self._closed:
+            self.buzzer.beep(on_time=0.4, off_time=0.2, n=5, background=True)
 
     def _run(self) -> None:
         while (action := self._jobs.get()) is not None:

@@ -24,6 +24,7 @@ from hardware.buttonbox import ACTIONS, ButtonBoxPins, ButtonResult, CallButtonB
 from hardware.pins import FACTORIES, make_pin_factory
 
 log = logging.getLogger("clinicflow.buttonbox")
+HELP_CHECK_S = 10.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, lambda *_: stop.set())
         log.info("button box for room %s ready (server %s)", cfg["room"], cfg["server"])
         print(f"button box for room {cfg['room']} ready", flush=True)
-        stop.wait()
+        while not stop.wait(HELP_CHECK_S):  # an escalated help request sounds the buzzer
+            box.check_help()
         if agent is not None:
             agent[1].stop()
             agent[0].stop()

@@ -164,5 +164,11 @@ class KioskServerClient:
         except ClinicflowError:  # best effort: the session expires on its own
             pass
 
-    def call_staff(self, request: HelpRequest, *, key: str | None = None) -> HelpOut:
-        return self._model(HelpOut, "POST", "/api/v1/help-requests", json=self._body(request), key=key or new_key())
+    def call_staff(self, request: HelpRequest, *, key: str | None = None, session: str | None = None) -> HelpOut:
+        """``session``: the identified patient's, so staff see the patient's ticket."""
+        return self._model(HelpOut, "POST", "/api/v1/help-requests", json=self._body(request), key=key or new_key(),
+                           session=session)
+
+    def help_state(self, help_id: str) -> HelpOut:
+        """Whether staff acknowledged the kiosk's help request (and who), or it escalated."""
+        return self._model(HelpOut, "GET", f"/api/v1/help-requests/{help_id}")

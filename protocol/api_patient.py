@@ -153,9 +153,15 @@ class HelpRequest(_Model):
     reason: Literal["help", "red_flag", "payment", "printer", "other"] = "help"
     department: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")] | None = None
     message: Annotated[str, Field(max_length=200)] = ""
+    symptoms: tuple[Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")], ...] = Field(
+        default=(), max_length=10, description="red flags: the symptom ids the patient chose")
 
 
 class HelpOut(_Model):
     help_id: str
     created_at: datetime
     directions: Texts = Field(description="where the manual window is")
+    status: Literal["open", "acknowledged", "resolved"] = "open"
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    escalated: bool = Field(False, description="nobody acknowledged within the escalation time")

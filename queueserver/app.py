@@ -2,7 +2,8 @@
 
 Endpoints (all JSON under ``/api/v1``; see docs/api.md): check-in and walk-in tickets,
 room operations, tickets, statistics, alerts, live event streams (server-sent events), and
-two web pages: ``/console/{room}`` for clinicians and ``/status/{ticket_id}`` for patients.
+web pages: ``/console/{room}`` for clinicians, ``/status/{ticket_id}`` for patients; the help desk
+(``/desk``, help requests: ``queueserver.helpdesk_api``), the patient API and ``/fleet`` are routers.
 Errors are always ``{"detail": "<plain sentence>"}``.
 
 Reading handlers are plain ``def`` functions: FastAPI runs them in its thread pool, where the
@@ -15,7 +16,6 @@ every call goes to the queue core (``queueserver.core_link``).
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -47,10 +47,14 @@ from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
 from queueserver.auth import Principal, TokenBook
 from queueserver.core_link import RemoteQueueService
+from queueserver.help_stats import help_stats, help_stats_csv
 from queueserver.hospital_file import HospitalFileError, parse_hospital
 from queueserver.errors import BadRequestError, ForbiddenError, Unavailable
+from queueserver.helpdesk import HelpDesk, escalate_after_from_env
+from queueserver.live import sse_stream
 from queueserver.results import DayClosed, Issued
 from queueserver.service import QueueService
+from queueserver.store import Store
 
 log = logging.getLogger(__name__)
 PAGES = Path(__file__).with_name("pages")
@@ -159,12 +163,15 @@ def create_app(
     keepalive: float = 15.0,
     hospital_path: Path | None = None,
     republish_interval: float = 0.0,
+    help_store: Store | None = None,
 ) -> FastAPI:
     """The FastAPI app of one site. ``on_startup``/``on_shutdown`` run in the lifespan (the CLI starts MQTT there).
 
     ``hospital_path``: where the admin API saves a changed hospital configuration (JSON).
     ``republish_interval``: seconds between republishing every room snapshot (0: only on change
     and on connect; the CLI turns it on for PostgreSQL, where several replicas may publish).
+    ``help_store``: where help requests, patient sessions and answers live (default: the service's
+    store; an HTTP worker process opens its own on the same database).
     """
     broadcaster = Broadcaster()
     service.add_listener(broadcaster.changed)
@@ -190,6 +197,19 @@ def create_app(
     app.state.tokens = tokens
     app.state.broadcaster = broadcaster
     app.state.data_dir = hospital_path.parent if hospital_path is not None else None  # devices.json (fleet page)
+    store_for_help = help_store if help_store is not None else service.store
+    desk = HelpDesk(store_for_help, timezone_name=service.hospital.site.timezone,
+                    escalate_after=escalate_after_from_env())
+    app.state.helpdesk = desk
+
+    def console_with_help(room: str) -> dict:
+        """The room's console view and the help items its clinician should see."""
+        view = service.console(room)
+        found = service.hospital.room(room)
+        departments = found.departments if found is not None else ()
+        now = desk.clock()
+        view["help"] = [i.as_dict(now) for i in desk.open_items() if i.concerns_room(room, departments)]
+        return view
 
     # ------------------------------------------------------------ errors
     @app.exception_handler(ClinicflowError)
@@ -349,7 +369,7 @@ def create_app(
     def console_view(room: str, who: Who) -> dict:
         """What the clinician page shows: current ticket and its reason, the queue with reasons, alerts."""
         need(who, "clinician", "admin", room=room, what="see the waiting list")
-        return service.console(room)
+        return console_with_help(room)
 
     def room_op(path: str, name: str, summary: str, *extra: str) -> None:
         async def handler(room: str, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
@@ -423,42 +443,28 @@ def create_app(
     def stats(who: Who, day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None) -> dict:
         """Per department and room for a day (default today): tickets, waits, service, no-shows, recalls, survey."""
         need(who, "admin", "clinician", what="read statistics")
-        return service.stats(day)
+        data = service.stats(day)
+        data["help"] = help_stats(desk, data["day"])
+        return data
 
     @app.get("/api/v1/stats.csv", tags=["stats"], responses=ERRORS)
     def stats_csv(who: Who, day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None) -> Response:
         need(who, "admin", "clinician", what="read statistics")
-        text = service.stats_csv(day)
+        text = service.stats_csv(day) + help_stats_csv(desk, day or service.today())
         name = f"clinicflow-stats-{day or service.today()}.csv"
         return PlainTextResponse(text, media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     # ------------------------------------------------------- live streams
     def sse(request: Request, render: Callable[[], dict]) -> StreamingResponse:
-        async def events() -> AsyncIterator[str]:
-            last = None
-            seen = -1
-            while not await request.is_disconnected():
-                try:
-                    data = await run_in_threadpool(render)
-                except ClinicflowError as exc:
-                    yield f"event: error\ndata: {json.dumps({'detail': str(exc)})}\n\n"
-                    return
-                text = json.dumps(data, ensure_ascii=False, default=str)
-                if text != last:
-                    yield f"data: {text}\n\n"
-                    last = text
-                else:
-                    yield ": keep-alive\n\n"
-                seen = await broadcaster.wait(seen if seen >= 0 else broadcaster.version, keepalive)
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return sse_stream(request, render, wait_change=broadcaster.wait, version=lambda: broadcaster.version,
+                          keepalive=keepalive)
 
     @app.get("/api/v1/rooms/{room}/events", tags=["live"], responses=ERRORS)
     def room_events(room: str, request: Request, who: Who) -> StreamingResponse:
         """Server-sent events: the console view of the room after every change (token as ?access_token=)."""
         need(who, "clinician", "admin", room=room, what="see the waiting list")
-        return sse(request, lambda: service.console(room))
+        return sse(request, lambda: console_with_help(room))
 
     @app.get("/api/v1/tickets/{ticket_id}/events", tags=["live"], responses=ERRORS)
     def ticket_events(ticket_id: str, request: Request) -> StreamingResponse:
@@ -480,8 +486,15 @@ def create_app(
     def status_page(ticket_id: str) -> HTMLResponse:
         return HTMLResponse(status_html)
 
+    from queueserver.helpdesk_api import escalation_notifier, helpdesk_router  # desk page, help loop
+    desk.on_escalate = escalation_notifier(
+        service.site, publish_alert=lambda a: service.publisher and service.publisher.publish_alert(a),
+        bus_of=lambda: getattr(app.state, "bus", None))
+    app.include_router(helpdesk_router(desk, principal=principal, wake=lambda: broadcaster.changed(set(), set()),
+                                       wait_change=broadcaster.wait, version=lambda: broadcaster.version,
+                                       keepalive=keepalive))
     from queueserver.patient_api import patient_router  # kiosk patient API (docs/kiosk.md)
-    app.include_router(patient_router(service, tokens))
+    app.include_router(patient_router(service, tokens, store=store_for_help, desk=desk))
     from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)
     app.include_router(fleet_router())
     return app

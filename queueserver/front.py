@@ -76,9 +76,14 @@ async def serve(args: argparse.Namespace) -> None:
         if bus is not None:
             bus.stop()
         backend.close()
+        help_store.dispose()
 
+    from queueserver.store import Store
+
+    help_store = Store(os.environ["CLINICFLOW_QUEUE_DB"])  # help requests, patient sessions (the core migrated it)
     app = create_app(remote, tokens, on_startup=on_startup, on_shutdown=on_shutdown,  # type: ignore[arg-type]
-                     alert_interval=0, republish_interval=0, hospital_path=data_dir / "hospital.json")
+                     alert_interval=0, republish_interval=0, hospital_path=data_dir / "hospital.json",
+                     help_store=help_store)
     app.state.bus = bus
     # The inherited socket as what it is (TCP): uvicorn's own --fd takes every descriptor for a Unix
     # socket, and without TCP_NODELAY each answer waited ~40 ms for a delayed ACK.

@@ -19,23 +19,22 @@ Endpoints (models in ``protocol.api_patient``)::
     GET    /api/v1/patient/reports                   reports, ready or not (with when), reprints left
     GET    /api/v1/patient/reports/{id}/pdf          the PDF (refused past the reprint limit)
     POST   /api/v1/patient/reports/{id}/prints       record one finished print
-    POST   /api/v1/help-requests                     "call staff" -> Alert (MQTT) + staff list
-    GET    /api/v1/help-requests                     open help requests (staff pages)
+    POST   /api/v1/help-requests                     "call staff" -> a help item for the desk + Alert (MQTT)
+    GET    /api/v1/help-requests/{id}                the kiosk hears back: acknowledged by whom, escalated
+
+(The staff side of help requests is ``queueserver.helpdesk_api``.)
 
 Patient calls need ``X-Patient-Session`` from identify: the kiosk token alone never reads
-anyone's bills or reports. Sessions live in memory and expire after ``session_ttl`` seconds
-without use (a server restart ends them; the kiosk identifies again).
+anyone's bills or reports. Sessions and idempotency answers are kept in the queue store
+(``queueserver.patient_state``): they survive a restart and are shared by every worker
+process and replica; a session expires after ``session_ttl`` seconds without use.
 """
 from __future__ import annotations
 
 import html
 import logging
-import secrets
-import threading
-import time
-import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Protocol
 from zoneinfo import ZoneInfo
@@ -66,7 +65,9 @@ from protocol.api_patient import (
 from protocol.errors import ConflictError, NotFoundError
 from protocol.payloads import Alert
 from protocol.privacy import mask_name
+from queueserver.helpdesk import HelpDesk, HelpItem
 from queueserver.hospital.port import HospitalBackend, Patient, PaymentRecord
+from queueserver.patient_state import StoredAnswers, StoredSessions
 from queueserver.payments.port import PaymentDeclinedError, PaymentProvider
 
 log = logging.getLogger(__name__)
@@ -107,39 +108,6 @@ class PatientApiSettings:
         "zh": "人工服务窗口：门诊大厅一楼 1 号窗口", "en": "Staffed desk: window 1, outpatient hall, ground floor"})
 
 
-class _Sessions:
-    """Patient sessions: random id -> patient id, sliding expiry."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._by_id: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
-
-    def open(self, patient_id: str) -> str:
-        sid = secrets.token_urlsafe(24)
-        with self._lock:
-            now = time.monotonic()
-            self._by_id = {k: v for k, v in self._by_id.items() if v[1] > now}
-            self._by_id[sid] = (patient_id, now + self.ttl)
-        return sid
-
-    def patient_id(self, sid: str | None) -> str | None:
-        if not sid:
-            return None
-        with self._lock:
-            entry = self._by_id.get(sid)
-            now = time.monotonic()
-            if entry is None or entry[1] <= now:
-                self._by_id.pop(sid, None)
-                return None
-            self._by_id[sid] = (entry[0], now + self.ttl)
-            return entry[0]
-
-    def close(self, sid: str) -> None:
-        with self._lock:
-            self._by_id.pop(sid, None)
-
-
 def _money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
@@ -163,19 +131,18 @@ def bearer_auth(tokens: dict[str, str]) -> Callable[..., Callable[[Request], str
 
 
 def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | None, payments: PaymentProvider,
-                         require: Callable[..., Callable[..., Any]], alert: Callable[[Alert], None] | None = None,
+                         require: Callable[..., Callable[..., Any]], sessions: StoredSessions, answers: StoredAnswers,
+                         desk: HelpDesk, alert: Callable[[Alert], None] | None = None,
+                         ticket_of: Callable[[str], tuple[str, str] | None] | None = None,
                          settings: PatientApiSettings | None = None,
                          now: Callable[[], datetime] | None = None) -> APIRouter:
     """The patient API router. ``require(*roles)`` builds an auth dependency (the app's token check);
-    ``alert`` publishes an Alert (MQTT); ``now`` is injectable for tests."""
+    ``sessions``, ``answers`` and ``desk`` keep their state in the store; ``alert`` publishes an Alert
+    (MQTT); ``ticket_of(patient_id)`` gives today's (ticket id, number) of a patient where known;
+    ``now`` is injectable for tests."""
     cfg = settings or PatientApiSettings()
     tz = ZoneInfo(cfg.timezone)
     clock = now or (lambda: datetime.now(tz))
-    sessions = _Sessions(cfg.session_ttl)
-    help_requests: list[dict[str, Any]] = []
-    help_lock = threading.Lock()
-    idem: dict[str, Any] = {}  # idempotency key -> answer (walk-ins, help, prints)
-    idem_lock = threading.Lock()
     router = APIRouter()
     kiosk = Depends(require("kiosk", "admin"))
     admin = Depends(require("admin"))
@@ -186,16 +153,6 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         if patient is None:
             raise HTTPException(401, "Your session has ended. Please identify yourself again.")
         return patient
-
-    def remember(key: str | None, compute: Callable[[], Any]) -> Any:
-        if not key:
-            return compute()
-        with idem_lock:
-            if key in idem:
-                return idem[key]
-        result = compute()
-        with idem_lock:
-            return idem.setdefault(key, result)
 
     # -- identification ---------------------------------------------------------------------------
     @router.post("/api/v1/patient/identify", response_model=PatientOut, dependencies=[kiosk])
@@ -281,7 +238,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
             return tickets.issue_walk_in(department=body.department, patient=patient, slot_start=body.slot_start,
                                          emergency=False, idempotency_key=idempotency_key)
         # Domain errors (no such department, closed, capacity reached...) reach the app's one table.
-        return remember(f"reg:{idempotency_key}" if idempotency_key else None, issue)
+        return answers.remember(f"reg:{idempotency_key}" if idempotency_key else None, TicketOut, issue)
 
     # -- bills and payments -------------------------------------------------------------------------
     def methods_for(patient: Patient) -> tuple[str, ...]:
@@ -462,30 +419,37 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
                 return report_out(hospital.record_report_print(report_id))
             except ConflictError as exc:
                 raise HTTPException(409, str(exc)) from exc
-        return remember(f"print:{idempotency_key}" if idempotency_key else None, count)
+        return answers.remember(f"print:{idempotency_key}" if idempotency_key else None, ReportOut, count)
 
     # -- help -------------------------------------------------------------------------------------
-    @router.post("/api/v1/help-requests", response_model=HelpOut, status_code=201, dependencies=[kiosk])
-    def call_staff(body: HelpRequest, idempotency_key: str | None = Header(None)) -> HelpOut:
-        def create() -> HelpOut:
-            out = HelpOut(help_id=uuid.uuid4().hex[:16], created_at=datetime.now(timezone.utc), directions=cfg.directions)
-            with help_lock:
-                help_requests.append({"help_id": out.help_id, "created_at": out.created_at.isoformat(),
-                                      "device": body.device, "reason": body.reason, "department": body.department,
-                                      "message": body.message})
-                del help_requests[:-200]
-            if alert is not None:
-                kind = "red_flag" if body.reason == "red_flag" else "help"
-                alert(Alert(id=out.help_id, ts=out.created_at, kind=kind, device=body.device, department=body.department,
-                            message=(f"Kiosk {body.device} asks for staff ({body.reason})"
-                                     + (f": {body.message}" if body.message else ""))[:200]))
-            return out
-        return remember(f"help:{idempotency_key}" if idempotency_key else None, create)
+    def help_out(item: HelpItem) -> HelpOut:
+        return HelpOut(help_id=item.help_id, created_at=item.created_at, directions=cfg.directions,
+                       status=item.status, acknowledged_by=item.acknowledged_by,
+                       acknowledged_at=item.acknowledged_at, escalated=item.escalated_at is not None)
 
-    @router.get("/api/v1/help-requests", dependencies=[Depends(require("admin", "clinician"))])
-    def list_help() -> dict[str, Any]:
-        with help_lock:
-            return {"help_requests": list(reversed(help_requests))}
+    @router.post("/api/v1/help-requests", response_model=HelpOut, status_code=201, dependencies=[kiosk])
+    def call_staff(body: HelpRequest, idempotency_key: str | None = Header(None),
+                   x_patient_session: str | None = Header(None)) -> HelpOut:
+        pid = sessions.patient_id(x_patient_session)  # optional: the desk then sees the patient's ticket
+        known = ticket_of(pid) if pid and ticket_of is not None else None
+        kind = "red_flag" if body.reason == "red_flag" else "help"
+        item, new = desk.raise_request(kind=kind, reason=body.reason, device=body.device, department=body.department,
+                                       ticket_id=known[0] if known else None, ticket=known[1] if known else None,
+                                       symptoms=body.symptoms, message=body.message,
+                                       idem_key=f"help:{body.device}:{idempotency_key}" if idempotency_key else None)
+        if new and alert is not None:
+            alert(Alert(id=item.help_id, ts=item.created_at, kind=kind, device=body.device, department=body.department,
+                        ticket=item.ticket, message=(f"Kiosk {body.device} asks for staff ({body.reason})"
+                                                     + (f": {body.message}" if body.message else ""))[:200]))
+        return help_out(item)
+
+    @router.get("/api/v1/help-requests/{help_id}", response_model=HelpOut, dependencies=[kiosk])
+    def help_state(help_id: str) -> HelpOut:
+        """The kiosk asks whether someone is coming (the id from its request is the key)."""
+        try:
+            return help_out(desk.get(help_id))
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from exc
 
     router.sessions = sessions  # type: ignore[attr-defined]  # tests and the app may end sessions
     return router
@@ -511,13 +475,14 @@ class ServiceTickets:
         return issued.ticket  # type: ignore[no-any-return]
 
 
-def patient_router(service: Any, tokens: Any, *, payments: PaymentProvider | None = None,
+def patient_router(service: Any, tokens: Any, *, store: Any, desk: HelpDesk, payments: PaymentProvider | None = None,
                    settings: PatientApiSettings | None = None) -> APIRouter:
     """The patient API for the queue server's app: ``app.include_router(patient_router(service, tokens))``.
 
     Takes the hospital backend, departments, timezone and check-in rules from ``service``
     (a ``QueueService``), roles from ``tokens`` (a ``TokenBook``), alerts go out through the
-    service's MQTT publisher; payments default to the sandbox provider.
+    service's MQTT publisher; payments default to the sandbox provider. Sessions and answers are
+    kept in ``store`` (a ``Store``), help requests in ``desk``.
     """
     from queueserver.payments.sandbox import SandboxPaymentProvider
 
@@ -548,6 +513,19 @@ def patient_router(service: Any, tokens: Any, *, payments: PaymentProvider | Non
             except Exception:  # the help request is stored; MQTT trouble must not fail the kiosk's call
                 log.exception("could not publish alert %s", a.id)
 
+    def ticket_of(patient_id: str) -> tuple[str, str] | None:
+        from sqlalchemy import select
+
+        from queueserver.store import tickets
+
+        with store.read() as conn:
+            row = conn.execute(select(tickets.c.ticket_id, tickets.c.number).where(
+                tickets.c.patient_id == patient_id, tickets.c.day == desk.day(desk.clock()),
+                tickets.c.status.in_(("waiting", "called", "serving"))).order_by(tickets.c.issued_at.desc())).first()
+        return (row[0], row[1]) if row else None
+
     return build_patient_router(hospital=service.backend, tickets=ServiceTickets(service),
                                 payments=payments or SandboxPaymentProvider(public_url=service.public_url),
-                                require=require, alert=alert, settings=cfg, now=lambda: datetime.now(service.tz))
+                                require=require, sessions=StoredSessions(store, cfg.session_ttl),
+                                answers=StoredAnswers(store), desk=desk, alert=alert, ticket_of=ticket_of,
+                                settings=cfg, now=lambda: datetime.now(service.tz))

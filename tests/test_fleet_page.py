@@ -124,7 +124,7 @@ def test_the_fleet_page_in_chromium_shows_health_and_offline_alerts(fleet_server
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 800})
-                page.goto(f"{fleet_server.base_url}/fleet#token={fleet_server.tokens['admin']}")
+                page.goto(f"{fleet_server.base_url}/fleet#token={fleet_server.tokens['admin']}&lang=en")
                 row = page.locator(f"tr[data-device='{device.id}']")
                 expect(row.locator("td.state")).to_have_text("ok")
                 expect(row.locator("td.version")).to_have_text("2.0.1")

@@ -407,7 +407,7 @@ def test_call_staff_raises_a_help_request(kiosk, server):
     vm = kiosk.vm
     vm.home.choose("help")
     vm.help.call_staff()
-    assert vm.help.called and "on their way" in vm.help.prompt
+    assert vm.help.called and "reached the staff" in vm.help.prompt  # "on their way" only once someone acknowledges
     assert admin(server).get("/api/v1/help-requests").json()["help_requests"][0]["reason"] == "help"
 
 

@@ -11,7 +11,7 @@ def test_clinician_page_calls_next_shows_reasons_and_updates_live(queue_server, 
     with queue_server.client("kiosk") as kiosk:
         appt = kiosk.post("/api/v1/checkins", json={"appointment_no": "AP1001"}).json()
         walk = kiosk.post("/api/v1/walkins", json={"department": "internal"}).json()
-        page.goto(f"{queue_server.base_url}/console/r1#token={queue_server.tokens['clinician:zhou']}")
+        page.goto(f"{queue_server.base_url}/console/r1#token={queue_server.tokens['clinician:zhou']}&lang=en")
         rows = page.locator("#queue tr")
         expect(rows).to_have_count(2)
         expect(rows.first).to_contain_text("inside slot")
@@ -42,7 +42,7 @@ def test_clinician_page_calls_next_shows_reasons_and_updates_live(queue_server, 
 
 def test_clinician_page_with_a_token_for_another_room_says_so(queue_server, browser_page):
     page = browser_page
-    page.goto(f"{queue_server.base_url}/console/r1#token={queue_server.tokens['clinician:sun']}")
+    page.goto(f"{queue_server.base_url}/console/r1#token={queue_server.tokens['clinician:sun']}&lang=en")
     expect(page.locator("#message")).to_contain_text("not for room r1")
 
 

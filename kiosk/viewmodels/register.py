@@ -134,7 +134,8 @@ class RegistrationViewModel(FlowViewModel):
             if not self._watching_alerts:  # the alert's answer may come later (worker thread)
                 self._watching_alerts = True
                 self.kiosk.help.bind(error=self._alert_answered)
-            self.kiosk.help.raise_alert("red_flag", department=rec.department, message=rec.staff_alert())
+            self.kiosk.help.raise_alert("red_flag", department=rec.department, message=rec.staff_alert(),
+                                       symptoms=tuple(sorted(self.picked)))
             return
         self.department = next((d for d in self.departments if d.department == rec.department), None)
         self.stage = "advice"

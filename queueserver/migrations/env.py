@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from queueserver.store import database_url, metadata
+import queueserver.store_help  # noqa: F401,E402  (help, session and answer tables share the metadata)
 
 config = context.config
 target_metadata = metadata
