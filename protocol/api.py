@@ -52,7 +52,16 @@ class CallOut(_Model):
 
 
 class ErrorOut(_Model):
+    """Every error answer: one plain sentence."""
+
     detail: str
+
+
+class StreamTicketOut(_Model):
+    """``POST /api/v1/stream-tickets``: opens a live stream as the caller (``?ticket=``) for ``expires_in`` seconds."""
+
+    ticket: str
+    expires_in: int
 
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
