@@ -2,7 +2,9 @@
 
 Errors always come back as ``{"detail": "<plain sentence>"}`` with a 4xx status:
 400/422 bad input, 401 no or bad token, 403 not allowed for this role or room,
-404 unknown appointment/room/ticket, 409 not allowed in the current state.
+404 unknown appointment/room/ticket, 409 not allowed in the current state, 429 too many
+failed identifications. Every field is bounded (pattern, length, range), so no value a
+client can send reaches the service unchecked.
 Devices that may retry send an ``Idempotency-Key`` header on every state change.
 """
 from __future__ import annotations
@@ -79,7 +81,7 @@ class WalkInRequest(_Model):
 class CallTicketRequest(_Model):
     """``POST /api/v1/rooms/{room}/call``: call this waiting ticket out of order."""
 
-    ticket_id: Annotated[str, Field(min_length=1, max_length=40)]
+    ticket_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 
 
 class TransferRequest(_Model):

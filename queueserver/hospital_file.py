@@ -64,7 +64,8 @@ class Department(_Strict):
     prefix: Annotated[str, Field(pattern=r"^[A-Z]{1,3}$")]
     name: Names
     slot_minutes: int = Field(15, ge=5, le=120)
-    daily_capacity: int = Field(999, ge=1, le=99999)
+    daily_capacity: int | None = Field(None, ge=1, le=99999, description="walk-in tickets a day; none: no limit "
+                                       "(numbers get a fourth digit after 999)")
     opens: time = time(0, 0)
     closes: time | None = Field(None, description="none: open until midnight")
     emergency: bool = Field(False, description="every ticket of this department is an emergency")

@@ -23,7 +23,10 @@ Endpoints (models in ``protocol.api_patient``)::
     GET    /api/v1/help-requests                     open help requests (staff pages)
 
 Patient calls need ``X-Patient-Session`` from identify: the kiosk token alone never reads
-anyone's bills or reports. Sessions live in memory and expire after ``session_ttl`` seconds
+anyone's bills or reports. Identification is throttled: failed attempts count per kiosk (token
+and address) and per phone number in a sliding window (``identify_*`` settings); over the limit
+the kiosk gets 429 with ``Retry-After`` and a sentence for the patient, and staff get an Alert
+(kind ``help``) once per lock-out. Sessions live in memory and expire after ``session_ttl`` seconds
 without use (a server restart ends them; the kiosk identifies again).
 """
 from __future__ import annotations
@@ -68,6 +71,7 @@ from protocol.payloads import Alert
 from protocol.privacy import mask_name
 from queueserver.hospital.port import HospitalBackend, Patient, PaymentRecord
 from queueserver.payments.port import PaymentDeclinedError, PaymentProvider
+from queueserver.throttle import FailureThrottle
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,9 @@ class PatientApiSettings:
     walk_in_slot_min: int = 30
     walk_in_slots: int = 4  # slots offered from now on
     walk_in_capacity: int = 6  # patients per walk-in slot
+    identify_window_s: float = 600.0  # failed identifications count for this long
+    identify_kiosk_limit: int = 10  # failures per kiosk in the window before it must wait
+    identify_phone_limit: int = 5  # failures per phone number in the window (any kiosk)
     departments: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEMO_DEPARTMENTS))
     icons: dict[str, str] = field(default_factory=lambda: {"internal": "stethoscope", "surgery": "bandage",
                                                            "pediatrics": "child", "emergency": "ambulance"})
@@ -157,6 +164,7 @@ def bearer_auth(tokens: dict[str, str]) -> Callable[..., Callable[[Request], str
             if role not in roles:
                 raise HTTPException(403, f"The {role} role may not do this.")
             return role
+        dependency.roles = roles  # type: ignore[attr-defined]  # read by queueserver.app.rights_table
         return dependency
 
     return require
@@ -179,8 +187,10 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
     router = APIRouter()
     kiosk = Depends(require("kiosk", "admin"))
     admin = Depends(require("admin"))
+    by_kiosk = FailureThrottle(limit=cfg.identify_kiosk_limit, window_s=cfg.identify_window_s)
+    by_phone = FailureThrottle(limit=cfg.identify_phone_limit, window_s=cfg.identify_window_s)
 
-    def patient_of(x_patient_session: str | None = Header(None)) -> Patient:
+    def patient_of(x_patient_session: str | None = Header(None, max_length=64)) -> Patient:
         pid = sessions.patient_id(x_patient_session)
         patient = hospital.get_patient(pid) if pid else None
         if patient is None:
@@ -198,8 +208,38 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
             return idem.setdefault(key, result)
 
     # -- identification ---------------------------------------------------------------------------
-    @router.post("/api/v1/patient/identify", response_model=PatientOut, dependencies=[kiosk])
-    def identify(body: IdentifyRequest) -> PatientOut:
+    def too_many(wait: float) -> HTTPException:
+        minutes = max(1, round(wait / 60))
+        return HTTPException(429, f"Too many attempts that did not match. Please try again in {minutes} "
+                                  "minute(s), or ask at the desk.", headers={"Retry-After": str(int(wait + 0.999))})
+
+    def raise_alert(message: str) -> None:
+        if alert is not None:
+            alert(Alert(id=uuid.uuid4().hex[:16], ts=datetime.now(timezone.utc), kind="help", message=message[:200]))
+
+    def check_throttle(kiosk_key: str, phone: str | None) -> None:
+        wait = max(filter(None, (by_kiosk.retry_after(kiosk_key), by_phone.retry_after(phone) if phone else None)),
+                   default=None)
+        if wait is not None:
+            raise too_many(wait)
+
+    def identify_failed(kiosk_key: str, phone: str | None) -> None:
+        minutes = round(cfg.identify_window_s / 60)
+        if by_kiosk.failed(kiosk_key):
+            log.warning("identification paused at %s: %d failures", kiosk_key, cfg.identify_kiosk_limit)
+            raise_alert(f"Kiosk {kiosk_key}: {cfg.identify_kiosk_limit} failed identifications within {minutes} min; "
+                        "identification is paused there. Someone may be guessing patients' details.")
+        if phone and by_phone.failed(phone):
+            raise_alert(f"{cfg.identify_phone_limit} failed identifications for phone ending {phone[-4:]} within "
+                        f"{minutes} min; that number is paused.")
+
+    @router.post("/api/v1/patient/identify", response_model=PatientOut, dependencies=[kiosk],
+                 responses={429: {"description": "too many failed attempts: wait Retry-After seconds"}})
+    def identify(body: IdentifyRequest, request: Request) -> PatientOut:
+        who = getattr(request.state, "principal", None)
+        kiosk_key = f"{getattr(who, 'name', 'kiosk')}@{request.client.host if request.client else 'unknown'}"
+        phone = body.phone if body.method == "phone" else None
+        check_throttle(kiosk_key, phone)
         appointment_no = None
         if body.method == "qr":
             if not body.appointment_no:
@@ -216,7 +256,10 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
                 raise HTTPException(422, "Phone identification needs the phone number and the last four ID characters.")
             patient = hospital.find_patient_by_phone(body.phone, body.id_last4)
         if patient is None:
+            identify_failed(kiosk_key, phone)
             raise HTTPException(404, "No patient matches. Check the details or ask at the desk.")
+        if phone:
+            by_phone.forget(phone)
         age = patient.age_on(clock().date())
         priority = tuple(name for name, on in (("elderly", age >= cfg.elderly_age), ("pregnant", patient.pregnant),
                                                ("disabled", patient.disabled)) if on)
@@ -226,7 +269,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
                           appointment_no=appointment_no)
 
     @router.delete("/api/v1/patient/session", status_code=204, dependencies=[kiosk])
-    def end_session(x_patient_session: str | None = Header(None)) -> Response:
+    def end_session(x_patient_session: str | None = Header(None, max_length=64)) -> Response:
         if x_patient_session:
             sessions.close(x_patient_session)
         return Response(status_code=204)
@@ -268,7 +311,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
 
     @router.post("/api/v1/patient/registrations", response_model=TicketOut, status_code=201, dependencies=[kiosk])
     def register(body: RegistrationRequest, patient: Patient = Depends(patient_of),
-                 idempotency_key: str | None = Header(None)) -> TicketOut:
+                 idempotency_key: str | None = Header(None, min_length=1, max_length=100)) -> TicketOut:
         if body.department not in cfg.departments:
             raise HTTPException(404, f"There is no department {body.department!r}.")
         if tickets is None:
@@ -456,7 +499,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
 
     @router.post("/api/v1/patient/reports/{report_id}/prints", response_model=ReportOut, dependencies=[kiosk])
     def report_printed(report_id: str, patient: Patient = Depends(patient_of),
-                       idempotency_key: str | None = Header(None)) -> ReportOut:
+                       idempotency_key: str | None = Header(None, min_length=1, max_length=100)) -> ReportOut:
         report = own_report(patient, report_id)
         if report.prints >= cfg.max_report_prints:
             raise HTTPException(409, "The reprint limit for this report is reached.")
@@ -470,7 +513,8 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
 
     # -- help -------------------------------------------------------------------------------------
     @router.post("/api/v1/help-requests", response_model=HelpOut, status_code=201, dependencies=[kiosk])
-    def call_staff(body: HelpRequest, idempotency_key: str | None = Header(None)) -> HelpOut:
+    def call_staff(body: HelpRequest,
+                   idempotency_key: str | None = Header(None, min_length=1, max_length=100)) -> HelpOut:
         def create() -> HelpOut:
             out = HelpOut(help_id=uuid.uuid4().hex[:16], created_at=datetime.now(timezone.utc), directions=cfg.directions)
             with help_lock:
@@ -539,7 +583,9 @@ def patient_router(service: Any, tokens: Any, *, payments: PaymentProvider | Non
                 raise HTTPException(401, "This needs a valid bearer token: send 'Authorization: Bearer <token>'.")
             if who.role not in roles:
                 raise HTTPException(403, f"A {who.role} token cannot do this.")
+            request.state.principal = who  # identify throttles per kiosk token and address
             return who.role
+        dependency.roles = roles  # type: ignore[attr-defined]  # read by queueserver.app.rights_table
         return dependency
 
     def alert(a: Alert) -> None:
