@@ -35,7 +35,7 @@ from fastapi import Depends, FastAPI, Header, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -102,21 +102,24 @@ def bearer_principal(request: Request, *, stream: bool = False) -> Principal:
 
 
 class Allow:
-    """The rights of a route, as a FastAPI dependency: ``dependencies=[Depends(Allow("clinician", "admin", room=True))]``.
+    """The rights of a route, as a FastAPI dependency: ``dependencies=[Depends(Allow("clinician", "admin", scope="room"))]``.
 
-    ``roles``: the token roles that may call; ``room``: a clinician must also hold the room named by
-    the path (or the ``room`` query parameter); ``stream``: a live stream, which also takes a stream
+    ``roles``: the token roles that may call. ``scope``: what a room-scoped clinician is limited
+    to: ``"room"``, the room named by the path (or the ``room`` query parameter), checked here;
+    ``"ticket"``, tickets of their rooms, checked by the service inside the transaction (the
+    ticket's room is only known there). ``stream``: a live stream, which also takes a stream
     ticket. The same object is read back by ``rights_table``.
     """
 
-    def __init__(self, *roles: str, room: bool = False, what: str = "do this", stream: bool = False) -> None:
-        self.roles, self.room, self.what, self.stream = roles, room, what, stream
+    def __init__(self, *roles: str, scope: str = "", what: str = "do this", stream: bool = False) -> None:
+        assert scope in ("", "room", "ticket")
+        self.roles, self.scope, self.what, self.stream = roles, scope, what, stream
 
     async def __call__(self, request: Request) -> Principal:  # async: no thread-pool hop for plain CPU work
         who = bearer_principal(request, stream=self.stream)
         if who.role not in self.roles:
             raise ApiError(403, f"A {who.role} token cannot {self.what}.")
-        room = (request.path_params.get("room") or request.query_params.get("room")) if self.room else None
+        room = (request.path_params.get("room") or request.query_params.get("room")) if self.scope == "room" else None
         if room is not None and not who.may_use_room(room):
             service = request.app.state.service
             if service.hospital.room(room) is None:
@@ -126,8 +129,8 @@ class Allow:
         return who
 
 
-def route_rights(route: APIRoute) -> tuple[tuple[str, ...], bool]:
-    """(roles, room-scoped) of one route, from the ``Allow``-like dependencies it declares.
+def route_rights(route: APIRoute | RouteContext) -> tuple[tuple[str, ...], str]:
+    """(roles, scope) of one route, from the ``Allow``-like dependencies it declares.
 
     A dependency declares rights by a ``roles`` tuple (``Allow``, the patient API's and the fleet
     API's checks); a route with none is public.
@@ -137,9 +140,9 @@ def route_rights(route: APIRoute) -> tuple[tuple[str, ...], bool]:
         dep = stack.pop()
         roles = getattr(dep.call, "roles", None)
         if isinstance(roles, tuple):
-            return roles, bool(getattr(dep.call, "room", False))
+            return roles, str(getattr(dep.call, "scope", ""))
         stack.extend(dep.dependencies)
-    return PUBLIC, False
+    return PUBLIC, ""
 
 
 ERROR_MEANINGS = {
@@ -157,7 +160,7 @@ ERROR_MEANINGS = {
 def document_errors(schema: dict, app: FastAPI) -> dict:
     """Make the OpenAPI say what the server does: every error as ``ErrorOut`` (422 included, which
     FastAPI describes as its own array form), the statuses each operation can answer, its rights
-    (``x-clinicflow-roles``, ``x-clinicflow-room-scoped``) and its bearer security."""
+    (``x-clinicflow-roles``, ``x-clinicflow-scope``) and its bearer security."""
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
@@ -165,14 +168,14 @@ def document_errors(schema: dict, app: FastAPI) -> dict:
     schemas["ErrorOut"] = ErrorOut.model_json_schema()
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
-    for (method, path), (roles, room_scoped) in rights_table(app).items():
+    for (method, path), (roles, scope) in rights_table(app).items():
         op = schema["paths"][path][method.lower()]
         op["x-clinicflow-roles"] = list(roles)
-        op["x-clinicflow-room-scoped"] = room_scoped
+        op["x-clinicflow-scope"] = scope
         statuses = {422, 503}
         if roles != PUBLIC:
             op["security"] = [{"bearer": []}]
-            statuses |= {401} | ({403} if set(roles) != set(ROLES) or room_scoped else set())
+            statuses |= {401} | ({403} if set(roles) != set(ROLES) or scope else set())
         if "{" in path or method != "GET" or op.get("parameters"):
             statuses |= {404}
         if method != "GET" or "{" in path:
@@ -187,11 +190,24 @@ def document_errors(schema: dict, app: FastAPI) -> dict:
     return schema
 
 
-def rights_table(app: FastAPI) -> dict[tuple[str, str], tuple[tuple[str, ...], bool]]:
-    """(METHOD, path) -> (roles, room-scoped) for every documented API route (docs/api.md's table)."""
+def rights_markdown(rows: list[tuple[str, str, tuple[str, ...], str]]) -> str:
+    """docs/api.md's rights table from (method, path, roles, scope) rows (tests/test_api_authz.py checks it)."""
+    def who(roles: tuple[str, ...]) -> str:
+        if roles == PUBLIC:
+            return "no token"
+        return "any token" if set(roles) == set(ROLES) else ", ".join(r for r in ROLES if r in roles)
+    scope = {"": "", "room": "their rooms only", "ticket": "tickets of their rooms only"}
+    lines = ["| method and path | who may call | a clinician scoped to rooms |", "|---|---|---|"]
+    for method, path, roles, limit in sorted(rows, key=lambda r: (r[1], r[0])):
+        lines.append(f"| `{method} {path}` | {who(roles)} | {scope[limit]} |")
+    return "\n".join(lines)
+
+
+def rights_table(app: FastAPI) -> dict[tuple[str, str], tuple[tuple[str, ...], str]]:
+    """(METHOD, path) -> (roles, scope) for every documented API route (docs/api.md's table)."""
     table = {}
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.include_in_schema:
+    for route in iter_route_contexts(app.routes):  # included routers' routes too, with their prefixes
+        if isinstance(route.original_route, APIRoute) and route.include_in_schema:
             for method in sorted(route.methods - {"HEAD"}):
                 table[(method, route.path)] = route_rights(route)
     return table
@@ -341,8 +357,8 @@ def create_app(
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers or None)
 
     # -------------------------------------------------------------- auth
-    def allow(*roles: str, room: bool = False, what: str = "do this", stream: bool = False) -> list:
-        return [Depends(Allow(*roles, room=room, what=what, stream=stream))]
+    def allow(*roles: str, scope: str = "", what: str = "do this", stream: bool = False) -> list:
+        return [Depends(Allow(*roles, scope=scope, what=what, stream=stream))]
 
     async def principal(request: Request) -> Principal:
         return bearer_principal(request)
@@ -432,7 +448,7 @@ def create_app(
         return service.survey(ticket_id, body.score, body.comment)
 
     @app.post("/api/v1/tickets/{ticket_id}/transfer", tags=["tickets"], response_model=TicketOut,
-              dependencies=allow("clinician", "admin", what="transfer patients"))
+              dependencies=allow("clinician", "admin", scope="ticket", what="transfer patients"))
     async def transfer(ticket_id: TicketId, body: TransferRequest, request: Request, who: Who,
                        key: IdemKey = None) -> JSONResponse:
         """Move a ticket to another department or room, keeping its number; placement front, keep or back."""
@@ -441,13 +457,13 @@ def create_app(
                            placement=body.placement, by_rooms=scope, **idem(request, who, key, body))
 
     @app.post("/api/v1/tickets/{ticket_id}/return", tags=["tickets"], response_model=TicketOut,
-              dependencies=allow("kiosk", "clinician", "admin", what="re-queue patients"))
+              dependencies=allow("kiosk", "clinician", "admin", scope="ticket", what="re-queue patients"))
     async def return_with_results(ticket_id: TicketId, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """A patient seen today is back with test results: queued near the front of the same room."""
         return await write("return_with_results", ticket_id, **idem(request, who, key))
 
     @app.post("/api/v1/tickets/{ticket_id}/cancel", tags=["tickets"], response_model=TicketOut,
-              dependencies=allow("clinician", "admin", what="cancel tickets"))
+              dependencies=allow("clinician", "admin", scope="ticket", what="cancel tickets"))
     async def cancel(ticket_id: TicketId, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """Cancel a waiting, called or serving ticket."""
         return await write("cancel", ticket_id, reason=f"cancelled by {who.name}", **idem(request, who, key))
@@ -464,7 +480,7 @@ def create_app(
         return service.room_state(room)
 
     @app.get("/api/v1/rooms/{room}/console", tags=["rooms"],
-             dependencies=allow("clinician", "admin", room=True, what="see the waiting list"))
+             dependencies=allow("clinician", "admin", scope="room", what="see the waiting list"))
     def console_view(room: RoomId) -> dict:
         """What the clinician page shows: current ticket and its reason, the queue with reasons, alerts."""
         return service.console(room)
@@ -474,7 +490,7 @@ def create_app(
             return await write(name, room, *extra, **idem(request, who, key))
         handler.__name__ = path.replace("-", "_")
         app.post(f"/api/v1/rooms/{{room}}/{path}", tags=["rooms"], summary=summary, response_model=model,
-                 dependencies=allow("clinician", "admin", room=True, what="call patients"))(handler)
+                 dependencies=allow("clinician", "admin", scope="room", what="call patients"))(handler)
 
     room_op("call-next", "call_next", "Finish the current patient and call the next by the rules", CallOut)
     room_op("recall", "recall", "Call the current ticket again", CallOut)
@@ -485,7 +501,7 @@ def create_app(
     room_op("resume", "set_room_status", "Resume the room", RoomState, "open")
 
     @app.post("/api/v1/rooms/{room}/call", tags=["rooms"], response_model=CallOut,
-              dependencies=allow("clinician", "admin", room=True, what="call patients"))
+              dependencies=allow("clinician", "admin", scope="room", what="call patients"))
     async def call_ticket(room: RoomId, body: CallTicketRequest, request: Request, who: Who,
                           key: IdemKey = None) -> JSONResponse:
         """Call a chosen waiting ticket (out of order: the reason records it)."""
@@ -529,7 +545,7 @@ def create_app(
         """Run the long-wait check now (it also runs every few seconds by itself)."""
         return [a.model_dump(mode="json") for a in service.check_alerts()]
 
-    @app.get("/api/v1/alerts", tags=["stats"], dependencies=allow("clinician", "admin", room=True, what="see alerts"))
+    @app.get("/api/v1/alerts", tags=["stats"], dependencies=allow("clinician", "admin", scope="room", what="see alerts"))
     def alerts(who: Who, room: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = None) -> list[str]:
         """Current long waits, as sentences (for one room, or every room the token may see)."""
         if room is not None and service.hospital.room(room) is None:
@@ -582,7 +598,7 @@ def create_app(
                         "description": "server-sent events, one JSON view per change"}}
 
     @app.get("/api/v1/rooms/{room}/events", tags=["live"], response_class=EventStreamResponse, responses=stream_doc,
-             dependencies=allow("clinician", "admin", room=True, what="see the waiting list", stream=True))
+             dependencies=allow("clinician", "admin", scope="room", what="see the waiting list", stream=True))
     def room_events(room: RoomId, request: Request,
                     ticket: Annotated[str | None, Query(max_length=200, description="a stream ticket "
                                                         "(POST /api/v1/stream-tickets), for EventSource")] = None

@@ -47,7 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "process; auto (default): 1 on SQLite with two or more CPU cores, else 0 (docs/api.md)")
     p.add_argument("--https", action="store_true",
                    help="serve HTTPS with a certificate from the site CA of `clinicflow broker-config` "
-                        "(DATA_DIR/https; docs/deployment.md says how staff machines trust the CA)")
+                        "(DATA_DIR/https; docs/api.md says how staff machines trust the CA)")
     p.add_argument("--https-name", action="append", default=[], metavar="NAME",
                    help="a name or address staff use to reach the server, for the certificate (repeat; "
                         "default: this machine's names, localhost and --host)")

@@ -5,7 +5,7 @@ should not cross a ward's network in clear text. ``clinicflow broker-config`` al
 private CA for the site (``DATA_DIR/broker/ca.crt``, ``ca.key``) whose certificate every device
 trusts; ``server_certificate`` issues the web server's certificate from it for the names staff
 type (reissued when the names change or 30 days before expiry). Staff machines trust the CA once
-(docs/deployment.md, "HTTPS for the staff pages").
+(docs/api.md, "HTTPS for the staff pages").
 """
 from __future__ import annotations
 

@@ -67,6 +67,7 @@ def _registry(request: Request) -> FleetRegistry:
     return registry
 
 
+_admin.roles = ("admin",)  # type: ignore[attr-defined]  # read by queueserver.app.rights_table
 Admin = Depends(_admin)
 
 
