@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 AppointmentNo = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{4,32}$", description="appointment number as on the QR code or slip")]
 
@@ -85,11 +85,21 @@ class CallTicketRequest(_Model):
 
 
 class TransferRequest(_Model):
-    """``POST /api/v1/tickets/{id}/transfer``: same number, another department and/or room."""
+    """``POST /api/v1/tickets/{id}/transfer``: same number, another department and/or room (at least one)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"anyOf": [
+        {"properties": {"department": {"type": "string"}}, "required": ["department"]},
+        {"properties": {"room": {"type": "string"}}, "required": ["room"]}]})
 
     department: Ident | None = None
     room: Ident | None = None
     placement: Literal["front", "keep", "back"] = "keep"
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> "TransferRequest":
+        if self.department is None and self.room is None:
+            raise ValueError("give a department or a room to transfer to")
+        return self
 
 
 class RoomStatusRequest(_Model):

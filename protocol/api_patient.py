@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from protocol.api import AppointmentNo
 
@@ -49,14 +49,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+IDENTIFY_NEEDS = {"qr": ("appointment_no",), "card": ("card_number",), "phone": ("phone", "id_last4")}
+
+
 class IdentifyRequest(_Model):
-    """Exactly the fields of one method: ``qr`` (appointment_no), ``card`` (card_number), ``phone`` (phone + id_last4)."""
+    """The fields of one method: ``qr`` (appointment_no), ``card`` (card_number), ``phone`` (phone + id_last4)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"oneOf": [
+        {"properties": {"method": {"const": method}, **{f: {"type": "string"} for f in fields}},
+         "required": ["method", *fields]} for method, fields in IDENTIFY_NEEDS.items()]})
 
     method: Literal["qr", "card", "phone"]
     appointment_no: AppointmentNo | None = None
     card_number: CardNumber | None = None
     phone: Digits | None = None
     id_last4: Last4 | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_the_method(self) -> "IdentifyRequest":
+        missing = [f for f in IDENTIFY_NEEDS[self.method] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"identification by {self.method} needs {' and '.join(missing)}")
+        return self
 
 
 class PatientOut(_Model):
@@ -145,6 +159,13 @@ class PaymentRequest(_Model):
     card_number: CardNumber | None = Field(None, description="insurance card number (insurance_card)")
     terminal_ref: Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$")] | None = Field(
         None, description="approval reference (bank_card): printable ASCII")
+
+
+class ReconcileRequest(PaymentRequest):
+    """``POST /api/v1/payments/{id}/reconcile``: a bank card payment the terminal approved before a kiosk crash."""
+
+    method: Literal["bank_card"]
+    terminal_ref: Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$", description="the terminal's approval reference")]
 
 
 class PaymentOut(_Model):

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -39,6 +40,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route, compile_path
 
 from protocol.api import (
     CallOut,
@@ -56,7 +58,7 @@ from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
 from queueserver.auth import ROLES, STREAM_TICKET_TTL, Principal, TokenBook
 from queueserver.core_link import RemoteQueueService
-from queueserver.hospital_file import HospitalFileError, parse_hospital
+from queueserver.hospital_file import Hospital, HospitalFileError, parse_hospital
 from queueserver.page_security import SecurityHeaders, content_security_policy, html_page
 from queueserver.service import BadRequestError, ForbiddenError, QueueService
 
@@ -67,7 +69,19 @@ PUBLIC = ("none",)  # the rights of a route that needs no token
 # Path parameters are identifiers: anything else is a 422 before any lookup.
 RoomId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 TicketId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
-Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", json_schema_extra={"format": "date"},
+                                  description="YYYY-MM-DD (default: today at the site)")]
+
+
+def a_day(day: str | None) -> str | None:
+    """``day`` if it is a real date (the pattern lets 2026-02-30 through)."""
+    if day is not None:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            raise ApiError(422, f"Invalid request: day: {day} is not a date.") from None
+    return day
+
 
 
 class EventStreamResponse(StreamingResponse):
@@ -166,6 +180,9 @@ def document_errors(schema: dict, app: FastAPI) -> dict:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["ErrorOut"] = ErrorOut.model_json_schema()
+    hospital_schema = Hospital.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(hospital_schema.pop("$defs", {}))
+    schemas["Hospital"] = hospital_schema
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
     for (method, path), (roles, scope) in rights_table(app).items():
@@ -349,12 +366,25 @@ def create_app(
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no such address: {request.url.path}."
-        elif exc.status_code == 405 and detail == "Method Not Allowed":
-            detail = f"{request.url.path} does not take {request.method}."
-        headers = dict(exc.headers or {})  # a 405's Allow, a 429's Retry-After
+        headers = dict(exc.headers or {})  # a 429's Retry-After
+        if exc.status_code == 405:
+            allowed = methods_at(request.url.path)
+            headers["Allow"] = ", ".join(allowed)  # Starlette names only the first route's methods
+            if detail == "Method Not Allowed":
+                detail = f"{request.url.path} takes {', '.join(allowed)}, not {request.method}."
         if exc.status_code == 401:
             headers.setdefault("WWW-Authenticate", "Bearer")
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers or None)
+
+    route_methods: list[tuple[re.Pattern[str], set[str]]] = []
+
+    def methods_at(path: str) -> list[str]:
+        """Every method some route serves at ``path`` (several routes may share one path)."""
+        if not route_methods:
+            route_methods.extend((compile_path(r.path)[0], set(r.methods or ())) for r in iter_route_contexts(app.routes)
+                                 if isinstance(r.original_route, APIRoute | Route) and r.path)
+        found = set().union(*(m for rx, m in route_methods if rx.match(path)))
+        return sorted(found | ({"HEAD"} if "GET" in found else set()))
 
     # -------------------------------------------------------------- auth
     def allow(*roles: str, scope: str = "", what: str = "do this", stream: bool = False) -> list:
@@ -521,7 +551,9 @@ def create_app(
         return service.hospital.model_dump(mode="json")
 
     @app.put("/api/v1/admin/hospital", tags=["admin"],
-             dependencies=allow("admin", what="change the hospital configuration"))
+             dependencies=allow("admin", what="change the hospital configuration"),
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": {"$ref": "#/components/schemas/Hospital"}}}}})
     def put_hospital_config(body: dict) -> dict:
         """Replace the hospital configuration (validated like the file; saved to DATA_DIR/hospital.json)."""
         try:
@@ -553,24 +585,16 @@ def create_app(
         rooms = [room] if room else [r.id for r in service.hospital.rooms if who.may_use_room(r.id)]
         return [a for r in rooms for a in service.console(r)["alerts"]]
 
-    def day_or_today(day: str | None) -> str | None:
-        if day is not None:
-            try:
-                date.fromisoformat(day)
-            except ValueError:
-                raise ApiError(422, f"Invalid request: day: {day} is not a date.") from None
-        return day
-
     @app.get("/api/v1/stats", tags=["stats"], dependencies=allow("admin", "clinician", what="read statistics"))
     def stats(day: Day = None) -> dict:
         """Per department and room for a day (default today): tickets, waits, service, no-shows, recalls, survey."""
-        return service.stats(day_or_today(day))
+        return service.stats(a_day(day))
 
     @app.get("/api/v1/stats.csv", tags=["stats"], response_class=CsvResponse,
              dependencies=allow("admin", "clinician", what="read statistics"))
     def stats_csv(day: Day = None) -> Response:
         """The statistics as CSV (``day,scope,id,...``)."""
-        text = service.stats_csv(day_or_today(day))
+        text = service.stats_csv(a_day(day))
         name = f"clinicflow-stats-{day or service.today()}.csv"
         return CsvResponse(text, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -594,7 +618,11 @@ def create_app(
                 seen = await broadcaster.wait(seen if seen >= 0 else broadcaster.version, keepalive)
         return EventStreamResponse(events(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    stream_doc = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+    event = {"type": "object", "required": ["data"], "properties": {
+        "event": {"type": "string", "description": "message, or error (then data is an ErrorOut)"},
+        "data": {"type": "string", "description": "the view as JSON"}, "id": {"type": "string"},
+        "retry": {"type": "integer"}}}
+    stream_doc = {200: {"content": {"text/event-stream": {"schema": event}},
                         "description": "server-sent events, one JSON view per change"}}
 
     @app.get("/api/v1/rooms/{room}/events", tags=["live"], response_class=EventStreamResponse, responses=stream_doc,

@@ -19,7 +19,10 @@ from protocol.errors import ClinicflowError
 DEMO_HOSPITAL = Path(__file__).with_name("demo_hospital.toml")
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-Names = Annotated[dict[str, Annotated[str, Field(min_length=1, max_length=100)]], Field(min_length=1)]
+# Names per language, with the language codes and sizes the MQTT payloads accept (protocol.payloads.LanguageTexts):
+# a name the screens' snapshots would refuse must be refused here, not when a room is drawn.
+Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")]
+Names = Annotated[dict[Language, Annotated[str, Field(min_length=1, max_length=100)]], Field(min_length=1, max_length=8)]
 
 
 class HospitalFileError(ClinicflowError, ValueError):

@@ -59,6 +59,7 @@ from protocol.api_patient import (
     PatientOut,
     PaymentOut,
     PaymentRequest,
+    ReconcileRequest,
     RegistrationRequest,
     ReportOut,
     ReportsOut,
@@ -241,19 +242,13 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         phone = body.phone if body.method == "phone" else None
         check_throttle(kiosk_key, phone)
         appointment_no = None
-        if body.method == "qr":
-            if not body.appointment_no:
-                raise HTTPException(422, "Scanning needs an appointment number.")
+        if body.method == "qr":  # the model checked that the method's fields are there
             appt = hospital.find_appointment(body.appointment_no)
             patient = hospital.get_patient(appt.patient_id) if appt else None
             appointment_no = appt.appointment_no if appt else None
         elif body.method == "card":
-            if not body.card_number:
-                raise HTTPException(422, "Card identification needs a card number.")
             patient = hospital.find_patient_by_card(body.card_number)
         else:
-            if not body.phone or not body.id_last4:
-                raise HTTPException(422, "Phone identification needs the phone number and the last four ID characters.")
             patient = hospital.find_patient_by_phone(body.phone, body.id_last4)
         if patient is None:
             identify_failed(kiosk_key, phone)
@@ -445,9 +440,9 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         return payment_out(settle_qr(rec))
 
     @router.post("/api/v1/payments/{payment_id}/reconcile", response_model=PaymentOut, dependencies=[kiosk])
-    def reconcile(payment_id: str, body: PaymentRequest) -> PaymentOut:
-        if body.payment_id != payment_id or body.method != "bank_card" or not body.terminal_ref:
-            raise HTTPException(422, "Only an approved bank card payment can be reconciled.")
+    def reconcile(payment_id: str, body: ReconcileRequest) -> PaymentOut:
+        if body.payment_id != payment_id:
+            raise HTTPException(409, f"The body is for payment {body.payment_id}, the address for {payment_id}.")
         return payment_out(record(PaymentRecord(payment_id=payment_id, bill_ids=body.bill_ids, method="bank_card",
                                                 amount=body.amount, status="paid", provider_ref=body.terminal_ref)))
 
