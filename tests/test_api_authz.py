@@ -7,7 +7,6 @@ exactly them, and that docs/api.md's rights table says the same.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -31,12 +30,8 @@ BODIES = {  # enough for an allowed caller to reach the operation (anything else
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, mosquitto) -> Iterator[QueueServerProcess]:
-    proc = QueueServerProcess(tmp_path_factory.mktemp("authz"), mosquitto.url).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def server(module_queue_server: QueueServerProcess) -> QueueServerProcess:
+    return module_queue_server
 
 
 @pytest.fixture(scope="module")

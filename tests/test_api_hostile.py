@@ -28,12 +28,8 @@ PAY = {"payment_id": "pay-hostile-01", "bill_ids": ["B1001"], "method": "qr", "a
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, mosquitto) -> Iterator[QueueServerProcess]:
-    proc = QueueServerProcess(tmp_path_factory.mktemp("hostile"), mosquitto.url).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def server(module_queue_server: QueueServerProcess) -> QueueServerProcess:
+    return module_queue_server
 
 
 @pytest.fixture(scope="module")

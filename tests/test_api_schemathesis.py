@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,13 +24,8 @@ EXAMPLES = 3
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, mosquitto) -> Iterator[QueueServerProcess]:
-    proc = QueueServerProcess(tmp_path_factory.mktemp("schemathesis"), mosquitto.url,
-                              extra_args=["--http-workers", "0"]).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def server(module_queue_server: QueueServerProcess) -> QueueServerProcess:
+    return module_queue_server
 
 
 def _run(server: QueueServerProcess, caller: str, report: Path) -> subprocess.Popen[bytes]:

@@ -390,16 +390,23 @@ class _LosesAnswers:
         self.inner.close()
 
 
-def test_button_box_retry_after_a_lost_answer_calls_the_same_patient_not_the_next(queue_server, pins: MockFactory):
-    with queue_server.client("kiosk") as kiosk:
-        first, second = (kiosk.post("/api/v1/walkins", json={"department": "surgery"}).json() for _ in range(2))
+def _box_losing_answers(queue_server, pins: MockFactory, room: str):  # type: ignore[no-untyped-def]
+    """A button box for ``room`` on the real server whose first answer is lost; (box, client, transport, results, done)."""
     transport = _LosesAnswers(lose=1)
     results: list[ButtonResult] = []
     done = threading.Semaphore(0)
-    client = RoomApiClient(queue_server.base_url, room="r3", token=queue_server.tokens["clinician"],
+    client = RoomApiClient(queue_server.base_url, room=room, token=queue_server.tokens["clinician"],
                            transport=transport)
-    with CallButtonBox(client=client, pins=ButtonBoxPins(), pin_factory=pins,
-                       on_result=lambda res: (results.append(res), done.release())) as box:
+    box = CallButtonBox(client=client, pins=ButtonBoxPins(), pin_factory=pins,
+                        on_result=lambda res: (results.append(res), done.release()))
+    return box, client, transport, results, done
+
+
+def test_button_box_retry_after_a_lost_answer_calls_the_same_patient_not_the_next(queue_server, pins: MockFactory):
+    with queue_server.client("kiosk") as kiosk:
+        first, second = (kiosk.post("/api/v1/walkins", json={"department": "surgery"}).json() for _ in range(2))
+    box, client, transport, results, done = _box_losing_answers(queue_server, pins, "r3")
+    with box:
         box.press("call_next")  # the server calls the first patient; the answer never arrives
         assert done.acquire(timeout=10) and not results[0].ok
         box.press("call_next")  # the clinician presses again
@@ -418,13 +425,8 @@ def test_button_box_retry_after_a_lost_answer_calls_the_same_patient_not_the_nex
 
 
 def test_button_box_retried_pause_stays_a_pause(queue_server, pins: MockFactory):
-    transport = _LosesAnswers(lose=1)
-    results: list[ButtonResult] = []
-    done = threading.Semaphore(0)
-    client = RoomApiClient(queue_server.base_url, room="r1", token=queue_server.tokens["clinician"],
-                           transport=transport)
-    with CallButtonBox(client=client, pins=ButtonBoxPins(), pin_factory=pins,
-                       on_result=lambda res: (results.append(res), done.release())) as box:
+    box, client, transport, results, done = _box_losing_answers(queue_server, pins, "r1")
+    with box:
         box.press("pause")  # paused on the server, answer lost
         assert done.acquire(timeout=10) and not results[0].ok
         box.press("pause")  # the retry must not read "paused" and resume the room
