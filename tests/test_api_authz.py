@@ -18,7 +18,8 @@ from queueserver.process import QueueServerProcess
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 ROLE_OF = {"kiosk": "kiosk", "display": "display", "clinician:zhou": "clinician", "clinician": "clinician",
            "admin": "admin"}
-CALLERS = ("no token", "bad token", "kiosk", "display", "clinician:zhou", "clinician", "admin")
+CALLERS = ("no token", "bad token", "admin token in the URL", "kiosk", "display", "clinician:zhou", "clinician", "admin")
+NOT_A_CALLER = ("no token", "bad token", "admin token in the URL")
 OTHER_ROOM = "r3"  # clinician:zhou holds r1 only; the demo clinician and admin hold every room
 BODIES = {  # enough for an allowed caller to reach the operation (anything else is a 422, also fine)
     "/api/v1/checkins": {"appointment_no": "AP9999"},
@@ -46,7 +47,7 @@ def operations(server: QueueServerProcess) -> list[tuple[str, str, tuple[str, ..
 
 
 def _headers(server: QueueServerProcess, caller: str) -> dict[str, str]:
-    if caller == "no token":
+    if caller in ("no token", "admin token in the URL"):
         return {}
     token = "not-a-token-of-this-server" if caller == "bad token" else server.tokens[caller]
     return {"Authorization": f"Bearer {token}"}
@@ -67,7 +68,7 @@ def _expected(roles: tuple[str, ...], scope: str, caller: str) -> int | None:
     """401/403 when the caller must be refused; None when it may call (any answer but 401/403/5xx)."""
     if roles == PUBLIC:
         return None
-    if caller in ("no token", "bad token"):
+    if caller in NOT_A_CALLER:
         return 401
     if ROLE_OF[caller] not in roles:
         return 403
@@ -86,7 +87,9 @@ def test_every_route_refuses_and_allows_exactly_the_callers_its_rights_say(serve
                           .replace("{report_id}", "R1001").replace("{device}", "kiosk-lobby-1")
                 if "{ticket_id}" in url:
                     url = url.replace("{ticket_id}", _fresh_ticket(server))
-                params = {"room": OTHER_ROOM} if path == "/api/v1/alerts" else None
+                params = {"room": OTHER_ROOM} if path == "/api/v1/alerts" else {}
+                if caller == "admin token in the URL":  # refused everywhere: URLs end up in logs
+                    params["access_token"] = server.tokens["admin"]
                 headers = {**_headers(server, caller), "X-Patient-Session": _session(server)}
                 body = BODIES.get(path, {}) if method in ("POST", "PUT", "PATCH") else None
                 with http.stream(method, url, params=params, headers=headers, json=body) as r:
