@@ -48,6 +48,8 @@ class Rules(_Strict):
     ageing_bound_min: int = Field(60, ge=5, le=24 * 60, description="nobody waits longer because others outrank them")
     max_recalls: int = Field(3, ge=0, le=10)
     recall_min_interval_s: int = Field(20, ge=0, le=600)
+    call_next_confirm_s: int = Field(5, ge=0, le=60, description="a clinician's call-next this soon after their "
+                                     "previous call in the room needs a confirmation (0: never)")
     no_show_skip_min: int = Field(5, ge=0, le=240, description="a no-show is callable again after this long")
     no_show_cancel_after: int = Field(2, ge=1, le=10, description="cancelled at this many no-shows")
     long_wait_alert_min: int = Field(30, ge=1, le=24 * 60)
