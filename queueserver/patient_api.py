@@ -31,7 +31,6 @@ without use (a server restart ends them; the kiosk identifies again).
 """
 from __future__ import annotations
 
-import html
 import logging
 import secrets
 import threading
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Protocol
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
@@ -71,6 +71,7 @@ from protocol.errors import ConflictError, NotFoundError
 from protocol.payloads import Alert
 from protocol.privacy import mask_name
 from queueserver.hospital.port import HospitalBackend, Patient, PaymentRecord
+from queueserver.page_security import html_page
 from queueserver.payments.port import PaymentDeclinedError, PaymentProvider
 from queueserver.throttle import FailureThrottle
 
@@ -452,11 +453,12 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         if rec is None or rec.method != "qr":
             return HTMLResponse("<p>Unknown payment.</p>", status_code=404)
         rec = settle_qr(rec)
-        pid, tok = html.escape(payment_id), html.escape(t)
-        body = (f"<h1>clinicflow sandbox payment</h1><p>Amount: ¥{_money(rec.amount)}</p><p>Status: {rec.status}</p>"
-                + (f'<form method="post" action="/pay/{pid}?t={tok}">'
-                   f'<button type="submit">Pay ¥{_money(rec.amount)} (sandbox)</button></form>' if rec.status == "pending" else ""))
-        return HTMLResponse(f"<!doctype html><meta name=viewport content='width=device-width'><title>Pay {pid}</title>{body}")
+        form = ('<form method="post" action="{action}"><button type="submit">Pay ¥{amount} (sandbox)</button></form>'
+                if rec.status == "pending" else "")
+        return html_page("<!doctype html><meta name=viewport content='width=device-width'><title>Pay {pid}</title>"
+                         "<h1>clinicflow sandbox payment</h1><p>Amount: ¥{amount}</p><p>Status: {status}</p>" + form,
+                         pid=payment_id, amount=_money(rec.amount), status=rec.status,
+                         action=f"/pay/{quote(payment_id, safe='')}?t={quote(t, safe='')}")
 
     @router.post("/pay/{payment_id}", response_class=HTMLResponse, include_in_schema=False)
     def pay_page_confirm(payment_id: str, t: str = "") -> HTMLResponse:
@@ -465,7 +467,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
             return HTMLResponse("<p>Unknown payment.</p>", status_code=404)
         payments.confirm(payment_id, token=t)
         rec = settle_qr(rec)
-        return HTMLResponse(f"<!doctype html><p>Status: {rec.status}</p>")
+        return html_page("<!doctype html><p>Status: {status}</p>", status=rec.status)
 
     # -- reports ------------------------------------------------------------------------------------
     def report_out(r: Any) -> ReportOut:
