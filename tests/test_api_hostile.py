@@ -201,3 +201,23 @@ def test_a_busy_department_numbers_past_999_instead_of_refusing_walk_ins(server)
     prefix = first["number"].rstrip("0123456789")
     assert [r.status_code for r in numbers] == [201, 201], numbers[-1].text
     assert [r.json()["number"] for r in numbers] == [f"{prefix}999", f"{prefix}1000"]
+
+
+# -- accidents: a double click on "Call next" ----------------------------------------------------------
+
+def test_a_quick_second_call_next_by_the_same_clinician_needs_a_confirmation(server):
+    with server.client("kiosk") as kiosk, server.client("clinician") as clinician, \
+            server.client("admin") as admin:
+        first, second, third = (kiosk.post("/api/v1/walkins", json={"department": "surgery"}).json() for _ in range(3))
+        called = clinician.post("/api/v1/rooms/r3/call-next")  # the click
+        again = clinician.post("/api/v1/rooms/r3/call-next")  # the accidental second click, a fresh key
+        assert called.status_code == 200 and called.json()["ticket"]["number"] == first["number"]
+        assert again.status_code == 409 and first["number"] in again.json()["detail"]
+        assert "confirm" in again.json()["detail"]
+        view = clinician.get("/api/v1/rooms/r3/console").json()
+        assert view["current"]["number"] == first["number"] and len(view["queue"]) == 2  # nobody sent away
+
+        meant = clinician.post("/api/v1/rooms/r3/call-next", params={"confirm": "true"})
+        assert meant.status_code == 200 and meant.json()["ticket"]["number"] == second["number"]
+        other = admin.post("/api/v1/rooms/r3/call-next")  # someone else calling in the room is not an accident
+        assert other.status_code == 200 and other.json()["ticket"]["number"] == third["number"]
