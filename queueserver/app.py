@@ -58,9 +58,11 @@ from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
 from queueserver.auth import ROLES, STREAM_TICKET_TTL, Principal, TokenBook
 from queueserver.core_link import RemoteQueueService
+from queueserver.errors import BadRequestError, ForbiddenError, Unavailable
 from queueserver.hospital_file import Hospital, HospitalFileError, parse_hospital
 from queueserver.page_security import SecurityHeaders, content_security_policy, html_page
-from queueserver.service import BadRequestError, ForbiddenError, QueueService
+from queueserver.results import DayClosed, Issued
+from queueserver.service import QueueService
 
 log = logging.getLogger(__name__)
 PAGES = Path(__file__).with_name("pages")
@@ -230,6 +232,36 @@ def rights_table(app: FastAPI) -> dict[tuple[str, str], tuple[tuple[str, ...], s
     return table
 
 
+# The one place a domain error becomes a status code: the first family that matches wins.
+STATUS_OF: tuple[tuple[type[ClinicflowError], int], ...] = (
+    (NotFoundError, 404),
+    (ForbiddenError, 403),
+    (BadRequestError, 400),
+    (ConflictError, 409),
+    (Unavailable, 503),
+)
+RETRY_AFTER_S = 2  # the queue core restarts within a second or two; a retry with the same key settles it
+
+
+def status_of(exc: ClinicflowError) -> int:
+    """The HTTP status a domain error is answered with (400 for any other ClinicflowError)."""
+    for family, status in STATUS_OF:
+        if isinstance(exc, family):
+            return status
+    return 400
+
+
+def answer(result: object) -> JSONResponse:
+    """A domain result as the HTTP answer: a new ticket is 201, everything else 200."""
+    if isinstance(result, Issued):
+        return JSONResponse(result.ticket.model_dump(mode="json"), status_code=201 if result.created else 200)
+    if isinstance(result, BaseModel):
+        return JSONResponse(result.model_dump(mode="json"))
+    if isinstance(result, DayClosed):
+        return JSONResponse({"cancelled": result.cancelled, "finished": result.finished})
+    raise TypeError(f"no HTTP answer for {type(result).__name__}")
+
+
 class ApiError(ClinicflowError):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -338,19 +370,12 @@ def create_app(
     # ------------------------------------------------------------ errors
     @app.exception_handler(ClinicflowError)
     async def _domain_error(request: Request, exc: ClinicflowError) -> JSONResponse:
-        if isinstance(exc, ApiError):
-            status = exc.status
-        elif isinstance(exc, NotFoundError):
-            status = 404
-        elif isinstance(exc, ForbiddenError):
-            status = 403
-        elif isinstance(exc, BadRequestError):
-            status = 400
-        elif isinstance(exc, ConflictError):
-            status = 409
-        else:
-            status = 400
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        status = exc.status if isinstance(exc, ApiError) else status_of(exc)
+        headers = None
+        if status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -404,19 +429,15 @@ def create_app(
     IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=100,
                                            description="one key per intended action, the same on every retry")]
 
-    def reply(result: tuple[int, object]) -> JSONResponse:
-        status, body = result
-        return JSONResponse(body, status_code=status)
-
     async def write(operation: str, /, *args: object, **kwargs: object) -> JSONResponse:
         """Run the state-changing service call ``operation``: at the queue core, in the next group commit
         (SQLite) or in a worker thread (PostgreSQL)."""
         if remote:
-            return reply(await service.call(operation, *args, **kwargs))  # type: ignore[attr-defined]
+            return answer(await service.call(operation, *args, **kwargs))  # type: ignore[attr-defined]
         method = getattr(service, operation)
         if service.store.groups_commits:
-            return reply(await asyncio.wrap_future(service.store.submit(partial(method, *args, **kwargs))))
-        return reply(await run_in_threadpool(method, *args, **kwargs))
+            return answer(await asyncio.wrap_future(service.store.submit(partial(method, *args, **kwargs))))
+        return answer(await run_in_threadpool(method, *args, **kwargs))
 
     # ------------------------------------------------------------ basics
     @app.get("/api/v1/health", tags=["server"])
@@ -475,7 +496,8 @@ def create_app(
     @app.post("/api/v1/tickets/{ticket_id}/survey", tags=["tickets"])
     def survey(ticket_id: TicketId, body: SurveyRequest) -> dict:
         """The patient's rating (1-5) and comment, once, after the visit is finished."""
-        return service.survey(ticket_id, body.score, body.comment)
+        service.survey(ticket_id, body.score, body.comment)
+        return {"ok": True}
 
     @app.post("/api/v1/tickets/{ticket_id}/transfer", tags=["tickets"], response_model=TicketOut,
               dependencies=allow("clinician", "admin", scope="ticket", what="transfer patients"))
@@ -542,7 +564,7 @@ def create_app(
                dependencies=allow("admin", what="change rooms"))
     def admin_room(room: RoomId, body: RoomStatusRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """Open, pause or close a room."""
-        return reply(service.set_room_status(room, body.status, **idem(request, who, key, body)))
+        return answer(service.set_room_status(room, body.status, **idem(request, who, key, body)))
 
     @app.get("/api/v1/admin/hospital", tags=["admin"],
              dependencies=allow("admin", what="read the hospital configuration"))
@@ -570,7 +592,7 @@ def create_app(
     @app.post("/api/v1/admin/end-of-day", tags=["admin"], dependencies=allow("admin", what="end the day"))
     def end_of_day(request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """Cancel every ticket still waiting or called; finish the ones being served."""
-        return reply(service.end_of_day(**idem(request, who, key)))
+        return answer(service.end_of_day(**idem(request, who, key)))
 
     @app.post("/api/v1/admin/check-alerts", tags=["admin"], dependencies=allow("admin", what="run checks"))
     def check_alerts() -> list[dict]:
