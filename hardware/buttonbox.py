@@ -19,7 +19,9 @@ not answer (a timeout, the network), the next press of the same button is the cl
 trying again and sends the same key, with the same operation (pause stays pause even if the
 first one did arrive), so the server answers the first call again instead of finishing that
 patient and calling another. A key is dropped once the server has answered, or after
-``retry_window_s`` (a press minutes later is a new intention).
+``retry_window_s`` (a press minutes later is a new intention). A new call-next press within a
+few seconds of the last call is refused by the server itself ("confirm if that is what you
+mean"): the box beeps the error, and a press after those seconds calls the next patient.
 """
 from __future__ import annotations
 

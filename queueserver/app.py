@@ -419,6 +419,10 @@ def create_app(
         return bearer_principal(request)
 
     Who = Annotated[Principal, Depends(principal)]
+
+    def rooms_of(who: Principal) -> frozenset[str] | None:
+        """The rooms a ticket-scoped operation is limited to (``scope="ticket"``): a clinician's, if scoped."""
+        return who.rooms if who.role == "clinician" else None
     ANY = ROLES
 
     def idem(request: Request, who: Principal, key: str | None, body: BaseModel | None = None) -> dict:
@@ -504,21 +508,21 @@ def create_app(
     async def transfer(ticket_id: TicketId, body: TransferRequest, request: Request, who: Who,
                        key: IdemKey = None) -> JSONResponse:
         """Move a ticket to another department or room, keeping its number; placement front, keep or back."""
-        scope = who.rooms if who.role == "clinician" else None
         return await write("transfer", ticket_id, department=body.department, room=body.room,
-                           placement=body.placement, by_rooms=scope, **idem(request, who, key, body))
+                           placement=body.placement, by_rooms=rooms_of(who), **idem(request, who, key, body))
 
     @app.post("/api/v1/tickets/{ticket_id}/return", tags=["tickets"], response_model=TicketOut,
               dependencies=allow("kiosk", "clinician", "admin", scope="ticket", what="re-queue patients"))
     async def return_with_results(ticket_id: TicketId, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """A patient seen today is back with test results: queued near the front of the same room."""
-        return await write("return_with_results", ticket_id, **idem(request, who, key))
+        return await write("return_with_results", ticket_id, by_rooms=rooms_of(who), **idem(request, who, key))
 
     @app.post("/api/v1/tickets/{ticket_id}/cancel", tags=["tickets"], response_model=TicketOut,
               dependencies=allow("clinician", "admin", scope="ticket", what="cancel tickets"))
     async def cancel(ticket_id: TicketId, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """Cancel a waiting, called or serving ticket."""
-        return await write("cancel", ticket_id, reason=f"cancelled by {who.name}", **idem(request, who, key))
+        return await write("cancel", ticket_id, reason=f"cancelled by {who.name}", by_rooms=rooms_of(who),
+                           **idem(request, who, key))
 
     # -------------------------------------------------------------- rooms
     @app.get("/api/v1/rooms", tags=["rooms"], response_model=list[RoomState], dependencies=allow(*ANY))
@@ -537,15 +541,25 @@ def create_app(
         """What the clinician page shows: current ticket and its reason, the queue with reasons, alerts."""
         return service.console(room)
 
-    def room_op(path: str, name: str, summary: str, model: type[BaseModel], *extra: str) -> None:
+    @app.post("/api/v1/rooms/{room}/call-next", tags=["rooms"], response_model=CallOut,
+              dependencies=allow("clinician", "admin", scope="room", what="call patients"))
+    async def call_next(room: RoomId, request: Request, who: Who, key: IdemKey = None,
+                        confirm: Annotated[bool, Query(description="call next although this caller called here "
+                                                                   "moments ago")] = False) -> JSONResponse:
+        """Finish the current patient and call the next by the rules. The same caller calling next again
+        within the rules' ``call_next_confirm_s`` of their last call here gets 409 unless ``confirm=true``
+        (a double click must not send the patient just called away)."""
+        return await write("call_next", room, by=who.name, confirm=confirm, **idem(request, who, key))
+
+    def room_op(path: str, name: str, summary: str, model: type[BaseModel], *extra: str, by: bool = False) -> None:
         async def handler(room: RoomId, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
-            return await write(name, room, *extra, **idem(request, who, key))
+            caller = {"by": who.name} if by else {}
+            return await write(name, room, *extra, **caller, **idem(request, who, key))
         handler.__name__ = path.replace("-", "_")
         app.post(f"/api/v1/rooms/{{room}}/{path}", tags=["rooms"], summary=summary, response_model=model,
                  dependencies=allow("clinician", "admin", scope="room", what="call patients"))(handler)
 
-    room_op("call-next", "call_next", "Finish the current patient and call the next by the rules", CallOut)
-    room_op("recall", "recall", "Call the current ticket again", CallOut)
+    room_op("recall", "recall", "Call the current ticket again", CallOut, by=True)
     room_op("no-show", "no_show", "The called patient did not come", TicketOut)
     room_op("start", "start_service", "The called patient is in the room", TicketOut)
     room_op("finish", "finish", "The current patient is done", TicketOut)
@@ -557,7 +571,7 @@ def create_app(
     async def call_ticket(room: RoomId, body: CallTicketRequest, request: Request, who: Who,
                           key: IdemKey = None) -> JSONResponse:
         """Call a chosen waiting ticket (out of order: the reason records it)."""
-        return await write("call_ticket", room, body.ticket_id, **idem(request, who, key, body))
+        return await write("call_ticket", room, body.ticket_id, by=who.name, **idem(request, who, key, body))
 
     # -------------------------------------------------------------- admin
     @app.patch("/api/v1/admin/rooms/{room}", tags=["admin"], response_model=RoomState,

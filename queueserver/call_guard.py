@@ -4,62 +4,53 @@
 with a fresh key, or the web console and the button box pressed together by one clinician
 would send a patient away unseen. Clients take care (one key per intended action, buttons
 disabled while a request runs), but no client should be able to do it by accident: when the
-same caller calls next in a room within ``window_s`` of their previous call there, the queue
-refuses with ``CallNextTooSoon`` unless the request says it is meant (``confirm``).
+same caller calls next in a room within the rules' ``call_next_confirm_s`` of their previous
+call there, the queue refuses with ``CallNextTooSoon`` unless the request says it is meant
+(``confirm``).
 
-The memory is the queue core's (one process per SQLite site; per replica on PostgreSQL, where
-a load balancer that sends one clinician's two clicks to two replicas escapes it).
+The memory is the queue's, in the process that runs it (one per SQLite site; one per replica
+on PostgreSQL, where a load balancer that sends one clinician's two clicks to two replicas
+escapes it). A call is remembered inside its transaction, so a second call-next in the same
+group commit sees the first.
 """
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
-from protocol.errors import ConflictError
-
-
-class CallNextTooSoon(ConflictError):
-    """A call-next right after the same caller's previous call in the room, not confirmed."""
-
-    def __init__(self, number: str, seconds: float) -> None:
-        super().__init__(f"You called {number} here {seconds:.0f} s ago. Calling next now would finish "
-                         f"{number} and call someone else: confirm if that is what you mean.")
-        self.number = number
-        self.seconds = seconds
+from queueserver.errors import CallNextTooSoon
 
 
 @dataclass(frozen=True)
 class _LastCall:
     by: str
     number: str
-    at: float
+    at: datetime
 
 
 class CallNextGuard:
-    """Remembers each room's last call (who, which ticket, when) and refuses an unconfirmed quick call-next."""
+    """Each room's last call (who, which ticket, when); refuses an unconfirmed quick call-next by the same caller."""
 
-    def __init__(self, window_s: float = 5.0, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.window_s = window_s
-        self.clock = clock
+    def __init__(self) -> None:
         self._last: dict[str, _LastCall] = {}
         self._lock = threading.Lock()
 
-    def check(self, room: str, by: str | None, *, confirm: bool = False) -> None:
-        """Raise ``CallNextTooSoon`` if ``by`` called in ``room`` less than ``window_s`` ago (and did not confirm)."""
-        if confirm or by is None or self.window_s <= 0:
+    def check(self, room: str, by: str | None, now: datetime, *, window_s: float, confirm: bool = False) -> None:
+        """Raise ``CallNextTooSoon`` if ``by`` called in ``room`` less than ``window_s`` before ``now``."""
+        if confirm or by is None or window_s <= 0:
             return
         with self._lock:
             last = self._last.get(room)
-        if last is not None and last.by == by:
-            ago = self.clock() - last.at
-            if ago < self.window_s:
-                raise CallNextTooSoon(last.number, max(ago, 0.0))
-
-    def called(self, room: str, by: str | None, number: str) -> None:
-        """Record a call (call-next, a chosen ticket, a recall) made in ``room`` by ``by``."""
-        if by is None:
+        if last is None or last.by != by:
             return
-        with self._lock:
-            self._last[room] = _LastCall(by, number, self.clock())
+        ago = (now - last.at).total_seconds()
+        if 0 <= ago < window_s:
+            raise CallNextTooSoon(f"You called {last.number} here {ago:.0f} s ago. Calling next now would finish "
+                                  f"{last.number} and call someone else: confirm if that is what you mean.")
+
+    def called(self, room: str, by: str | None, number: str, now: datetime) -> None:
+        """Remember a call (call-next, a chosen ticket, a recall) that ``by`` made in ``room``."""
+        if by is not None:
+            with self._lock:
+                self._last[room] = _LastCall(by, number, now)

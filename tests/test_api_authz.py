@@ -119,7 +119,7 @@ def test_a_clinician_cannot_cancel_or_requeue_another_rooms_patient_but_can_thei
         assert admin.get(f"/api/v1/tickets/{theirs['ticket_id']}").json()["status"] == "waiting"
         assert zhou.post(f"/api/v1/tickets/{mine['ticket_id']}/cancel").json()["status"] == "cancelled"
 
-        admin.post(f"/api/v1/rooms/{OTHER_ROOM}/call-next").raise_for_status()  # calls `theirs`
+        admin.post(f"/api/v1/rooms/{OTHER_ROOM}/call", json={"ticket_id": theirs["ticket_id"]}).raise_for_status()
         admin.post(f"/api/v1/rooms/{OTHER_ROOM}/finish").raise_for_status()
         r = zhou.post(f"/api/v1/tickets/{theirs['ticket_id']}/return")
         assert r.status_code == 403

@@ -60,7 +60,7 @@ def test_patient_status_page_follows_the_ticket_and_takes_the_survey(queue_serve
 
         clinician.post("/api/v1/rooms/r3/call-next").raise_for_status()  # calls the first patient
         expect(page.locator("#position")).to_have_text("1")
-        clinician.post("/api/v1/rooms/r3/call-next").raise_for_status()  # now me
+        clinician.post("/api/v1/rooms/r3/call-next", params={"confirm": "true"}).raise_for_status()  # now me
         expect(page.locator("#headline")).to_contain_text("Please go to the room")
         expect(page.locator("#room")).to_contain_text("3 诊室")
         page.screenshot(path=str(artifacts_dir / "queue-status-called.png"))
