@@ -34,7 +34,8 @@ def _run(server: QueueServerProcess, caller: str, report: Path) -> subprocess.Po
                "--max-examples", str(EXAMPLES), "--workers", "1", "--no-shrink", "--no-color"]
     if caller != "no token":
         command += ["--header", f"Authorization: Bearer {server.tokens[caller]}"]
-    return subprocess.Popen(command, stdout=report.open("wb"), stderr=subprocess.STDOUT)
+    # in the report's folder: schemathesis keeps a cache (.schemathesis/) in its working directory
+    return subprocess.Popen(command, stdout=report.open("wb"), stderr=subprocess.STDOUT, cwd=report.parent)
 
 
 def test_schemathesis_finds_no_failure_for_any_caller(server, tmp_path):
