@@ -365,8 +365,8 @@ def create_app(
     app.state.service = service
     app.state.tokens = tokens
     app.state.broadcaster = broadcaster
-    app.add_middleware(SecurityHeaders, policy=content_security_policy(
-        [PAGES / "console.html", PAGES / "status.html", Path(__file__).parent / "fleet" / "fleet.html"]))
+    # every page the server ships (console, status, fleet, and any added later) may run its own inline blocks
+    app.add_middleware(SecurityHeaders, policy=content_security_policy(sorted(Path(__file__).parent.rglob("*.html"))))
 
     # ------------------------------------------------------------ errors
     @app.exception_handler(ClinicflowError)
