@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(len(rooms) + args.calls):
                     room = rooms[i % len(rooms)]
                     t0 = time.monotonic()
-                    r = clinician.post(f"/api/v1/rooms/{room}/call-next").raise_for_status()
+                    r = clinician.post(f"/api/v1/rooms/{room}/call-next", params={"confirm": "true"}).raise_for_status()
                     t1 = time.monotonic()
                     call_id = r.json()["call_id"]
                     if not screen.wait_for_call(call_id=call_id, timeout=10):

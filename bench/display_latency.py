@@ -108,7 +108,7 @@ class Server:
             r.raise_for_status()
 
     def call_next(self, room: str = "r1") -> str:
-        r = self.admin.post(f"/api/v1/rooms/{room}/call-next")
+        r = self.admin.post(f"/api/v1/rooms/{room}/call-next", params={"confirm": "true"})  # calls in a burst
         r.raise_for_status()
         return r.json()["call_id"]
 

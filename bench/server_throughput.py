@@ -175,7 +175,7 @@ async def run_load(servers: list[QueueServerProcess], appointments: list[str], c
                 elif pick < 0.9:
                     kind = "call-next"
                     room = rng.choice([r for rooms in DEPARTMENTS.values() for r in rooms])
-                    status, _ = await clin.request("POST", f"/api/v1/rooms/{room}/call-next", idem=True)
+                    status, _ = await clin.request("POST", f"/api/v1/rooms/{room}/call-next?confirm=true", idem=True)
                 else:
                     kind = "other"
                     which = rng.random()

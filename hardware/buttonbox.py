@@ -14,14 +14,21 @@ Feedback: the LED is on while a request is under way, blinks slowly while the ro
 paused, and flashes fast three times after an error; the buzzer beeps once for success
 and three times for an error (what a clinician notices without looking). One request at
 a time: presses while one is under way are ignored, so a nervous double press never
-calls two patients; every request carries an ``Idempotency-Key`` so a retry after a
-lost answer does not either.
+calls two patients. Every intended action has one ``Idempotency-Key``: when the server did
+not answer (a timeout, the network), the next press of the same button is the clinician
+trying again and sends the same key, with the same operation (pause stays pause even if the
+first one did arrive), so the server answers the first call again instead of finishing that
+patient and calling another. A key is dropped once the server has answered, or after
+``retry_window_s`` (a press minutes later is a new intention). A new call-next press within a
+few seconds of the last call is refused by the server itself ("confirm if that is what you
+mean"): the box beeps the error, and a press after those seconds calls the next patient.
 """
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,11 +63,12 @@ class RoomApiClient:
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
                                   headers={"Authorization": f"Bearer {token}"})
 
-    def _post(self, op: str) -> dict:
+    def _post(self, op: str, idempotency_key: str | None = None) -> dict:
         import httpx
 
+        key = idempotency_key or uuid.uuid4().hex
         try:
-            resp = self._http.post(f"/api/v1/rooms/{self.room}/{op}", headers={"Idempotency-Key": uuid.uuid4().hex})
+            resp = self._http.post(f"/api/v1/rooms/{self.room}/{op}", headers={"Idempotency-Key": key})
         except httpx.HTTPError as exc:
             raise RoomApiError(f"the queue server did not answer: {exc}") from None
         return self._body(resp)
@@ -97,20 +105,21 @@ class RoomApiClient:
         items = self._body(resp).get("help_requests", [])
         return sum(1 for i in items if i.get("escalated") and i.get("status") == "open")
 
-    def call_next(self) -> dict:
-        return self._post("call-next")
+    def call_next(self, *, idempotency_key: str | None = None) -> dict:
+        """Finish the current patient and call the next; the same key on a retry calls nobody else."""
+        return self._post("call-next", idempotency_key)
 
-    def recall(self) -> dict:
-        return self._post("recall")
+    def recall(self, *, idempotency_key: str | None = None) -> dict:
+        return self._post("recall", idempotency_key)
 
-    def no_show(self) -> dict:
-        return self._post("no-show")
+    def no_show(self, *, idempotency_key: str | None = None) -> dict:
+        return self._post("no-show", idempotency_key)
 
-    def pause(self) -> dict:
-        return self._post("pause")
+    def pause(self, *, idempotency_key: str | None = None) -> dict:
+        return self._post("pause", idempotency_key)
 
-    def resume(self) -> dict:
-        return self._post("resume")
+    def resume(self, *, idempotency_key: str | None = None) -> dict:
+        return self._post("resume", idempotency_key)
 
     def close(self) -> None:
         self._http.close()
@@ -165,7 +174,8 @@ class CallButtonBox:
     """
 
     def __init__(self, *, client: RoomApiClient, pins: ButtonBoxPins = ButtonBoxPins(), pin_factory: Any = None,
-                 settle_s: float = 0.03, on_result: Callable[[ButtonResult], None] | None = None) -> None:
+                 settle_s: float = 0.03, on_result: Callable[[ButtonResult], None] | None = None,
+                 retry_window_s: float = 120.0) -> None:
         from gpiozero import LED, Buzzer
 
         if pins.call_next is None:
@@ -173,6 +183,9 @@ class CallButtonBox:
         self.client = client
         self.on_result = on_result
         self.paused = False
+        self.retry_window_s = retry_window_s
+        # action -> (Idempotency-Key, client method, since): an action the server has not answered yet
+        self._unanswered: dict[str, tuple[str, str, float]] = {}
         self._busy = threading.Event()
         self._press_lock = threading.Lock()
         self._jobs: queue.Queue[str | None] = queue.Queue()
@@ -250,17 +263,36 @@ class CallButtonBox:
                 except Exception:
                     log.exception("button box on_result handler failed")
 
+    def _intention(self, action: str) -> tuple[str, str]:
+        """(key, client method) of this press: the unanswered attempt's again, or a new one."""
+        pending = self._unanswered.get(action)
+        if pending is not None and time.monotonic() - pending[2] < self.retry_window_s:
+            log.info("button %s: trying the unanswered request again with the same key", action)
+            return pending[0], pending[1]
+        if action == "pause":
+            method = "resume" if self.client.room_status() == "paused" else "pause"
+        else:
+            method = action
+        return uuid.uuid4().hex, method
+
     def _do(self, action: str) -> ButtonResult:
         try:
-            if action == "pause":
-                paused = self.client.room_status() == "paused"
-                response = self.client.resume() if paused else self.client.pause()
-                self.paused = not paused
-            else:
-                response = getattr(self.client, action)()
-        except RoomApiError as exc:
+            key, method = self._intention(action)
+        except RoomApiError as exc:  # could not even read the room's status: nothing was sent
             log.warning("button %s failed: %s", action, exc.detail)
             return ButtonResult(action, False, exc.detail)
+        previous = self._unanswered.get(action)
+        self._unanswered[action] = (key, method, previous[2] if previous and previous[0] == key else time.monotonic())
+        try:
+            response = getattr(self.client, method)(idempotency_key=key)
+        except RoomApiError as exc:
+            if exc.status is not None:  # the server answered: this intention is settled
+                self._unanswered.pop(action, None)
+            log.warning("button %s failed: %s", action, exc.detail)
+            return ButtonResult(action, False, exc.detail)
+        self._unanswered.pop(action, None)
+        if action == "pause":
+            self.paused = method == "pause"
         return ButtonResult(action, True, "", response)
 
     def _idle_led(self) -> None:

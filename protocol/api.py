@@ -2,7 +2,9 @@
 
 Errors always come back as ``{"detail": "<plain sentence>"}`` with a 4xx status:
 400/422 bad input, 401 no or bad token, 403 not allowed for this role or room,
-404 unknown appointment/room/ticket, 409 not allowed in the current state.
+404 unknown appointment/room/ticket, 409 not allowed in the current state, 429 too many
+failed identifications. Every field is bounded (pattern, length, range), so no value a
+client can send reaches the service unchecked.
 Devices that may retry send an ``Idempotency-Key`` header on every state change.
 """
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 AppointmentNo = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{4,32}$", description="appointment number as on the QR code or slip")]
 
@@ -52,7 +54,16 @@ class CallOut(_Model):
 
 
 class ErrorOut(_Model):
+    """Every error answer: one plain sentence."""
+
     detail: str
+
+
+class StreamTicketOut(_Model):
+    """``POST /api/v1/stream-tickets``: opens a live stream as the caller (``?ticket=``) for ``expires_in`` seconds."""
+
+    ticket: str
+    expires_in: int
 
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -70,15 +81,25 @@ class WalkInRequest(_Model):
 class CallTicketRequest(_Model):
     """``POST /api/v1/rooms/{room}/call``: call this waiting ticket out of order."""
 
-    ticket_id: Annotated[str, Field(min_length=1, max_length=40)]
+    ticket_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 
 
 class TransferRequest(_Model):
-    """``POST /api/v1/tickets/{id}/transfer``: same number, another department and/or room."""
+    """``POST /api/v1/tickets/{id}/transfer``: same number, another department and/or room (at least one)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"anyOf": [
+        {"properties": {"department": {"type": "string"}}, "required": ["department"]},
+        {"properties": {"room": {"type": "string"}}, "required": ["room"]}]})
 
     department: Ident | None = None
     room: Ident | None = None
     placement: Literal["front", "keep", "back"] = "keep"
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> "TransferRequest":
+        if self.department is None and self.room is None:
+            raise ValueError("give a department or a room to transfer to")
+        return self
 
 
 class RoomStatusRequest(_Model):

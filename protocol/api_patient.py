@@ -3,37 +3,74 @@
 A kiosk identifies a patient once (QR code, ID/insurance card, or phone + last four ID
 digits) and gets a short-lived ``session`` it sends as ``X-Patient-Session`` with every
 patient call; the kiosk token alone cannot read anyone's bills or reports. Names only
-ever come back masked. Amounts are decimal strings (never floats).
+ever come back masked. Amounts are decimal strings (never floats) of at most eight digits and
+two places; every field has bounds, so a hostile value is a 422 naming the field.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from protocol.api import AppointmentNo
+
+MONEY_PATTERN = r"^[0-9]{1,8}(\.[0-9]{1,2})?$"
 
 Digits = Annotated[str, Field(pattern=r"^[0-9]{6,15}$")]
 CardNumber = Annotated[str, Field(pattern=r"^[0-9A-Za-z]{4,32}$")]
 Last4 = Annotated[str, Field(pattern=r"^[0-9Xx]{4}$")]
 PaymentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+BillId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Texts = dict[str, str]
+
+
+def _money(value: object) -> Decimal:
+    """An amount as the kiosk sends it: a decimal string (or Decimal), ASCII digits, at most 2 places.
+
+    Python's Decimal would also take "1e999999", "NaN" or Arabic-Indic digits; none is money.
+    """
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value.adjusted() >= 8:
+            raise ValueError("an amount has at most 8 digits before the point")
+        value = format(value, "f")
+    if not isinstance(value, str) or len(value) > 11 or not re.fullmatch(MONEY_PATTERN, value):
+        raise ValueError("an amount is a decimal string such as \"12.50\": up to 8 digits and 2 places")
+    return Decimal(value)
+
+
+Money = Annotated[Decimal, BeforeValidator(_money),
+                  WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["12.50"]}, mode="validation")]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+IDENTIFY_NEEDS = {"qr": ("appointment_no",), "card": ("card_number",), "phone": ("phone", "id_last4")}
+
+
 class IdentifyRequest(_Model):
-    """Exactly the fields of one method: ``qr`` (appointment_no), ``card`` (card_number), ``phone`` (phone + id_last4)."""
+    """The fields of one method: ``qr`` (appointment_no), ``card`` (card_number), ``phone`` (phone + id_last4)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"oneOf": [
+        {"properties": {"method": {"const": method}, **{f: {"type": "string"} for f in fields}},
+         "required": ["method", *fields]} for method, fields in IDENTIFY_NEEDS.items()]})
 
     method: Literal["qr", "card", "phone"]
     appointment_no: AppointmentNo | None = None
     card_number: CardNumber | None = None
     phone: Digits | None = None
     id_last4: Last4 | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_the_method(self) -> "IdentifyRequest":
+        missing = [f for f in IDENTIFY_NEEDS[self.method] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"identification by {self.method} needs {' and '.join(missing)}")
+        return self
 
 
 class PatientOut(_Model):
@@ -87,7 +124,8 @@ class WalkInDepartmentsOut(_Model):
 class RegistrationRequest(_Model):
     department: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
     slot_start: datetime | None = None
-    red_flag: str | None = Field(None, max_length=64, description="the symptom guide's red-flag rule id, if any")
+    red_flag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = Field(
+        None, description="the symptom guide's red-flag rule id, if any")
 
 
 class BillItemOut(_Model):
@@ -115,11 +153,19 @@ class BillsOut(_Model):
 
 class PaymentRequest(_Model):
     payment_id: PaymentId = Field(description="chosen by the kiosk and journalled before the request: the idempotency key")
-    bill_ids: tuple[str, ...] = Field(min_length=1)
+    bill_ids: tuple[BillId, ...] = Field(min_length=1, max_length=50)
     method: Literal["insurance_card", "qr", "bank_card", "pay_later"]
-    amount: Decimal = Field(description="the self-pay total the patient saw")
+    amount: Money = Field(description="the self-pay total the patient saw, e.g. \"65.95\"")
     card_number: CardNumber | None = Field(None, description="insurance card number (insurance_card)")
-    terminal_ref: Annotated[str, Field(max_length=64)] | None = Field(None, description="approval reference (bank_card)")
+    terminal_ref: Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$")] | None = Field(
+        None, description="approval reference (bank_card): printable ASCII")
+
+
+class ReconcileRequest(PaymentRequest):
+    """``POST /api/v1/payments/{id}/reconcile``: a bank card payment the terminal approved before a kiosk crash."""
+
+    method: Literal["bank_card"]
+    terminal_ref: Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$", description="the terminal's approval reference")]
 
 
 class PaymentOut(_Model):

@@ -8,18 +8,30 @@ role, rooms and secret::
      "clinician:zhou": {"role": "clinician", "rooms": ["r1"], "token": "..."}, ...}
 
 ``clinician`` (no suffix) is the hospital file's clinician ``demo`` if there is one.
+
+Tokens travel only in the ``Authorization`` header. A browser's EventSource cannot send
+headers, so a live stream takes a *stream ticket* instead: ``issue_stream_ticket`` signs the
+token's name and an expiry (HMAC over every secret in the book, so each HTTP worker that
+read the same ``tokens.json`` accepts it, with no state shared), valid for a minute, and
+useless for anything but opening a stream. An access or proxy log that records it records
+something that has already expired.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from queueserver.hospital_file import Hospital
 
 ROLES = ("kiosk", "display", "clinician", "admin")
+STREAM_TICKET_TTL = 60.0  # seconds a stream ticket may be used to open a stream
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,31 @@ class TokenBook:
 
     def lookup(self, token: str) -> Principal | None:
         return self._by_secret.get(token)
+
+    def _ticket_mac(self, body: bytes) -> str:
+        key = hashlib.sha256("\n".join(sorted(self._by_secret)).encode()).digest()
+        return base64.urlsafe_b64encode(hmac.new(key, body, hashlib.sha256).digest()[:18]).decode()
+
+    def issue_stream_ticket(self, who: Principal, *, ttl: float = STREAM_TICKET_TTL,
+                            now: float | None = None) -> str:
+        """A short-lived ticket that opens a live stream as ``who`` (``?ticket=``, never the token)."""
+        expires = int((time.time() if now is None else now) + ttl)
+        body = base64.urlsafe_b64encode(f"{who.name}|{expires}".encode()).decode().rstrip("=")
+        return f"{body}.{self._ticket_mac(body.encode())}"
+
+    def stream_principal(self, ticket: str, *, now: float | None = None) -> Principal | None:
+        """Who a stream ticket was issued to, or None if it is forged, expired or its token is gone."""
+        body, _, mac = ticket.partition(".")
+        if not body or not hmac.compare_digest(mac.encode(), self._ticket_mac(body.encode()).encode()):
+            return None
+        try:
+            name, _, expires = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode().rpartition("|")
+            if int(expires) < (time.time() if now is None else now):
+                return None
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+            return None
+        entry = self.entries.get(name)
+        return self._by_secret.get(entry["token"]) if entry else None
 
     def tokens(self) -> dict[str, str]:
         """Token name -> secret (what the test fixture and the demo hand to devices)."""

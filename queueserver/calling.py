@@ -16,6 +16,7 @@ from protocol.announce import announcement_texts
 from protocol.api import CallOut, TicketOut
 from protocol.payloads import CallEvent, CallKind, RoomState
 from queueserver import rules as R
+from queueserver.call_guard import CallNextGuard
 from queueserver.context import QueueContext, Record, waiting
 from queueserver.errors import (
     BadRequestError,
@@ -64,6 +65,7 @@ class Calling:
         self.snapshots = snapshots
         self.tickets = tickets_
         self.writes = writes
+        self.guard = CallNextGuard()
 
     # ------------------------------------------------------------ shared steps
     def _finish_current(self, tx: Tx, room_row: Record, now: datetime) -> str | None:
@@ -133,8 +135,12 @@ class Calling:
         return room, row, t
 
     # ------------------------------------------------------------ operations
-    def call_next(self, room_id: str, *, idem_key: str | None = None, fingerprint: str = "") -> CallOut:
-        """Finish the room's current patient and call the next one by the rules, with the reason."""
+    def call_next(self, room_id: str, *, by: str | None = None, confirm: bool = False, idem_key: str | None = None,
+                  fingerprint: str = "") -> CallOut:
+        """Finish the room's current patient and call the next one by the rules, with the reason.
+
+        ``by`` (the caller's name) calling next again within ``call_next_confirm_s`` of their last call
+        in the room is ``CallNextTooSoon`` unless ``confirm`` (``queueserver.call_guard``)."""
         ctx = self.ctx
 
         def op(tx: Tx, now: datetime) -> CallOut:
@@ -143,12 +149,15 @@ class Calling:
             placed = lanes.first(counter=row["others_since_priority"], now=now)
             if placed is None:
                 raise NothingWaiting(f"Nobody is waiting for {room.name.get('en', room_id)}.")
+            self.guard.check(room_id, by, now, window_s=ctx.rules.call_next_confirm_s, confirm=confirm)
             self._finish_current(tx, row, now)
-            return self._call(tx, now, room, placed, R.counter_after(placed, row["others_since_priority"]))
+            out = self._call(tx, now, room, placed, R.counter_after(placed, row["others_since_priority"]))
+            self.guard.called(room_id, by, out.ticket.number, now)
+            return out
 
         return self.writes.run(op, idem_key=idem_key, fingerprint=fingerprint)
 
-    def call_ticket(self, room_id: str, ticket_id: str, *, idem_key: str | None = None,
+    def call_ticket(self, room_id: str, ticket_id: str, *, by: str | None = None, idem_key: str | None = None,
                     fingerprint: str = "") -> CallOut:
         """Call one chosen waiting ticket out of order (the reason says so, and who the rules would have called)."""
         ctx = self.ctx
@@ -169,11 +178,14 @@ class Calling:
                 note = f" (next by the rules: {rule_next.ticket.number})" if rule_next else ""
                 placed = R.Placed(waiting(t), "chosen", f"chosen by the clinician{note}")
             self._finish_current(tx, row, now)
-            return self._call(tx, now, room, placed, R.counter_after(placed, row["others_since_priority"]))
+            out = self._call(tx, now, room, placed, R.counter_after(placed, row["others_since_priority"]))
+            self.guard.called(room_id, by, out.ticket.number, now)
+            return out
 
         return self.writes.run(op, idem_key=idem_key, fingerprint=fingerprint)
 
-    def recall(self, room_id: str, *, idem_key: str | None = None, fingerprint: str = "") -> CallOut:
+    def recall(self, room_id: str, *, by: str | None = None, idem_key: str | None = None,
+               fingerprint: str = "") -> CallOut:
         """Call the room's current ticket again (limited in number and spacing)."""
         ctx = self.ctx
 
@@ -202,6 +214,7 @@ class Calling:
                 id=call_id, seq=seq, ts=now, site=ctx.site, room=room_id, room_name=dict(room.name),
                 department=t["department"], ticket=t["number"], kind=CallKind.RECALL, masked_name=t["masked_name"],
                 recall_count=count, announce=announcement_texts(t["number"], room_id, room.name, recall=True)))
+            self.guard.called(room_id, by, t["number"], now)
             return CallOut(call_id=call_id, kind="recall", room=room_id,
                            ticket=self.tickets.out_of(tx.conn, t["ticket_id"], now), reason=reason)
 

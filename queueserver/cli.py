@@ -51,8 +51,35 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--http-workers", default=os.environ.get("CLINICFLOW_HTTP_WORKERS", "auto"), metavar="N",
                    help="serve HTTP from N worker processes while this process runs the queue; 0: all in one "
                         "process; auto (default): 1 with two or more CPU cores, else 0 (docs/api.md)")
+    p.add_argument("--https", action="store_true",
+                   help="serve HTTPS with a certificate from the site CA of `clinicflow broker-config` "
+                        "(DATA_DIR/https; docs/api.md says how staff machines trust the CA)")
+    p.add_argument("--https-name", action="append", default=[], metavar="NAME",
+                   help="a name or address staff use to reach the server, for the certificate (repeat; "
+                        "default: this machine's names, localhost and --host)")
+    p.add_argument("--ca-dir", help="where the site CA is (default DATA_DIR/broker)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; with --tls-key) instead")
+    p.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
+
+
+def tls_files(args: argparse.Namespace, data_dir: Path) -> tuple[str, str] | None:
+    """(certificate, key) to serve HTTPS with, or None for plain HTTP."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("clinicflow server: --tls-cert and --tls-key go together")
+    if args.tls_cert:
+        return args.tls_cert, args.tls_key
+    if not args.https and not args.https_name:
+        return None
+    from queueserver.tls_serving import HttpsSetupError, default_names, server_certificate
+
+    try:
+        files = server_certificate(data_dir, ca_dir=Path(args.ca_dir) if args.ca_dir else None,
+                                   names=args.https_name or default_names(args.host))
+    except HttpsSetupError as exc:
+        raise SystemExit(f"clinicflow server: {exc}") from None
+    return str(files.cert), str(files.key)
 
 
 def listen(host: str, port: int, *, wait: float = 3.0) -> socket.socket:
@@ -138,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         seed_demo(backend, reports_dir=data_dir / "reports")
         log.info("seeded the demo hospital into %s", his_path)
     tokens = TokenBook.load_or_create(data_dir, hospital)
-    public_url = args.public_url or f"http://{args.host}:{args.port}"
+    tls = tls_files(args, data_dir)
+    if tls is not None:  # HTTP worker processes (--http-workers) serve with the same files
+        os.environ["CLINICFLOW_TLS_CERT"], os.environ["CLINICFLOW_TLS_KEY"] = tls
+    public_url = args.public_url or f"{'https' if tls else 'http'}://{args.host}:{args.port}"
 
     bus = None
     if args.broker and args.broker != "none":
@@ -183,10 +213,12 @@ def main(argv: list[str] | None = None) -> int:
                      alert_interval=args.alert_interval, hospital_path=saved,
                      republish_interval=0.0 if store.is_sqlite else 30.0)
     app.state.bus = bus
-    log.info("clinicflow server for site %s on http://%s:%s (db %s, broker %s, tokens in %s)", site, args.host,
-             args.port, store.url.split("@")[-1], args.broker, data_dir / "tokens.json")
+    log.info("clinicflow server for site %s on %s://%s:%s (db %s, broker %s, tokens in %s)", site,
+             "https" if tls else "http", args.host, args.port, store.url.split("@")[-1], args.broker,
+             data_dir / "tokens.json")
     config = uvicorn.Config(app, log_level=args.log_level if args.log_level != "info" else "warning",
-                            access_log=False, timeout_graceful_shutdown=3, lifespan="on")
+                            access_log=False, timeout_graceful_shutdown=3, lifespan="on",
+                            ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
     uvicorn.Server(config).run(sockets=[listener])
     return 0
 

@@ -81,6 +81,10 @@ class RecallTooSoon(ConflictError):
     """A recall inside the rules' minimum spacing."""
 
 
+class CallNextTooSoon(ConflictError):
+    """A call-next right after the same caller's previous call in the room, not confirmed (a double click?)."""
+
+
 class DepartmentClosed(ConflictError):
     """A walk-in outside the department's opening hours."""
 

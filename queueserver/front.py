@@ -89,7 +89,8 @@ async def serve(args: argparse.Namespace) -> None:
     # socket, and without TCP_NODELAY each answer waited ~40 ms for a delayed ACK.
     listener = socket.socket(fileno=args.fd)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=3)
+                            timeout_graceful_shutdown=3, ssl_certfile=os.environ.get("CLINICFLOW_TLS_CERT"),
+                            ssl_keyfile=os.environ.get("CLINICFLOW_TLS_KEY"))  # set by the core for --https
     server = uvicorn.Server(config)
 
     async def exit_with_core() -> None:

@@ -78,10 +78,10 @@ def clear_hall_notice(site: str, bus: Any, desk: HelpDesk) -> None:
     bus.publish(topics.notice(site), Notice(ts=desk.clock(), text={}), retain=True, qos=1)
 
 
-def helpdesk_router(desk: HelpDesk, *, principal: Callable[..., Any], wake: Callable[[], None],
+def helpdesk_router(desk: HelpDesk, *, allow: Callable[..., Any], wake: Callable[[], None],
                     wait_change: Callable[[int, float], Any], version: Callable[[], int],
                     keepalive: float = 15.0) -> APIRouter:
-    """The router; ``principal`` is the app's token dependency, ``wake``/``wait_change``/``version``
+    """The router; ``allow`` makes the app's rights dependencies (``Allow``), ``wake``/``wait_change``/``version``
     the app's broadcaster (live streams wake on it)."""
 
     @asynccontextmanager
@@ -105,13 +105,9 @@ def helpdesk_router(desk: HelpDesk, *, principal: Callable[..., Any], wake: Call
     desk_html = (PAGES / "desk.html").read_text(encoding="utf-8")
     script = catalogue_script()
 
-    def staff(who: Any = Depends(principal)) -> Any:
-        if who.role not in ("clinician", "admin"):
-            from queueserver.app import ApiError
-
-            raise ApiError(403, f"A {who.role} token cannot answer help requests.")
-        return who
-
+    # the app's rights declarations (``queueserver.app.Allow``): checked, documented and tabled as every route's
+    staff = allow("clinician", "admin", what="answer help requests")
+    staff_stream = allow("clinician", "admin", what="watch help requests", stream=True)
 
     def listing(items: list[HelpItem]) -> list[dict]:
         now = desk.clock()
@@ -160,7 +156,7 @@ def helpdesk_router(desk: HelpDesk, *, principal: Callable[..., Any], wake: Call
         return await answer(request, desk.resolve, help_id, (body.by if body else "") or who.name)
 
     @router.get("/api/v1/help-events", tags=["help"])
-    def help_events(request: Request, who: Any = Depends(staff)) -> StreamingResponse:
+    def help_events(request: Request, who: Any = Depends(staff_stream)) -> StreamingResponse:
         """Server-sent events: ``{"help": [open items], "escalate_after_s": ...}`` after every change."""
         def render() -> dict:
             return {"help": listing(desk.open_items()), "escalate_after_s": desk.escalate_after}

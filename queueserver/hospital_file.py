@@ -19,7 +19,10 @@ from protocol.errors import ClinicflowError
 DEMO_HOSPITAL = Path(__file__).with_name("demo_hospital.toml")
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-Names = Annotated[dict[str, Annotated[str, Field(min_length=1, max_length=100)]], Field(min_length=1)]
+# Names per language, with the language codes and sizes the MQTT payloads accept (protocol.payloads.LanguageTexts):
+# a name the screens' snapshots would refuse must be refused here, not when a room is drawn.
+Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")]
+Names = Annotated[dict[Language, Annotated[str, Field(min_length=1, max_length=100)]], Field(min_length=1, max_length=8)]
 
 
 class HospitalFileError(ClinicflowError, ValueError):
@@ -45,6 +48,8 @@ class Rules(_Strict):
     ageing_bound_min: int = Field(60, ge=5, le=24 * 60, description="nobody waits longer because others outrank them")
     max_recalls: int = Field(3, ge=0, le=10)
     recall_min_interval_s: int = Field(20, ge=0, le=600)
+    call_next_confirm_s: int = Field(5, ge=0, le=60, description="a clinician's call-next this soon after their "
+                                     "previous call in the room needs a confirmation (0: never)")
     no_show_skip_min: int = Field(5, ge=0, le=240, description="a no-show is callable again after this long")
     no_show_cancel_after: int = Field(2, ge=1, le=10, description="cancelled at this many no-shows")
     long_wait_alert_min: int = Field(30, ge=1, le=24 * 60)
@@ -64,7 +69,8 @@ class Department(_Strict):
     prefix: Annotated[str, Field(pattern=r"^[A-Z]{1,3}$")]
     name: Names
     slot_minutes: int = Field(15, ge=5, le=120)
-    daily_capacity: int = Field(999, ge=1, le=99999)
+    daily_capacity: int | None = Field(None, ge=1, le=99999, description="walk-in tickets a day; none: no limit "
+                                       "(numbers get a fourth digit after 999)")
     opens: time = time(0, 0)
     closes: time | None = Field(None, description="none: open until midnight")
     emergency: bool = Field(False, description="every ticket of this department is an emergency")

@@ -64,7 +64,7 @@ class Issuing:
         dept = self.ctx.hospital.department(dept_id)
         assert dept is not None
         n = self.ctx.sql(conn, self._counter_stmt, {"dept": dept_id, "day": day}).scalar_one()
-        if capped and n > dept.daily_capacity:  # booked appointments and emergencies are always seen
+        if capped and dept.daily_capacity is not None and n > dept.daily_capacity:  # appointments, emergencies: always
             raise DailyCapacityReached(f"{dept.name.get('en', dept_id)} has issued all {dept.daily_capacity} "
                                        "tickets for today.")
         return n, f"{dept.prefix}{n:03d}"

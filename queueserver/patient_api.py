@@ -27,16 +27,20 @@ Endpoints (models in ``protocol.api_patient``)::
 Patient calls need ``X-Patient-Session`` from identify: the kiosk token alone never reads
 anyone's bills or reports. Sessions and idempotency answers are kept in the queue store
 (``queueserver.patient_state``): they survive a restart and are shared by every worker
-process and replica; a session expires after ``session_ttl`` seconds without use.
+process and replica; a session expires after ``session_ttl`` seconds without use. Identification is throttled: failed attempts count
+per kiosk (token and address) and per phone number in a sliding window (``identify_*`` settings);
+over the limit the kiosk gets 429 with ``Retry-After`` and a sentence for the patient, and staff
+get an Alert (kind ``help``) once per lock-out.
 """
 from __future__ import annotations
 
-import html
 import logging
+import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Protocol
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
@@ -55,6 +59,7 @@ from protocol.api_patient import (
     PatientOut,
     PaymentOut,
     PaymentRequest,
+    ReconcileRequest,
     RegistrationRequest,
     ReportOut,
     ReportsOut,
@@ -68,7 +73,9 @@ from protocol.privacy import mask_name
 from queueserver.helpdesk import HelpDesk, HelpItem
 from queueserver.hospital.port import HospitalBackend, Patient, PaymentRecord
 from queueserver.patient_state import StoredAnswers, StoredSessions
+from queueserver.page_security import html_page
 from queueserver.payments.port import PaymentDeclinedError, PaymentProvider
+from queueserver.throttle import FailureThrottle
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +108,9 @@ class PatientApiSettings:
     walk_in_slot_min: int = 30
     walk_in_slots: int = 4  # slots offered from now on
     walk_in_capacity: int = 6  # patients per walk-in slot
+    identify_window_s: float = 600.0  # failed identifications count for this long
+    identify_kiosk_limit: int = 10  # failures per kiosk in the window before it must wait
+    identify_phone_limit: int = 5  # failures per phone number in the window (any kiosk)
     departments: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEMO_DEPARTMENTS))
     icons: dict[str, str] = field(default_factory=lambda: {"internal": "stethoscope", "surgery": "bandage",
                                                            "pediatrics": "child", "emergency": "ambulance"})
@@ -125,6 +135,7 @@ def bearer_auth(tokens: dict[str, str]) -> Callable[..., Callable[[Request], str
             if role not in roles:
                 raise HTTPException(403, f"The {role} role may not do this.")
             return role
+        dependency.roles = roles  # type: ignore[attr-defined]  # read by queueserver.app.rights_table
         return dependency
 
     return require
@@ -146,8 +157,10 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
     router = APIRouter()
     kiosk = Depends(require("kiosk", "admin"))
     admin = Depends(require("admin"))
+    by_kiosk = FailureThrottle(limit=cfg.identify_kiosk_limit, window_s=cfg.identify_window_s)
+    by_phone = FailureThrottle(limit=cfg.identify_phone_limit, window_s=cfg.identify_window_s)
 
-    def patient_of(x_patient_session: str | None = Header(None)) -> Patient:
+    def patient_of(x_patient_session: str | None = Header(None, max_length=64)) -> Patient:
         pid = sessions.patient_id(x_patient_session)
         patient = hospital.get_patient(pid) if pid else None
         if patient is None:
@@ -155,25 +168,52 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         return patient
 
     # -- identification ---------------------------------------------------------------------------
-    @router.post("/api/v1/patient/identify", response_model=PatientOut, dependencies=[kiosk])
-    def identify(body: IdentifyRequest) -> PatientOut:
+    def too_many(wait: float) -> HTTPException:
+        minutes = max(1, round(wait / 60))
+        return HTTPException(429, f"Too many attempts that did not match. Please try again in {minutes} "
+                                  "minute(s), or ask at the desk.", headers={"Retry-After": str(int(wait + 0.999))})
+
+    def raise_alert(message: str) -> None:
+        if alert is not None:
+            alert(Alert(id=uuid.uuid4().hex[:16], ts=datetime.now(timezone.utc), kind="help", message=message[:200]))
+
+    def check_throttle(kiosk_key: str, phone: str | None) -> None:
+        wait = max(filter(None, (by_kiosk.retry_after(kiosk_key), by_phone.retry_after(phone) if phone else None)),
+                   default=None)
+        if wait is not None:
+            raise too_many(wait)
+
+    def identify_failed(kiosk_key: str, phone: str | None) -> None:
+        minutes = round(cfg.identify_window_s / 60)
+        if by_kiosk.failed(kiosk_key):
+            log.warning("identification paused at %s: %d failures", kiosk_key, cfg.identify_kiosk_limit)
+            raise_alert(f"Kiosk {kiosk_key}: {cfg.identify_kiosk_limit} failed identifications within {minutes} min; "
+                        "identification is paused there. Someone may be guessing patients' details.")
+        if phone and by_phone.failed(phone):
+            raise_alert(f"{cfg.identify_phone_limit} failed identifications for phone ending {phone[-4:]} within "
+                        f"{minutes} min; that number is paused.")
+
+    @router.post("/api/v1/patient/identify", response_model=PatientOut, dependencies=[kiosk],
+                 responses={429: {"description": "too many failed attempts: wait Retry-After seconds"}})
+    def identify(body: IdentifyRequest, request: Request) -> PatientOut:
+        who = getattr(request.state, "principal", None)
+        kiosk_key = f"{getattr(who, 'name', 'kiosk')}@{request.client.host if request.client else 'unknown'}"
+        phone = body.phone if body.method == "phone" else None
+        check_throttle(kiosk_key, phone)
         appointment_no = None
-        if body.method == "qr":
-            if not body.appointment_no:
-                raise HTTPException(422, "Scanning needs an appointment number.")
+        if body.method == "qr":  # the model checked that the method's fields are there
             appt = hospital.find_appointment(body.appointment_no)
             patient = hospital.get_patient(appt.patient_id) if appt else None
             appointment_no = appt.appointment_no if appt else None
         elif body.method == "card":
-            if not body.card_number:
-                raise HTTPException(422, "Card identification needs a card number.")
             patient = hospital.find_patient_by_card(body.card_number)
         else:
-            if not body.phone or not body.id_last4:
-                raise HTTPException(422, "Phone identification needs the phone number and the last four ID characters.")
             patient = hospital.find_patient_by_phone(body.phone, body.id_last4)
         if patient is None:
+            identify_failed(kiosk_key, phone)
             raise HTTPException(404, "No patient matches. Check the details or ask at the desk.")
+        if phone:
+            by_phone.forget(phone)
         age = patient.age_on(clock().date())
         priority = tuple(name for name, on in (("elderly", age >= cfg.elderly_age), ("pregnant", patient.pregnant),
                                                ("disabled", patient.disabled)) if on)
@@ -183,7 +223,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
                           appointment_no=appointment_no)
 
     @router.delete("/api/v1/patient/session", status_code=204, dependencies=[kiosk])
-    def end_session(x_patient_session: str | None = Header(None)) -> Response:
+    def end_session(x_patient_session: str | None = Header(None, max_length=64)) -> Response:
         if x_patient_session:
             sessions.close(x_patient_session)
         return Response(status_code=204)
@@ -225,7 +265,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
 
     @router.post("/api/v1/patient/registrations", response_model=TicketOut, status_code=201, dependencies=[kiosk])
     def register(body: RegistrationRequest, patient: Patient = Depends(patient_of),
-                 idempotency_key: str | None = Header(None)) -> TicketOut:
+                 idempotency_key: str | None = Header(None, min_length=1, max_length=100)) -> TicketOut:
         if body.department not in cfg.departments:
             raise HTTPException(404, f"There is no department {body.department!r}.")
         if tickets is None:
@@ -355,9 +395,9 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         return payment_out(settle_qr(rec))
 
     @router.post("/api/v1/payments/{payment_id}/reconcile", response_model=PaymentOut, dependencies=[kiosk])
-    def reconcile(payment_id: str, body: PaymentRequest) -> PaymentOut:
-        if body.payment_id != payment_id or body.method != "bank_card" or not body.terminal_ref:
-            raise HTTPException(422, "Only an approved bank card payment can be reconciled.")
+    def reconcile(payment_id: str, body: ReconcileRequest) -> PaymentOut:
+        if body.payment_id != payment_id:
+            raise HTTPException(409, f"The body is for payment {body.payment_id}, the address for {payment_id}.")
         return payment_out(record(PaymentRecord(payment_id=payment_id, bill_ids=body.bill_ids, method="bank_card",
                                                 amount=body.amount, status="paid", provider_ref=body.terminal_ref)))
 
@@ -367,11 +407,12 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         if rec is None or rec.method != "qr":
             return HTMLResponse("<p>Unknown payment.</p>", status_code=404)
         rec = settle_qr(rec)
-        pid, tok = html.escape(payment_id), html.escape(t)
-        body = (f"<h1>clinicflow sandbox payment</h1><p>Amount: ¥{_money(rec.amount)}</p><p>Status: {rec.status}</p>"
-                + (f'<form method="post" action="/pay/{pid}?t={tok}">'
-                   f'<button type="submit">Pay ¥{_money(rec.amount)} (sandbox)</button></form>' if rec.status == "pending" else ""))
-        return HTMLResponse(f"<!doctype html><meta name=viewport content='width=device-width'><title>Pay {pid}</title>{body}")
+        form = ('<form method="post" action="{action}"><button type="submit">Pay ¥{amount} (sandbox)</button></form>'
+                if rec.status == "pending" else "")
+        return html_page("<!doctype html><meta name=viewport content='width=device-width'><title>Pay {pid}</title>"
+                         "<h1>clinicflow sandbox payment</h1><p>Amount: ¥{amount}</p><p>Status: {status}</p>" + form,
+                         pid=payment_id, amount=_money(rec.amount), status=rec.status,
+                         action=f"/pay/{quote(payment_id, safe='')}?t={quote(t, safe='')}")
 
     @router.post("/pay/{payment_id}", response_class=HTMLResponse, include_in_schema=False)
     def pay_page_confirm(payment_id: str, t: str = "") -> HTMLResponse:
@@ -380,7 +421,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
             return HTMLResponse("<p>Unknown payment.</p>", status_code=404)
         payments.confirm(payment_id, token=t)
         rec = settle_qr(rec)
-        return HTMLResponse(f"<!doctype html><p>Status: {rec.status}</p>")
+        return html_page("<!doctype html><p>Status: {status}</p>", status=rec.status)
 
     # -- reports ------------------------------------------------------------------------------------
     def report_out(r: Any) -> ReportOut:
@@ -409,7 +450,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
 
     @router.post("/api/v1/patient/reports/{report_id}/prints", response_model=ReportOut, dependencies=[kiosk])
     def report_printed(report_id: str, patient: Patient = Depends(patient_of),
-                       idempotency_key: str | None = Header(None)) -> ReportOut:
+                       idempotency_key: str | None = Header(None, min_length=1, max_length=100)) -> ReportOut:
         report = own_report(patient, report_id)
         if report.prints >= cfg.max_report_prints:
             raise HTTPException(409, "The reprint limit for this report is reached.")
@@ -428,7 +469,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
                        acknowledged_at=item.acknowledged_at, escalated=item.escalated_at is not None)
 
     @router.post("/api/v1/help-requests", response_model=HelpOut, status_code=201, dependencies=[kiosk])
-    def call_staff(body: HelpRequest, idempotency_key: str | None = Header(None),
+    def call_staff(body: HelpRequest, idempotency_key: str | None = Header(None, min_length=1, max_length=100),
                    x_patient_session: str | None = Header(None)) -> HelpOut:
         pid = sessions.patient_id(x_patient_session)  # optional: the desk then sees the patient's ticket
         known = ticket_of(pid) if pid and ticket_of is not None else None
@@ -502,7 +543,9 @@ def patient_router(service: Any, tokens: Any, *, store: Any, desk: HelpDesk, pay
                 raise HTTPException(401, "This needs a valid bearer token: send 'Authorization: Bearer <token>'.")
             if who.role not in roles:
                 raise HTTPException(403, f"A {who.role} token cannot do this.")
+            request.state.principal = who  # identify throttles per kiosk token and address
             return who.role
+        dependency.roles = roles  # type: ignore[attr-defined]  # read by queueserver.app.rights_table
         return dependency
 
     def alert(a: Alert) -> None:

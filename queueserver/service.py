@@ -181,14 +181,17 @@ class QueueService:
         return self.tickets.transfer(ticket_id, department=department, room=room, placement=placement,
                                      by_rooms=by_rooms, idem_key=idem_key, fingerprint=fingerprint)
 
-    def return_with_results(self, ticket_id: str, *, idem_key: str | None = None,
-                            fingerprint: str = "") -> TicketOut:
+    def return_with_results(self, ticket_id: str, *, by_rooms: frozenset[str] | None = None,
+                            idem_key: str | None = None, fingerprint: str = "") -> TicketOut:
         """A patient seen earlier today is back with test results: near the front of the same room."""
-        return self.tickets.return_with_results(ticket_id, idem_key=idem_key, fingerprint=fingerprint)
+        return self.tickets.return_with_results(ticket_id, by_rooms=by_rooms, idem_key=idem_key,
+                                                fingerprint=fingerprint)
 
-    def cancel(self, ticket_id: str, *, reason: str = "cancelled", idem_key: str | None = None,
-               fingerprint: str = "") -> TicketOut:
-        return self.tickets.cancel(ticket_id, reason=reason, idem_key=idem_key, fingerprint=fingerprint)
+    def cancel(self, ticket_id: str, *, reason: str = "cancelled", by_rooms: frozenset[str] | None = None,
+               idem_key: str | None = None, fingerprint: str = "") -> TicketOut:
+        """Cancel a ticket (``by_rooms``: a clinician's rooms; another room's ticket is ``NotYourRoom``)."""
+        return self.tickets.cancel(ticket_id, reason=reason, by_rooms=by_rooms, idem_key=idem_key,
+                                   fingerprint=fingerprint)
 
     def end_of_day(self, *, idem_key: str | None = None, fingerprint: str = "") -> DayClosed:
         """Close the day: every ticket still waiting or called is cancelled, serving ones are finished."""
@@ -199,18 +202,21 @@ class QueueService:
         self.surveys.record(ticket_id, score, comment)
 
     # ------------------------------------------------------------ rooms
-    def call_next(self, room_id: str, *, idem_key: str | None = None, fingerprint: str = "") -> CallOut:
-        """Finish the room's current patient and call the next one by the rules, with the reason."""
-        return self.calling.call_next(room_id, idem_key=idem_key, fingerprint=fingerprint)
+    def call_next(self, room_id: str, *, by: str | None = None, confirm: bool = False, idem_key: str | None = None,
+                  fingerprint: str = "") -> CallOut:
+        """Finish the room's current patient and call the next one by the rules, with the reason; ``by``
+        calling next again right after their own call needs ``confirm`` (``queueserver.call_guard``)."""
+        return self.calling.call_next(room_id, by=by, confirm=confirm, idem_key=idem_key, fingerprint=fingerprint)
 
-    def call_ticket(self, room_id: str, ticket_id: str, *, idem_key: str | None = None,
+    def call_ticket(self, room_id: str, ticket_id: str, *, by: str | None = None, idem_key: str | None = None,
                     fingerprint: str = "") -> CallOut:
         """Call one chosen waiting ticket out of order."""
-        return self.calling.call_ticket(room_id, ticket_id, idem_key=idem_key, fingerprint=fingerprint)
+        return self.calling.call_ticket(room_id, ticket_id, by=by, idem_key=idem_key, fingerprint=fingerprint)
 
-    def recall(self, room_id: str, *, idem_key: str | None = None, fingerprint: str = "") -> CallOut:
+    def recall(self, room_id: str, *, by: str | None = None, idem_key: str | None = None,
+               fingerprint: str = "") -> CallOut:
         """Call the room's current ticket again (limited in number and spacing)."""
-        return self.calling.recall(room_id, idem_key=idem_key, fingerprint=fingerprint)
+        return self.calling.recall(room_id, by=by, idem_key=idem_key, fingerprint=fingerprint)
 
     def no_show(self, room_id: str, *, idem_key: str | None = None, fingerprint: str = "") -> TicketOut:
         """The called patient did not come: back in the queue after a skip, or cancelled after N no-shows."""

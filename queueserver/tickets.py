@@ -99,6 +99,20 @@ class Tickets:
             touched.add(r.room_id)
         return touched
 
+    def _in_scope(self, t: Record, by_rooms: frozenset[str] | None) -> None:
+        """A clinician scoped to ``by_rooms`` acts only on tickets of those rooms: queued for, or called to,
+        one of them, or (not yet given a room) of a department one of them serves. Checked before the
+        ticket's state, so another room's patient is not even described."""
+        if by_rooms is None:
+            return
+        room = t["call_room"] or t["room"]
+        if room in by_rooms:
+            return
+        if room is None and any(t["department"] in self.ctx.room(r).departments for r in by_rooms
+                                if self.ctx.hospital.room(r) is not None):
+            return
+        raise NotYourRoom(f"Ticket {t['number']} is not in one of your rooms.")
+
     def transfer(self, ticket_id: str, *, department: str | None = None, room: str | None = None,
                  placement: str = "keep", by_rooms: frozenset[str] | None = None,
                  idem_key: str | None = None, fingerprint: str = "") -> TicketOut:
@@ -124,12 +138,9 @@ class Tickets:
 
         def op(tx: Tx, now: datetime) -> TicketOut:
             t = ctx.ticket_row(tx.conn, ticket_id)
+            self._in_scope(t, by_rooms)
             if t["status"] in ("cancelled", "no_show"):
                 raise TicketStateConflict(f"Ticket {t['number']} is {t['status']} and cannot be transferred.")
-            if by_rooms is not None and (t["call_room"] or t["room"]) not in by_rooms and not (
-                    t["room"] is None and t["call_room"] is None and any(
-                        t["department"] in ctx.room(r).departments for r in by_rooms)):
-                raise NotYourRoom(f"Ticket {t['number']} is not in one of your rooms.")
             old_rooms = set(ctx.rooms_of_dept(t["department"])) | ({t["room"]} if t["room"] else set())
             touched = self.clear_from_room(tx, t)
             from_where = ctx.room_label(t["call_room"]) if t["call_room"] else ctx.dept_name(t["department"]).get("en")
@@ -147,13 +158,16 @@ class Tickets:
 
         return self.writes.run(op, idem_key=idem_key, fingerprint=fingerprint)
 
-    def return_with_results(self, ticket_id: str, *, idem_key: str | None = None,
-                            fingerprint: str = "") -> TicketOut:
-        """A patient seen earlier today is back with test results: re-enter near the front of the same room."""
+    def return_with_results(self, ticket_id: str, *, by_rooms: frozenset[str] | None = None,
+                            idem_key: str | None = None, fingerprint: str = "") -> TicketOut:
+        """A patient seen earlier today is back with test results: re-enter near the front of the same room.
+
+        ``by_rooms``: a clinician may only re-queue patients of their own rooms."""
         ctx = self.ctx
 
         def op(tx: Tx, now: datetime) -> TicketOut:
             t = ctx.ticket_row(tx.conn, ticket_id)
+            self._in_scope(t, by_rooms)
             if t["status"] != "done":
                 raise TicketStateConflict(f"Ticket {t['number']} is {t['status']}; only a patient already seen can "
                                           "return with results.")
@@ -167,13 +181,14 @@ class Tickets:
 
         return self.writes.run(op, idem_key=idem_key, fingerprint=fingerprint)
 
-    def cancel(self, ticket_id: str, *, reason: str = "cancelled", idem_key: str | None = None,
-               fingerprint: str = "") -> TicketOut:
-        """Cancel a waiting, called or serving ticket."""
+    def cancel(self, ticket_id: str, *, reason: str = "cancelled", by_rooms: frozenset[str] | None = None,
+               idem_key: str | None = None, fingerprint: str = "") -> TicketOut:
+        """Cancel a waiting, called or serving ticket (``by_rooms``: only of those rooms)."""
         ctx = self.ctx
 
         def op(tx: Tx, now: datetime) -> TicketOut:
             t = ctx.ticket_row(tx.conn, ticket_id)
+            self._in_scope(t, by_rooms)
             if t["status"] not in ACTIVE:
                 raise TicketStateConflict(f"Ticket {t['number']} is already {t['status']}.")
             touched = self.clear_from_room(tx, t)

@@ -9,7 +9,8 @@
 ``admin``, ``clinician`` (every room), ``clinician:zhou`` (r1), ``clinician:sun`` (r3)),
 ``.db_path``, ``.data_dir``, ``.broker_url``, ``.log_path``, ``.client(name)``, ``.kill()`` (SIGKILL),
 ``.stop()`` (SIGTERM), ``.start()``. ``queue_server_factory(**options)`` starts more servers
-(another broker with ``broker_url=``, ``hospital=`` a TOML path, ``extra_args=[...]``).
+(another broker with ``broker_url=``, ``hospital=`` a TOML path, ``extra_args=[...]``);
+``module_queue_server`` is one server for all tests of a module.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from queueserver.process import QueueServerProcess
 if TYPE_CHECKING:
     from queueserver.store import Store
 
-__all__ = ["QueueServerProcess", "queue_server", "queue_server_factory", "sqlite_store"]
+__all__ = ["QueueServerProcess", "module_queue_server", "queue_server", "queue_server_factory", "sqlite_store"]
 
 
 @pytest.fixture
@@ -50,6 +51,16 @@ def queue_server_factory(tmp_path_factory: pytest.TempPathFactory, mosquitto) ->
 def queue_server(queue_server_factory: Callable[..., QueueServerProcess]) -> QueueServerProcess:
     """A real queue server for the demo hospital on the session's Mosquitto (see the module docstring)."""
     return queue_server_factory()
+
+
+@pytest.fixture(scope="module")
+def module_queue_server(tmp_path_factory: pytest.TempPathFactory, mosquitto) -> Iterator[QueueServerProcess]:
+    """One demo-hospital server shared by a module's tests (each changes only what it made itself)."""
+    server = QueueServerProcess(tmp_path_factory.mktemp("module-server"), mosquitto.url).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

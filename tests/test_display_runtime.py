@@ -357,7 +357,7 @@ def test_calls_from_the_real_queue_server_are_shown_and_announced_once(queue_ser
     screen = CallScreen(queue_server.broker_url, queue_server.site, ["r1"], speaker=speaker, repeats=1).start()
     try:
         assert screen.wait_until(lambda vm: vm.room_title == "1 诊室", 10), "the server's retained snapshot arrived"
-        calls = [admin.post("/api/v1/rooms/r1/call-next").json() for _ in range(2)]
+        calls = [admin.post("/api/v1/rooms/r1/call-next", params={"confirm": "true"}).json() for _ in range(2)]
         for call in calls:
             assert screen.wait_for_call(call_id=call["call_id"], timeout=10)
         recall = admin.post("/api/v1/rooms/r1/recall").json()

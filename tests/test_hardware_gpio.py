@@ -379,6 +379,78 @@ def test_button_box_with_another_rooms_token_is_refused_with_a_sentence(queue_se
     assert not results[0].ok and results[0].detail.endswith(".") and len(results[0].detail) > 10
 
 
+class _LosesAnswers:
+    """An httpx transport to the real server that loses the answer of the first ``lose`` POSTs
+    (they reach the server and take effect; the box sees a timeout), recording each POST's key."""
+
+    def __init__(self, lose: int = 1) -> None:
+        import httpx
+
+        self.inner, self.lose, self.keys = httpx.HTTPTransport(), lose, []
+
+    def handle_request(self, request):
+        import httpx
+
+        response = self.inner.handle_request(request)
+        if request.method == "POST":
+            self.keys.append((request.url.path.rsplit("/", 1)[-1], request.headers["Idempotency-Key"]))
+            if self.lose > 0:
+                self.lose -= 1
+                response.read()
+                response.close()
+                raise httpx.ReadTimeout("the answer was lost on the way", request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _box_losing_answers(queue_server, pins: MockFactory, room: str):  # type: ignore[no-untyped-def]
+    """A button box for ``room`` on the real server whose first answer is lost; (box, client, transport, results, done)."""
+    transport = _LosesAnswers(lose=1)
+    results: list[ButtonResult] = []
+    done = threading.Semaphore(0)
+    client = RoomApiClient(queue_server.base_url, room=room, token=queue_server.tokens["clinician"],
+                           transport=transport)
+    box = CallButtonBox(client=client, pins=ButtonBoxPins(), pin_factory=pins,
+                        on_result=lambda res: (results.append(res), done.release()))
+    return box, client, transport, results, done
+
+
+def test_button_box_retry_after_a_lost_answer_calls_the_same_patient_not_the_next(queue_server, pins: MockFactory):
+    with queue_server.client("kiosk") as kiosk:
+        first, second = (kiosk.post("/api/v1/walkins", json={"department": "surgery"}).json() for _ in range(2))
+    box, client, transport, results, done = _box_losing_answers(queue_server, pins, "r3")
+    with box:
+        box.press("call_next")  # the server calls the first patient; the answer never arrives
+        assert done.acquire(timeout=10) and not results[0].ok
+        box.press("call_next")  # the clinician presses again
+        assert done.acquire(timeout=10) and results[1].ok, results[1].detail
+        assert results[1].response["ticket"]["number"] == first["number"]
+        with queue_server.client("clinician") as clinician:
+            view = clinician.get("/api/v1/rooms/r3/console").json()
+        assert view["current"]["number"] == first["number"]  # not finished and replaced by the second
+        assert [e["number"] for e in view["queue"]] == [second["number"]]
+        box.press("call_next")  # a new press right after an answer: a new action, which the server questions
+        assert done.acquire(timeout=10) and not results[2].ok and "confirm" in results[2].detail
+    client.close()
+    keys = [k for _, k in transport.keys]
+    assert keys[0] == keys[1] and keys[2] != keys[1]
+
+
+def test_button_box_retried_pause_stays_a_pause(queue_server, pins: MockFactory):
+    box, client, transport, results, done = _box_losing_answers(queue_server, pins, "r1")
+    with box:
+        box.press("pause")  # paused on the server, answer lost
+        assert done.acquire(timeout=10) and not results[0].ok
+        box.press("pause")  # the retry must not read "paused" and resume the room
+        assert done.acquire(timeout=10) and results[1].ok and box.paused
+    client.close()
+    with queue_server.client("display") as display:
+        assert display.get("/api/v1/rooms/r1/state").json()["status"] == "paused"
+    assert [op for op, _ in transport.keys] == ["pause", "pause"]
+
+
 def test_button_box_service_stops_cleanly_on_sigterm(api: _Api):
     """systemd stops the box with SIGTERM: it must release the pins and exit 0, not hang."""
     import os

@@ -48,7 +48,8 @@ def test_two_replicas_never_repeat_a_number_or_call_a_ticket_twice(queue_server_
                     with lock:
                         issued.append(r.json())
             else:
-                r = send("POST", f"/api/v1/rooms/{rng.choice(['r1', 'r2', 'r3'])}/call-next", a.tokens["clinician"])
+                r = send("POST", f"/api/v1/rooms/{rng.choice(['r1', 'r2', 'r3'])}/call-next?confirm=true",  # deliberate
+                         a.tokens["clinician"])
                 if r is not None and r.status_code == 200:
                     with lock:
                         called.append(r.json())

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 
+import httpx
 import pytest
 
 
@@ -37,8 +38,9 @@ def server(queue_server_factory):
 
 def test_the_clinician_page_stream_hears_a_check_in_made_through_the_worker(server):
     with server.client("clinician") as clinician, server.client("kiosk") as kiosk:
-        token = server.tokens["clinician"]
-        with clinician.stream("GET", f"/api/v1/rooms/r1/events?access_token={token}", timeout=10) as events:
+        ticket = clinician.post("/api/v1/stream-tickets").json()["ticket"]  # what the page's EventSource uses
+        with httpx.Client(base_url=server.base_url) as browser, \
+                browser.stream("GET", f"/api/v1/rooms/r1/events?ticket={ticket}", timeout=10) as events:
             lines = events.iter_lines()
             first = json.loads(next(line for line in lines if line.startswith("data: "))[6:])
             assert first["queue"] == []
