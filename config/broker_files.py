@@ -96,7 +96,7 @@ def render_acl(records: Iterable[DeviceRecord], *, server_users: Iterable[str] =
         "",
     ]
     for user in server_users:
-        lines += [f"# the queue server: publishes room states, calls, notices, configs and commands",
+        lines += ["# the queue server: publishes room states, calls, notices, configs and commands",
                   f"user {user}", f"topic readwrite {topics.ROOT}/#", ""]
     for name, site in sorted((campuses or {}).items()):
         lines += [f"# the bridge from campus {name}: carries site {site} both ways (config/bridge.py)",

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.errors import ProtocolError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Literal[1] = 1
 # A room snapshot with a long waiting list is a few KB; anything far bigger is
 # an attack or a bug, and must not reach a parser on a Pi.
 MAX_PAYLOAD_BYTES = 64 * 1024

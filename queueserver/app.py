@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -54,7 +54,8 @@ from queueserver.service import QueueService
 
 log = logging.getLogger(__name__)
 PAGES = Path(__file__).with_name("pages")
-ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
+ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+                                           404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
 
 
 # The one place a domain error becomes a status code: the first family that matches wins.

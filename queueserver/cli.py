@@ -150,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             return
         # Every (re)connect republishes all snapshots: the first connect is "on start", later ones
         # restore retained state on a broker that restarted without persistence.
-        bus.add_connection_listener(lambda up: up and threading.Thread(
-            target=service.republish_all, name="republish", daemon=True).start())
+        def republish(up: bool) -> None:
+            if up:
+                threading.Thread(target=service.republish_all, name="republish", daemon=True).start()
+
+        bus.add_connection_listener(republish)
         bus.start()
         if not bus.wait_connected(5):
             log.warning("MQTT broker %s not reachable yet; serving HTTP and retrying in the background", args.broker)

@@ -33,6 +33,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -51,11 +52,9 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
-from typing import Any, TypeVar
-
-T = TypeVar("T")
 from sqlalchemy.types import TypeDecorator
 
+T = TypeVar("T")
 MAX_BATCH = 64  # jobs per group commit: bounds how long one transaction holds the writer lock
 WRITER_LOCK_KEY = 774412  # PostgreSQL advisory lock of the queue's writers (774411: migrations)
 
@@ -344,6 +343,7 @@ class Store:
         done: list[tuple[Tx, Future, Any, BaseException | None]] = []
         with self._write_lock, self.engine.connect() as conn:
             raw = conn.connection.driver_connection  # SAVEPOINTs straight on the driver: no SQLAlchemy overhead
+            assert raw is not None
             release = self.is_sqlite
             try:
                 with conn.begin():

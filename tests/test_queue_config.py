@@ -22,12 +22,15 @@ def test_the_demo_hospital_has_the_shared_departments_and_rooms():
 
 
 @pytest.mark.parametrize("change, expected", [
-    (("priority_ratio = 2", "priority_ratio = 0"), "rules.priority_ratio: Input should be greater than or equal to 1 (got 0)"),
+    (("priority_ratio = 2", "priority_ratio = 0"),
+     "rules.priority_ratio: Input should be greater than or equal to 1 (got 0)"),
     (('prefix = "B"', 'prefix = "A"'), "ticket prefix 'A' is used by two departments"),
     (('departments = ["surgery"]', 'departments = ["surgry"]'), "room 'r3' serves unknown department 'surgry'"),
     (('timezone = "Asia/Shanghai"', 'timezone = "Mars/Olympus"'), "site.timezone: unknown time zone 'Mars/Olympus'"),
-    (("elderly_age = 65", "elderly_age = 65\nfavourite_colour = 3"), "rules.favourite_colour: Extra inputs are not permitted"),
-    (('priority_groups = ["elderly", "pregnant", "disabled"]', 'priority_groups = ["vip"]'), "unknown priority group(s) vip"),
+    (("elderly_age = 65", "elderly_age = 65\nfavourite_colour = 3"),
+     "rules.favourite_colour: Extra inputs are not permitted"),
+    (('priority_groups = ["elderly", "pregnant", "disabled"]', 'priority_groups = ["vip"]'),
+     "unknown priority group(s) vip"),
 ])
 def test_a_bad_hospital_file_names_the_key_and_the_problem(tmp_path, change, expected):
     path = tmp_path / "hospital.toml"

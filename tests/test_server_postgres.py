@@ -43,7 +43,8 @@ def test_two_replicas_never_repeat_a_number_or_call_a_ticket_twice(queue_server_
         rng = random.Random(seed)
         while not stop.is_set():
             if rng.random() < 0.6:
-                r = send("POST", "/api/v1/walkins", a.tokens["kiosk"], {"department": rng.choice(["internal", "surgery"])})
+                r = send("POST", "/api/v1/walkins", a.tokens["kiosk"],
+                         {"department": rng.choice(["internal", "surgery"])})
                 if r is not None and r.status_code == 201:
                     with lock:
                         issued.append(r.json())
