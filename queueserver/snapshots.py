@@ -109,7 +109,6 @@ class Snapshots:
                 values = dict(updates, seq=rooms.c.seq + 1, updated_at=now)
                 row = tx.conn.execute(update(rooms).where(rooms.c.room_id == room_id).values(**values)
                                       .returning(*_RETURNED)).mappings().one()
-            self.ordering.saw(room_id, row["seq"])
             states[room_id] = self.snapshot(tx.conn, ctx.room(room_id), row, now, lanes[room_id])
         changed = set(tickets_changed or ())
         for room_id, state in states.items():
