@@ -67,6 +67,15 @@ def test_migrations_create_the_schema_and_are_idempotent(tmp_path):
     store.dispose()
     con = sqlite3.connect(db)
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"qs_rooms", "qs_tickets", "qs_calls", "qs_counters", "qs_idempotency", "alembic_version"} <= tables
-    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+    assert {"qs_rooms", "qs_tickets", "qs_calls", "qs_counters", "qs_idempotency", "qs_changes",
+            "alembic_version"} <= tables
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from queueserver.store import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (head,)
     assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
