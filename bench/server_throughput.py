@@ -56,7 +56,8 @@ def seed_appointments(data_dir: Path, count: int, tz: str = "Asia/Shanghai") -> 
             con.execute("INSERT INTO his_patients (patient_id, name, birth_date) VALUES (?,?,?)",
                         (pid, f"Bench Patient {i}", f"{1940 + i % 70}-01-01"))
             con.execute("INSERT INTO his_appointments (appointment_no, patient_id, department, slot_start, slot_end) "
-                        "VALUES (?,?,?,?,?)", (no, pid, dept, start.isoformat(), (start + timedelta(minutes=30)).isoformat()))
+                        "VALUES (?,?,?,?,?)",
+                        (no, pid, dept, start.isoformat(), (start + timedelta(minutes=30)).isoformat()))
             numbers.append(no)
     con.close()
     return numbers

@@ -100,7 +100,8 @@ def ensure_server_cert(directory: Path, ca: CertFiles, hostnames: list[str]) -> 
         .add_extension(x509.SubjectAlternativeName(_san(wanted)), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            ca_cert.public_key()), critical=False)  # type: ignore[arg-type]
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
     _write_key(files.key, key, group=BROKER_GROUP)

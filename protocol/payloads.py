@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.errors import ProtocolError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Literal[1] = 1
 NO_EPOCH = "0"
 """The epoch of a payload built before the publisher stamped the store's real one."""
 DEFAULT_ANNOUNCE_WINDOW_S = 10

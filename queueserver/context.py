@@ -31,7 +31,7 @@ from queueserver.store import Store, rooms, service_times, tickets
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-Record = Mapping[str, Any]  # a row by column name (a dict from queueserver.fastsql, or SQLAlchemy's RowMapping)
+Record = Mapping[Any, Any]  # a row by column name (a dict from queueserver.fastsql, or SQLAlchemy's RowMapping)
 Listener = Callable[[set[str], set[str]], None]
 ACTIVE = ("waiting", "called", "serving")
 ESTIMATE_TTL_S = 2.0  # service times and open rooms feed estimates only: a little staleness is fine

@@ -165,10 +165,14 @@ class CoreServer:
         if name == "mqtt_connected":
             return self._mqtt_connected
         if name == "publish_alert":
-            return lambda alert: self.service.publisher and self.service.publisher.publish_alert(alert)
+            return self._publish_alert
         if name == "replace_hospital":
             return self._replace_hospital
         return getattr(self.service, name)  # type: ignore[no-any-return]
+
+    def _publish_alert(self, alert: Any) -> None:
+        if self.service.publisher is not None:
+            self.service.publisher.publish_alert(alert)
 
     def _commit_batch(self) -> None:
         batch, self._batch = self._batch, []

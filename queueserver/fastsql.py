@@ -17,10 +17,11 @@ Statements are written once, as Core, for both databases; rows come back as dict
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import Select
 
 _REQUIRED = object()
@@ -54,7 +55,7 @@ class Prepared:
     """One Core statement compiled for a positional-parameter dialect (SQLite), run on the raw cursor."""
 
     def __init__(self, stmt: Executable, dialect: Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
+        compiled = cast(SQLCompiler, cast(ClauseElement, stmt).compile(dialect=dialect))
         if compiled.positiontup is None or "POSTCOMPILE" in str(compiled):
             raise ValueError("only statements with plain positional parameters can be prepared")
         self.sql = str(compiled)

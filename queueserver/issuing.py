@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 _Q_TICKET_OF_APPOINTMENT = select(tickets).where(tickets.c.day == bindparam("day"),
                                                  tickets.c.appointment_no == bindparam("no"))
 _I_TICKET = insert(tickets).returning(*tickets.c)
-_EMPTY_TICKET = {c.name: None for c in tickets.columns}  # every column, for the prepared INSERT
+_EMPTY_TICKET: dict[str, Any] = {c.name: None for c in tickets.columns}  # every column, for the prepared INSERT
 
 
 def _counter_upsert(dialect_insert):  # type: ignore[no-untyped-def]

@@ -4,11 +4,12 @@ Writes are one at a time (the store's writer lock; on PostgreSQL also across rep
 the calling order of every room is kept in memory, changed inside each transaction under
 that lock, and dropped (rebuilt from the database) when a transaction rolls back.
 
-On PostgreSQL another replica may have written since this one last did. Every change bumps
-the ``seq`` of each room whose list it changes, so the cache remembers the seq it reflects
-per room, and when a write turn starts (or a read needs the lists) ``refresh`` compares them
-with the database and reloads only the rooms another replica changed: the cache is kept,
-not rebuilt per operation.
+On PostgreSQL another replica may have written since this one last did. Each write records
+the tickets it changed in the change log (``qs_changes``, one INSERT per write transaction,
+that is per group commit); when a write turn starts, or a read needs the lists, ``refresh``
+reads the log past the last entry this cache applied and re-reads only those tickets. The
+cache is kept, never rebuilt per operation; a change of many tickets at once (end of day)
+logs one entry that makes every replica rebuild.
 """
 from __future__ import annotations
 
@@ -18,19 +19,20 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from queueserver.context import QueueContext, waiting
 from queueserver.hospital_file import Room
 from queueserver.lanes import RoomLanes
-from queueserver.store import Tx, rooms, tickets
+from queueserver.store import Tx, changes, tickets
 
 Changed = set[str] | dict[str, Any]  # tickets a change touched: ids to read back, or id -> row now (None: gone)
 
 WAIT_COLUMNS = [tickets.c[name] for name in (
     "ticket_id", "number", "arrived_at", "number_seq", "slot_start", "slot_end", "emergency", "priority",
     "is_returning", "front_reason", "not_before", "masked_name", "room", "department")]
+_Q_LOG = select(changes.c.id, changes.c.ticket_id).where(changes.c.id > bindparam("after")).order_by(changes.c.id)
 _Q_OVERLAY = select(*WAIT_COLUMNS, tickets.c.status, tickets.c.day).where(
     tickets.c.ticket_id.in_(bindparam("ids", expanding=True)))
 
@@ -44,9 +46,12 @@ class Ordering:
         self._lanes: dict[str, RoomLanes] | None = None
         self._day: str | None = None
         self._rooms_of: dict[str, tuple[str, ...]] = {}
-        self._seq: dict[str, int] = {}  # PostgreSQL: the room seq each room's lanes reflect
+        self._applied = 0  # PostgreSQL: the last change-log entry this cache reflects
+        self._logged: set[str] = set()  # tickets this write transaction changed, to log at its end
+        self._log_reload = False  # this write transaction changed too many tickets to list
         if self.shared:
             ctx.store.on_write_start(self.refresh)
+            ctx.store.on_write_end(self._write_log)
 
     def load(self, conn: Connection, for_rooms: list[Room], day: str) -> dict[str, list[Any]]:
         """The waiting tickets of several rooms from the database (only the columns the rules need)."""
@@ -80,7 +85,7 @@ class Ordering:
 
     def _build(self, conn: Connection, day: str, now: datetime) -> None:
         ctx = self.ctx
-        seqs = self._room_seqs(conn) if self.shared else {}  # first: the lists read next are at least as new
+        applied = self._last_logged(conn) if self.shared else 0  # first: what is read next is at least as new
         rows = conn.execute(select(*WAIT_COLUMNS).where(tickets.c.status == "waiting",
                                                         tickets.c.day == day)).all()
         lanes = {r.id: RoomLanes(ctx.rules, ctx.tz) for r in ctx.hospital.rooms}
@@ -89,51 +94,46 @@ class Ordering:
             self._rooms_of[row.ticket_id] = self.rooms_of_ticket(row)
             for rid in self._rooms_of[row.ticket_id]:
                 lanes[rid].add(waiting(row), now)
-        self._lanes, self._day, self._seq = lanes, day, seqs
+        self._lanes, self._day, self._applied = lanes, day, applied
 
     @staticmethod
-    def _room_seqs(conn: Connection) -> dict[str, int]:
-        return {r.room_id: r.seq for r in conn.execute(select(rooms.c.room_id, rooms.c.seq))}
-
-    def saw(self, room_id: str, seq: int) -> None:
-        """This process's own change moved the room to ``seq`` (its lanes were changed with it)."""
-        if self.shared:
-            self._seq[room_id] = seq
+    def _last_logged(conn: Connection) -> int:
+        return conn.execute(select(func.coalesce(func.max(changes.c.id), 0))).scalar_one()  # type: ignore[no-any-return]
 
     def refresh(self, conn: Connection) -> None:
-        """Reload the lists of the rooms another replica changed since this cache saw them (PostgreSQL).
+        """Apply the other replicas' changes logged since this cache was last brought up to date (PostgreSQL).
 
-        Called with the writer lock held (nobody writes meanwhile) or before a read. The rooms
-        that share a department with a changed room are reloaded with it: a ticket queued for the
-        department is in each of their lists.
+        Called when a write turn starts (the writer lock is held: nobody writes meanwhile) or
+        before a read (the log is read before the tickets, so what is applied is at least as new).
         """
+        self._logged, self._log_reload = set(), False
         if self._lanes is None:
             return
-        ctx = self.ctx
-        seqs = self._room_seqs(conn)
-        stale = {rid for rid, seq in seqs.items() if self._seq.get(rid) != seq and rid in self._lanes}
-        if not stale:
+        entries = conn.execute(_Q_LOG, {"after": self._applied}).all()
+        if not entries:
             return
-        for rid in list(stale):
-            room = ctx.hospital.room(rid)
-            if room is not None:
-                stale.update(ctx.rooms_sharing(room))
-        stale_rooms = [r for r in ctx.hospital.rooms if r.id in stale]
-        now = ctx.clock()
-        for tid, where in list(self._rooms_of.items()):
-            if stale.intersection(where):
-                del self._rooms_of[tid]
-        for r in stale_rooms:
-            self._lanes[r.id] = RoomLanes(ctx.rules, ctx.tz)
+        if any(e.ticket_id is None for e in entries):
+            self.drop()  # rebuilt on next use, from this transaction's view
+            return
+        self._applied = entries[-1].id
         assert self._day is not None
-        for rows in self.load(conn, stale_rooms, self._day).values():
-            for row in rows:
-                if row.ticket_id not in self._rooms_of:
-                    self._rooms_of[row.ticket_id] = self.rooms_of_ticket(row)
-                    entry = waiting(row)
-                    for rid in self._rooms_of[row.ticket_id]:
-                        self._lanes[rid].add(entry, now)
-        self._seq.update({rid: seqs[rid] for rid in stale if rid in seqs})
+        self._overlay(conn, {e.ticket_id for e in entries}, self._day, self.ctx.clock())
+
+    def _write_log(self, conn: Connection) -> None:
+        """At the end of a write transaction: log the tickets it changed (one statement) for the other replicas."""
+        logged, reload = self._logged, self._log_reload
+        self._logged, self._log_reload = set(), False
+        if not logged and not reload:
+            return
+        values = [{"ticket_id": None}] if reload else [{"ticket_id": tid} for tid in sorted(logged)]
+        last = max(conn.execute(insert(changes).returning(changes.c.id), values).scalars().all())
+        if self._lanes is not None and not reload:
+            self._applied = last  # ours are in the cache already; others' came before (read at the turn's start)
+
+    def changed_everything(self) -> None:
+        """Many tickets changed at once (end of day): this cache is dropped, and other replicas rebuild theirs."""
+        self.drop()
+        self._log_reload = True
 
     def kept_lanes(self) -> dict[str, RoomLanes] | None:
         """The in-memory order of every room, if one is kept now (tests compare it with the database)."""
@@ -141,23 +141,33 @@ class Ordering:
 
     def drop(self) -> None:
         """Forget the in-memory order (a rolled-back transaction, a new hospital file, end of day)."""
-        self._lanes, self._day, self._rooms_of, self._seq = None, None, {}, {}
+        self._lanes, self._day, self._rooms_of = None, None, {}
 
     def apply(self, tx: Tx, day: str, now: datetime, changed: Changed) -> None:
-        """Move this transaction's changed tickets in the in-memory lanes (SQLite; undone on rollback).
+        """Move this transaction's changed tickets in the in-memory lanes (undone on rollback).
 
         ``changed``: ticket ids to read back, or id -> the row as it now is (None: no longer waiting).
         """
+        if self.shared:
+            self._logged.update(changed)
         if self._lanes is None or self._day != day or not changed:
             return
         tx.on_rollback(self.drop)
-        found: dict[str, Any] = {}
         if isinstance(changed, dict):
             found = {tid: SimpleNamespace(**row) if isinstance(row, Mapping) else row
                      for tid, row in changed.items() if row is not None}
+            self._move(changed, found, day, now)
         else:
-            found = {r.ticket_id: r for r in tx.conn.execute(_Q_OVERLAY, {"ids": sorted(changed)}).all()}
-        for tid in changed:
+            self._overlay(tx.conn, set(changed), day, now)
+
+    def _overlay(self, conn: Connection, ticket_ids: set[str], day: str, now: datetime) -> None:
+        """Re-read these tickets and put each where it now belongs (or nowhere, if no longer waiting)."""
+        found = {r.ticket_id: r for r in conn.execute(_Q_OVERLAY, {"ids": sorted(ticket_ids)}).all()}
+        self._move(ticket_ids, found, day, now)
+
+    def _move(self, ticket_ids: Any, found: dict[str, Any], day: str, now: datetime) -> None:
+        assert self._lanes is not None
+        for tid in ticket_ids:
             for rid in self._rooms_of.pop(tid, ()):
                 self._lanes[rid].discard(tid)
             row = found.get(tid)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -108,7 +109,7 @@ class QueueServerProcess:
                 self.kill()
         self._proc = None
 
-    def client(self, token_name: str | None = "kiosk", **kwargs: object) -> httpx.Client:
+    def client(self, token_name: str | None = "kiosk", *, timeout: float = 10, **kwargs: Any) -> httpx.Client:
         """An httpx client for this server with ``token_name``'s bearer token (None: no token)."""
         headers = {"Authorization": f"Bearer {self.tokens[token_name]}"} if token_name else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=kwargs.pop("timeout", 10), **kwargs)
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, **kwargs)

@@ -124,11 +124,11 @@ def classify(t: Waiting, now: datetime, rules: Rules) -> tuple[str, tuple, datet
         return HELD, (t.not_before, *tail), t.not_before
     slot = t.slot_start
     in_slot = slot is not None and not t.returning and t.arrived_at <= slot + timedelta(minutes=rules.late_grace_min)
-    started = (t.arrived_at if t.arrived_at > slot else slot) if in_slot else t.arrived_at  # type: ignore[operator]
+    started = max(t.arrived_at, slot) if in_slot and slot is not None else t.arrived_at
     ages_at = started + timedelta(minutes=rules.ageing_bound_min)
     if ages_at <= now:
         return AGED, (started, *tail), None
-    if in_slot and slot > now:  # type: ignore[operator]
+    if in_slot and slot is not None and slot > now:
         return EARLY, (slot, t.arrived_at, *tail), slot
     if t.returning:
         key: tuple = (0, t.arrived_at, *tail)

@@ -9,7 +9,7 @@ The clock is injected, so a whole clinic day can be replayed in a test.
 Where each thing lives:
 
 - ``context``: what the parts share (store, hospital, clock, lookups, estimates);
-- ``ordering``: every room's calling order (kept in memory on SQLite);
+- ``ordering``: every room's calling order, kept in memory (on PostgreSQL with a change log);
 - ``snapshots``: room snapshots, their seq and publishing after the commit;
 - ``idempotency``: every write as one transaction, retried, answered once per key;
 - ``issuing``: check-in and walk-in tickets; ``tickets``: a ticket's view, moves, end of day;

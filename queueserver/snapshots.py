@@ -94,20 +94,21 @@ class Snapshots:
         lanes = self.ordering.lanes_for(tx.conn, [ctx.room(r) for r in sorted(room_ids)], day, now)
         for room_id in sorted(room_ids):
             updates = room_updates.get(room_id)
-            if updates is not None and set(updates) == {"current_ticket_id", "current_call_id", "others_since_priority"}:
+            row: Record
+            if updates is None:
+                row = ctx.sql(tx.conn, _U_ROOM_SEQ, {"rid": room_id, "now": now}).one()
+            elif set(updates) == {"current_ticket_id", "current_call_id", "others_since_priority"}:
                 row = ctx.sql(tx.conn, _U_ROOM_CALLED, {
                     "rid": room_id, "now": now, "cur": updates["current_ticket_id"], "call": updates["current_call_id"],
                     "counter": updates["others_since_priority"]}).one()
-            elif updates is not None and set(updates) == {"current_ticket_id", "current_call_id"}:
-                row = ctx.sql(tx.conn, _U_ROOM_CURRENT, {"rid": room_id, "now": now, "cur": updates["current_ticket_id"],
+            elif set(updates) == {"current_ticket_id", "current_call_id"}:
+                row = ctx.sql(tx.conn, _U_ROOM_CURRENT, {"rid": room_id, "now": now,
+                                                         "cur": updates["current_ticket_id"],
                                                          "call": updates["current_call_id"]}).one()
-            elif updates is not None:
+            else:
                 values = dict(updates, seq=rooms.c.seq + 1, updated_at=now)
                 row = tx.conn.execute(update(rooms).where(rooms.c.room_id == room_id).values(**values)
                                       .returning(*_RETURNED)).mappings().one()
-            else:
-                row = ctx.sql(tx.conn, _U_ROOM_SEQ, {"rid": room_id, "now": now}).one()
-            self.ordering.saw(room_id, row["seq"])
             states[room_id] = self.snapshot(tx.conn, ctx.room(room_id), row, now, lanes[room_id])
         changed = set(tickets_changed or ())
         for room_id, state in states.items():

@@ -23,7 +23,7 @@ class Statistics:
         ctx = self.ctx
         day = day or ctx.today()
         with ctx.store.read() as conn:
-            rows = list(conn.execute(select(tickets).where(tickets.c.day == day)).mappings())
+            rows: list[Record] = list(conn.execute(select(tickets).where(tickets.c.day == day)).mappings())
 
         def p90(values: list[float]) -> float | None:
             if not values:
@@ -73,7 +73,8 @@ class Statistics:
         writer.writerow(["day", "scope", "id", *fields])
         for scope in ("departments", "rooms"):
             for ident, values in data[scope].items():
-                writer.writerow([data["day"], scope[:-1], ident, *("" if values[f] is None else values[f] for f in fields)])
+                writer.writerow([data["day"], scope[:-1], ident,
+                                 *("" if values[f] is None else values[f] for f in fields)])
         writer.writerow([data["day"], "site", data["site"], *("" if data["total"][f] is None else data["total"][f]
                                                                for f in fields)])
         return buf.getvalue()

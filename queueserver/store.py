@@ -9,8 +9,8 @@ below mirror it for queries. Writes go through :meth:`Store.tx`, one writer at a
   (``pg_advisory_xact_lock``), so that several server replicas on one database take turns.
   Each turn is a group commit (below), so the lock is taken once for many operations; and
   because nobody else writes while it is held, each replica can keep every room's calling
-  order in memory and check it against the rooms' ``seq`` when its turn starts
-  (``on_write_start``).
+  order in memory and bring it up to date with the other replicas' changes when its turn
+  starts (``on_write_start``, ``on_write_end``: the change log of ``queueserver.ordering``).
 
 Work that must happen only after a successful commit (MQTT publishing, live-page
 notifications) is registered with ``tx.after_commit(fn)``; it still runs under the process
@@ -33,8 +33,10 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -51,11 +53,9 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
-from typing import Any, TypeVar
-
-T = TypeVar("T")
 from sqlalchemy.types import TypeDecorator
 
+T = TypeVar("T")
 MAX_BATCH = 64  # jobs per group commit: bounds how long one transaction holds the writer lock
 WRITER_LOCK_KEY = 774412  # PostgreSQL advisory lock of the queue's writers (774411: migrations)
 
@@ -163,6 +163,12 @@ idempotency = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+changes = Table(  # PostgreSQL: the tickets each write changed, read by the other replicas (queueserver.ordering)
+    "qs_changes", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("ticket_id", String(40)),  # NULL: many tickets changed at once (end of day): reload everything
+)
+
 service_times = Table(  # kept separately so estimates need no scan of the whole day
     "qs_service_times", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -217,6 +223,7 @@ class Store:
         self.is_sqlite = self.url.startswith("sqlite")
         self._write_lock = threading.RLock()
         self._write_start: list[Callable[[Connection], None]] = []
+        self._write_end: list[Callable[[Connection], None]] = []
         if self.is_sqlite:
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30},
@@ -249,6 +256,15 @@ class Store:
         after the writer lock; other replicas may have written since the last one)."""
         self._write_start.append(fn)
 
+    def on_write_end(self, fn: Callable[[Connection], None]) -> None:
+        """``fn(conn)`` at the end of every write transaction, just before its commit (PostgreSQL)."""
+        self._write_end.append(fn)
+
+    def _end_writes(self, conn: Connection) -> None:
+        if not self.is_sqlite:
+            for fn in self._write_end:
+                fn(conn)
+
     def _begin_writes(self, conn: Connection) -> None:
         if not self.is_sqlite:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
@@ -271,6 +287,7 @@ class Store:
                     with conn.begin():
                         self._begin_writes(conn)
                         yield tx
+                        self._end_writes(conn)
                 except BaseException:
                     for fn in tx._undo:
                         fn()
@@ -344,6 +361,7 @@ class Store:
         done: list[tuple[Tx, Future, Any, BaseException | None]] = []
         with self._write_lock, self.engine.connect() as conn:
             raw = conn.connection.driver_connection  # SAVEPOINTs straight on the driver: no SQLAlchemy overhead
+            assert raw is not None
             release = self.is_sqlite
             try:
                 with conn.begin():
@@ -365,6 +383,7 @@ class Store:
                             if release:  # PostgreSQL: a round trip saved; the commit ends every savepoint
                                 raw.execute("RELEASE job")
                             self._job.tx = None
+                    self._end_writes(conn)
             except BaseException as exc:  # the commit (or a SAVEPOINT) failed: nothing of the batch is stored
                 for tx, future, _, error in done:
                     if error is None:

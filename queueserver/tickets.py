@@ -18,7 +18,7 @@ from queueserver.idempotency import Writes
 from queueserver.ordering import Ordering
 from queueserver.results import DayClosed
 from queueserver.snapshots import Snapshots
-from queueserver.store import Tx, idempotency, rooms, tickets
+from queueserver.store import Tx, changes, idempotency, rooms, tickets
 from queueserver import rules as R
 
 
@@ -212,7 +212,8 @@ class Tickets:
             tx.conn.execute(update(rooms).values(current_ticket_id=None, current_call_id=None))
             # Idempotency keys only protect retries of the last minutes; keep two days of them.
             tx.conn.execute(delete(idempotency).where(idempotency.c.created_at < now - timedelta(days=2)))
-            self.ordering.drop()  # many tickets changed at once: rebuilt from this transaction's view
+            tx.conn.execute(delete(changes))  # the day's change log: replaced by one "rebuild" entry
+            self.ordering.changed_everything()  # many tickets at once: rebuilt from this transaction's view
             tx.on_rollback(self.ordering.drop)
             self.snapshots.bump(tx, {r.id for r in ctx.hospital.rooms}, now)
             return DayClosed(cancelled=waiting, finished=serving)

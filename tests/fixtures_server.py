@@ -29,8 +29,10 @@ __all__ = ["QueueServerProcess", "module_queue_server", "queue_server", "queue_s
 
 
 @pytest.fixture
-def queue_server_factory(tmp_path_factory: pytest.TempPathFactory, mosquitto) -> Iterator[Callable[..., QueueServerProcess]]:
-    """Start servers with options (``broker_url``, ``hospital``, ``site``, ``extra_args``, ``data_dir``); all stopped after."""
+def queue_server_factory(tmp_path_factory: pytest.TempPathFactory,
+                         mosquitto) -> Iterator[Callable[..., QueueServerProcess]]:
+    """Start servers with options (``broker_url``, ``hospital``, ``site``, ``extra_args``, ``data_dir``);
+    all stopped after."""
     started: list[QueueServerProcess] = []
 
     def make(**options: object) -> QueueServerProcess:

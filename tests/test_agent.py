@@ -14,7 +14,7 @@ import pytest
 from clinicflow.agent import DeviceAgent
 from clinicflow.mqtt import PahoMessageBus
 from protocol import topics
-from protocol.payloads import DeviceResponse, DeviceStatus, decode_payload
+from protocol.payloads import DeviceResponse, DeviceStatus
 
 SITE = "agenttest"
 

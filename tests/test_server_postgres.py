@@ -43,7 +43,8 @@ def test_two_replicas_never_repeat_a_number_or_call_a_ticket_twice(queue_server_
         rng = random.Random(seed)
         while not stop.is_set():
             if rng.random() < 0.6:
-                r = send("POST", "/api/v1/walkins", a.tokens["kiosk"], {"department": rng.choice(["internal", "surgery"])})
+                r = send("POST", "/api/v1/walkins", a.tokens["kiosk"],
+                         {"department": rng.choice(["internal", "surgery"])})
                 if r is not None and r.status_code == 201:
                     with lock:
                         issued.append(r.json())
@@ -130,3 +131,18 @@ def test_each_replica_keeps_its_calling_order_and_sees_the_others_changes(queue_
             assert replica.get("/api/v1/rooms/r2/state").json()["next_tickets"] == [numbers[4]]
         ticket = ka.post("/api/v1/walkins", json={"department": "internal"}).json()
         assert kb.get(f"/api/v1/tickets/{ticket['ticket_id']}").json()["position"] == 2
+
+
+def test_the_end_of_day_on_one_replica_empties_the_other_replicas_lists(queue_server_factory, postgres_schema_url,
+                                                                         tmp_path):
+    shared = tmp_path / "shared"
+    a = queue_server_factory(db=postgres_schema_url, data_dir=shared)
+    b = queue_server_factory(db=postgres_schema_url, data_dir=shared)
+    with a.client("kiosk") as ka, b.client("kiosk") as kb, a.client("admin") as admin:
+        for kiosk in (ka, kb, ka):
+            kiosk.post("/api/v1/walkins", json={"department": "surgery"})
+        assert kb.get("/api/v1/rooms/r3/state").json()["waiting_count"] == 3
+        assert admin.post("/api/v1/admin/end-of-day").json() == {"cancelled": 3, "finished": 0}
+        assert kb.get("/api/v1/rooms/r3/state").json()["waiting_count"] == 0  # b rebuilt its lists
+        fresh = kb.post("/api/v1/walkins", json={"department": "surgery"}).json()
+        assert ka.get("/api/v1/rooms/r3/state").json()["next_tickets"] == [fresh["number"]]

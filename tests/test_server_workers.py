@@ -121,5 +121,6 @@ def test_no_secret_on_any_command_line_and_no_address_for_the_core_channel(queue
     channels = [inode for inode in ours if inode in unix]
     assert channels, "the workers' channels are Unix sockets"
     assert not [unix[inode] for inode in channels if unix[inode]]
-    with server.client("kiosk") as kiosk:  # the server took the URL from its environment (and its workers over the channel)
+    # The server took the URL from its environment (and its workers over their channels).
+    with server.client("kiosk") as kiosk:
         assert kiosk.get("/api/v1/health").json()["mqtt_connected"] is True

@@ -357,7 +357,8 @@ class FleetRegistry:
             health.under_voltage = uv if isinstance(uv, bool) else None
             health.last_refresh = next((_when(status.details[k]) for k in REFRESH_DETAILS if status.details.get(k)), None)
             health.config_ok = status.checks.get("config")
-            health.config_error = status.details.get("config_error") if health.config_ok is False else None
+            error = status.details.get("config_error")
+            health.config_error = str(error) if health.config_ok is False and error is not None else None
             health.reboot_pending = bool(status.details.get("reboot_pending"))
             if health.printer_paper == "out" and before != "out" and not retained:
                 paper_alert = self._alert("paper_out", match.device, f"{_label(health)}: the ticket printer is out of paper")

@@ -187,6 +187,6 @@ def seed_demo(backend: EmbeddedHospitalBackend, *, now: datetime | None = None, 
         pdf = None
         if ready:
             pdf = write_report_pdf(reports_dir / f"{rid}.pdf", title=title, patient=people[pid].patient,
-                                   rows=rows, issued=now - timedelta(hours=1))
+                                   rows=rows or [], issued=now - timedelta(hours=1))
         backend.add_report(LabReport(rid, pid, title, ready, ready_at=ready_at, pdf_path=pdf))
     return True

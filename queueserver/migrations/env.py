@@ -29,6 +29,8 @@ def run() -> None:
             context.run_migrations()
         return
     db = context.get_x_argument(as_dictionary=True).get("db") or config.get_main_option("sqlalchemy.url")
+    if not db:
+        raise RuntimeError("no database: pass -x db=URL or set sqlalchemy.url")
     engine = create_engine(database_url(db))
     with engine.begin() as conn:
         context.configure(connection=conn, target_metadata=target_metadata, include_object=_include,

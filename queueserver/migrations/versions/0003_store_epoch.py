@@ -1,7 +1,7 @@
 """The store epoch: one row naming this database's generation (screens order by epoch, then seq).
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-03
 """
 import secrets
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from queueserver.store import UTCDateTime
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Help requests (acknowledged, resolved, escalated), patient sessions, patient API answers.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-03
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from queueserver.store import UTCDateTime
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
