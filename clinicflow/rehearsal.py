@@ -426,13 +426,13 @@ class Rehearsal:
         with self.step("Mosquitto runs as user mosquitto and reads its 0640 root:mosquitto files", critical=True) as notes:
             uid = pwd.getpwnam("mosquitto").pw_uid
             status = Path(f"/proc/{self.mosquitto.pid}/status").read_text()  # type: ignore[union-attr]
-            assert f"\t{uid}\t" in next(l for l in status.splitlines() if l.startswith("Uid:")), "not dropped to mosquitto"
+            assert f"\t{uid}\t" in next(line for line in status.splitlines() if line.startswith("Uid:")), "not dropped to mosquitto"
             for name in ("passwd", "server.key", "acl"):
                 st = (self.data / "broker" / name).stat()
                 assert st.st_mode & 0o777 == 0o640 and st.st_gid == pwd.getpwnam("mosquitto").pw_gid, f"{name} mode"
             assert (self.data / "broker/ca.key").stat().st_mode & 0o077 == 0, "ca.key readable by others"
             conf = (self.data / "broker/clinicflow.conf").read_text()
-            listeners = [l for l in conf.splitlines() if l.startswith("listener")]
+            listeners = [line for line in conf.splitlines() if line.startswith("listener")]
             assert len(listeners) == 2 and conf.count("certfile") == 2, f"every listener is TLS: {listeners}"
             notes.append(f"pid {self.mosquitto.pid}, listeners {self.port} (devices) and {self.server_port} (server), TLS")  # type: ignore[union-attr]
 

@@ -204,7 +204,7 @@ def document_errors(schema: dict, app: FastAPI) -> dict:
             statuses |= {404}
         if method != "GET" or "{" in path:
             statuses |= {400, 409}
-        if path.startswith("/api/v1/patient/") or path.startswith("/api/v1/payments/"):
+        if path.startswith(("/api/v1/patient/", "/api/v1/payments/")):
             statuses |= {401, 403}  # the patient session, and someone else's card or report
         if path == "/api/v1/patient/identify":
             statuses |= {429}

@@ -240,8 +240,8 @@ def test_the_server_units_are_valid_and_keep_secrets_off_the_command_line(tmp_pa
     texts = [(out / u).read_text() for u in server_units.UNITS] + [provision.DEPLOY.joinpath("clinicflow-device.service.in").read_text()]
     for text in texts:  # After= alone does not pull the target in: every unit ordered after it also Wants= it
         lines = text.splitlines()
-        if any(l.startswith("After=") and "time-sync.target" in l for l in lines):
-            assert any(l.startswith("Wants=") and "time-sync.target" in l for l in lines), text
+        if any(line.startswith("After=") and "time-sync.target" in line for line in lines):
+            assert any(line.startswith("Wants=") and "time-sync.target" in line for line in lines), text
     verified = subprocess.run(["systemd-analyze", "verify", *(str(out / u) for u in server_units.UNITS)],
                               capture_output=True, text=True, timeout=30)
     assert verified.returncode == 0 and "clinicflow-" not in verified.stderr, verified.stderr
