@@ -1,0 +1,272 @@
+"""The dashboard's figures for a date range, from the aggregate tables plus the open days folded live.
+
+Each query reads the closed days with two grouped scans (per department/room/hour, and per day)
+of ``qs_stats_hour`` and ``qs_stats_wait`` and adds the open days (``aggregate.fold_days``); the
+figures of a group are then derived from its sums (``metrics``). ``raw=True`` folds every day from
+its tickets instead: the same answer, the way it would be without aggregates (the bench compares).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from queueserver.hospital_file import Hospital
+from queueserver.dashboard import quantiles
+from queueserver.dashboard.aggregate import Folded, closed_days, fold_days
+from queueserver.dashboard.extras import help_figures
+from queueserver.dashboard.tables import HOUR_SUMS, stats_hour, stats_kiosk, stats_wait
+
+KIOSK_KINDS = ("check_in", "registration", "payment", "report")
+VISITS_PER_KIOSK = 500  # the plans' rule of thumb: one self-service machine per 500 visits a day
+MAX_DAYS = 400
+
+
+class RangeError(ValueError):
+    """A date range that cannot be asked for (reversed, too long, not a date)."""
+
+
+def days_between(first: str, last: str) -> list[str]:
+    try:
+        a, b = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError as exc:
+        raise RangeError(f"Dates are YYYY-MM-DD: {exc}") from None
+    if b < a:
+        raise RangeError(f"The range ends ({last}) before it starts ({first}).")
+    if (b - a).days >= MAX_DAYS:
+        raise RangeError(f"A range is at most {MAX_DAYS} days.")
+    return [(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
+
+
+def metrics(sums: Mapping[str, float], waits: Mapping[int, int]) -> dict[str, Any]:
+    """What a manager reads, from a group's sums and its whole-minute wait counts."""
+    def avg(total: str, n: str, digits: int = 1) -> float | None:
+        return round(sums[total] / sums[n], digits) if sums[n] else None
+
+    def q(p: float) -> float | None:
+        v = quantiles.from_counts(waits, p)
+        return None if v is None else round(v, 1)
+
+    return {
+        "arrivals": int(sums["arrivals"]), "appointments": int(sums["appointments"]),
+        "walk_ins": int(sums["walk_ins"]), "desk": int(sums["desk"]),
+        "called": int(sums["called"]), "served": int(sums["served"]), "cancelled": int(sums["cancelled"]),
+        "median_wait_min": q(0.5), "p90_wait_min": q(0.9), "avg_wait_min": avg("wait_sum", "wait_n"),
+        "long_waits": int(sums["long_waits"]), "avg_service_min": avg("service_sum", "service_n"),
+        "no_shows": int(sums["no_shows"]),
+        "no_show_rate": round(sums["no_shows"] / sums["called"], 3) if sums["called"] else None,
+        "recalls": int(sums["recalls"]), "survey_count": int(sums["survey_n"]),
+        "survey_avg": avg("survey_sum", "survey_n", 2),
+    }
+
+
+def _zero() -> dict[str, float]:
+    return dict.fromkeys(HOUR_SUMS, 0)
+
+
+class Groups:
+    """Sums and wait counts per group key, added from SQL rows and from live folds."""
+
+    def __init__(self) -> None:
+        self.sums: dict[Any, dict[str, float]] = defaultdict(_zero)
+        self.waits: dict[Any, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+
+    def add_sums(self, key: Any, values: Mapping[str, float]) -> None:
+        cell = self.sums[key]
+        for name in HOUR_SUMS:
+            cell[name] += values[name] or 0
+
+    def add_wait(self, key: Any, minute: int, n: int) -> None:
+        self.waits[key][minute] += n
+
+    def figures(self, key: Any) -> dict[str, Any]:
+        return metrics(self.sums.get(key) or _zero(), self.waits.get(key) or {})
+
+
+class Dashboard:
+    """The queries of one site (hospital file for names, rules and time zone)."""
+
+    def __init__(self, *, hospital: Hospital, read: Callable[[], Any], today: Callable[[], str]) -> None:
+        self.hospital = hospital
+        self.read = read  # a context manager giving a read-only Connection (Store.read)
+        self.today = today
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.hospital.tz
+
+    # ------------------------------------------------------------------ helpers
+    def _open_fold(self, conn: Connection, days: list[str], *, raw: bool) -> Folded:
+        closed = set() if raw else closed_days(conn, days[0], days[-1])
+        return fold_days(conn, [d for d in days if d not in closed], rules=self.hospital.rules, tz=self.tz)
+
+    @staticmethod
+    def _where(table: Any, first: str, last: str, department: str | None) -> list[Any]:
+        cond = [table.c.day.between(first, last)]
+        if department:
+            cond.append(table.c.department == department)
+        return cond
+
+    def _queue_groups(self, conn: Connection, days: list[str], department: str | None, *,
+                      raw: bool) -> tuple[dict[str, Groups], Folded]:
+        """Groups by "department", "room", "hour", "day" and "total" over the range, and the open days' fold."""
+        g = {name: Groups() for name in ("department", "room", "hour", "day", "total")}
+
+        def fan(dept: str, room: str, hour: int, day: str | None) -> list[tuple[str, Any]]:
+            keys: list[tuple[str, Any]] = [("department", dept), ("room", room), ("hour", hour)]
+            return keys + ([("day", day)] if day else [])
+
+        first, last = days[0], days[-1]
+        if not raw:
+            h, w = stats_hour, stats_wait
+            sums = [func.sum(h.c[n]).label(n) for n in HOUR_SUMS]
+            for r in conn.execute(select(h.c.department, h.c.room, h.c.hour, *sums)
+                                  .where(*self._where(h, first, last, department))
+                                  .group_by(h.c.department, h.c.room, h.c.hour)).mappings():
+                for name, key in fan(r["department"], r["room"], r["hour"], None) + [("total", "")]:
+                    g[name].add_sums(key, r)
+            for r in conn.execute(select(h.c.day, *sums).where(*self._where(h, first, last, department))
+                                  .group_by(h.c.day)).mappings():
+                g["day"].add_sums(r["day"], r)
+            n = func.sum(w.c.n)
+            for dept, room, hour, minute, count in conn.execute(
+                    select(w.c.department, w.c.room, w.c.hour, w.c.minute, n)
+                    .where(*self._where(w, first, last, department))
+                    .group_by(w.c.department, w.c.room, w.c.hour, w.c.minute)):
+                for name, key in fan(dept, room, hour, None) + [("total", "")]:
+                    g[name].add_wait(key, minute, count)
+            for day, minute, count in conn.execute(select(w.c.day, w.c.minute, n)
+                                                   .where(*self._where(w, first, last, department))
+                                                   .group_by(w.c.day, w.c.minute)):
+                g["day"].add_wait(day, minute, count)
+        live = self._open_fold(conn, days, raw=raw)
+        for (day, dept, room, hour), values in live.hours.items():
+            if department and dept != department:
+                continue
+            for name, key in fan(dept, room, hour, day) + [("total", "")]:
+                g[name].add_sums(key, values)
+        for (day, dept, room, hour, minute), count in live.waits.items():
+            if department and dept != department:
+                continue
+            for name, key in fan(dept, room, hour, day) + [("total", "")]:
+                g[name].add_wait(key, minute, count)
+        return g, live
+
+    # ------------------------------------------------------------------ queries
+    def queue_figures(self, first: str, last: str, *, department: str | None = None, raw: bool = False) -> dict:
+        """Per department, room, hour of day and day: arrivals, waits (median, p90, mean), long waits,
+        service, no-shows, recalls, survey; plus help requests and red flags where they are recorded."""
+        days = days_between(first, last)
+        if department and self.hospital.department(department) is None:
+            raise RangeError(f"There is no department {department!r}.")
+        with self.read() as conn:
+            g, _ = self._queue_groups(conn, days, department, raw=raw)
+            help_rows = help_figures(conn, first, last, tz=self.tz)
+        depts = [{"id": d.id, "name": dict(d.name), **g["department"].figures(d.id)}
+                 for d in self.hospital.departments if not department or d.id == department]
+        room_ids = [r.id for r in self.hospital.rooms if not department or department in r.departments]
+        room_ids += sorted(k for k in g["room"].sums if k and k not in room_ids)
+        rooms = [{"id": rid, "name": dict(self.hospital.room(rid).name) if self.hospital.room(rid) else {"en": rid, "zh": rid},
+                  **g["room"].figures(rid)} for rid in room_ids]
+        if "" in g["room"].sums:
+            rooms.append({"id": "", "name": {"en": "not called", "zh": "未叫号"}, **g["room"].figures("")})
+        hours = [{"hour": h, **g["hour"].figures(h)} for h in sorted(g["hour"].sums)]
+        return {
+            "site": self.hospital.site.id, "first": first, "last": last, "department": department,
+            "long_wait_min": self.hospital.rules.long_wait_alert_min,
+            "total": g["total"].figures(""), "departments": depts, "rooms": rooms, "hours": hours,
+            "days": [{"day": d, **g["day"].figures(d)} for d in days],
+            "help": help_rows,
+        }
+
+    def compare(self, before: tuple[str, str], after: tuple[str, str], *, department: str | None = None) -> dict:
+        """Two date ranges side by side: did the change cut waits? Per department and in total."""
+        a = self.queue_figures(*before, department=department)
+        b = self.queue_figures(*after, department=department)
+        keys = ("arrivals", "median_wait_min", "p90_wait_min", "avg_wait_min", "long_waits", "avg_service_min",
+                "no_show_rate", "survey_avg")
+
+        def per_day(fig: dict, n_days: int) -> dict:
+            return {**{k: fig[k] for k in keys}, "arrivals_per_day": round(fig["arrivals"] / n_days, 1)}
+
+        na, nb = len(a["days"]), len(b["days"])
+        rows = []
+        for scope, fa, fb in [("total", a["total"], b["total"])] + [
+                (da["id"], da, db) for da, db in zip(a["departments"], b["departments"])]:
+            ba, bb = per_day(fa, na), per_day(fb, nb)
+            change = {k: (None if ba[k] is None or bb[k] is None else round(bb[k] - ba[k], 2)) for k in ba}
+            rows.append({"scope": scope, "before": ba, "after": bb, "change": change})
+        return {"before": {"first": before[0], "last": before[1]}, "after": {"first": after[0], "last": after[1]},
+                "department": department, "rows": rows}
+
+    def kiosk_figures(self, first: str, last: str) -> dict:
+        """Kiosk transactions per kiosk and hour by kind, time per transaction, abandoned sessions and the
+        screen they stopped at, kiosk share of check-ins and registrations, visits per kiosk against 500."""
+        days = days_between(first, last)
+        with self.read() as conn:
+            k = stats_kiosk
+            cells: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0])
+            for r in conn.execute(select(k.c.day, k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen,
+                                         k.c.n, k.c.seconds_sum).where(k.c.day.between(first, last))):
+                cells[tuple(r[:6])][0] += r.n
+                cells[tuple(r[:6])][1] += r.seconds_sum
+            g, live = self._queue_groups(conn, days, None, raw=False)
+            for key, (n, secs) in live.kiosk.items():
+                cells[key][0] += n
+                cells[key][1] += secs
+        total = g["total"].figures("")
+        per_hour: dict[tuple[str, int, str], int] = defaultdict(int)
+        kinds = {kind: {"done": 0, "abandoned": 0, "seconds": 0.0} for kind in KIOSK_KINDS}
+        screens: dict[tuple[str, str], int] = defaultdict(int)
+        kiosks: set[str] = set()
+        kiosk_days: set[tuple[str, str]] = set()
+        for (day, kiosk, hour, kind, outcome, screen), (n, secs) in cells.items():
+            kiosks.add(kiosk)
+            kiosk_days.add((day, kiosk))
+            entry = kinds.setdefault(kind, {"done": 0, "abandoned": 0, "seconds": 0.0})
+            if outcome == "done":
+                per_hour[(kiosk, hour, kind)] += int(n)
+                entry["done"] += int(n)
+                entry["seconds"] += secs
+            else:
+                entry["abandoned"] += int(n)
+                screens[(kind, screen)] += int(n)
+        by_kind = [{"kind": kind, "done": v["done"], "abandoned": v["abandoned"],
+                    "abandon_rate": round(v["abandoned"] / (v["done"] + v["abandoned"]), 3) if v["done"] + v["abandoned"] else None,
+                    "avg_seconds": round(v["seconds"] / v["done"], 1) if v["done"] else None} for kind, v in kinds.items()]
+        checkins = kinds["check_in"]["done"]
+        n_days = len(days)
+        visits_per_day = total["arrivals"] / n_days
+        active = len(kiosks)
+        per_kiosk = round(visits_per_day / active, 1) if active else None
+        needed = math.ceil(visits_per_day / VISITS_PER_KIOSK) if visits_per_day else 0
+        return {
+            "first": first, "last": last, "kiosks": sorted(kiosks),
+            "per_kiosk_hour": [{"kiosk": kk, "hour": h, "kind": kind, "transactions": n}
+                               for (kk, h, kind), n in sorted(per_hour.items())],
+            "by_kind": by_kind,
+            "abandoned_at": [{"kind": kind, "screen": s, "sessions": n}
+                             for (kind, s), n in sorted(screens.items(), key=lambda x: -x[1])],
+            "share": {
+                "check_in_at_kiosk": checkins, "check_in_tickets": total["appointments"],
+                "check_in_kiosk_share": round(min(1.0, checkins / total["appointments"]), 3) if total["appointments"] else None,
+                "registration_at_kiosk": total["walk_ins"], "registration_at_desk": total["desk"],
+                "registration_kiosk_share": round(total["walk_ins"] / (total["walk_ins"] + total["desk"]), 3)
+                if total["walk_ins"] + total["desk"] else None,
+                "payment_at_kiosk": kinds["payment"]["done"],
+                "payment_kiosk_share": None,  # the hospital backend does not tell which payments were made at a desk
+            },
+            "advice": {"visits_per_day": round(visits_per_day, 1), "kiosks": active, "visits_per_kiosk": per_kiosk,
+                       "rule_of_thumb": VISITS_PER_KIOSK, "kiosks_needed": needed,
+                       "kiosk_days": len(kiosk_days)},
+        }
+
+
+def rows_for_csv(rows: Iterable[Mapping[str, Any]], columns: list[str]) -> list[list[Any]]:
+    return [["" if r.get(c) is None else r.get(c) for c in columns] for r in rows]
