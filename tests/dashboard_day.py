@@ -53,8 +53,8 @@ def simulate(clinic: ClinicDay, *, seed: int = 21, until: str = "11:30") -> dict
         now = clinic.now
         for slot, offset, no in bookings:
             h, m = map(int, slot.split(":"))
-            slot_at = now.replace(hour=h, minute=m)
-            if now == slot_at + timedelta(minutes=offset):
+            slot_at = now.replace(hour=h, minute=m, second=0, microsecond=0)
+            if timedelta(0) <= now - (slot_at + timedelta(minutes=offset)) < timedelta(minutes=1):
                 t = clinic.check_in(no)
                 visits[t["ticket_id"]] = Visit(t["ticket_id"], "internal", now, "appointment",
                                                max(now, slot_at) if offset <= rules.late_grace_min else now)
@@ -64,7 +64,7 @@ def simulate(clinic: ClinicDay, *, seed: int = 21, until: str = "11:30") -> dict
             t = clinic.walk_in(dept, source="desk" if desk else "walk_in")
             visits[t["ticket_id"]] = Visit(t["ticket_id"], dept, now, "desk" if desk else "walk_in", now)
         for room in ROOMS:
-            if (minute + hash(room) % 3) % 3:
+            if (minute + int(room[1:])) % 3:
                 continue
             _act(clinic, rng, room, current, visits)
         minute += 1
@@ -122,7 +122,8 @@ def _done(rng: random.Random, clinic: ClinicDay, v: Visit, now: datetime) -> Non
 
 def expected(visits: list[Visit], *, long_wait_min: int) -> dict:
     """The figures of these visits, computed from the ledger with ``statistics`` (inclusive quantiles)."""
-    waits = [(v.first_called - v.wait_from).total_seconds() / 60 for v in visits if v.first_called]
+    # called before an early appointment's slot: no wait at all
+    waits = [max(0.0, (v.first_called - v.wait_from).total_seconds() / 60) for v in visits if v.first_called]
     whole = [math.floor(w) for w in waits]
     services = [(v.finished - (v.service_start or v.last_called)).total_seconds() / 60
                 for v in visits if v.status == "done"]
@@ -147,3 +148,13 @@ def expected(visits: list[Visit], *, long_wait_min: int) -> dict:
         "walk_ins": sum(v.source == "walk_in" for v in visits), "desk": sum(v.source == "desk" for v in visits),
         "appointments": sum(v.source == "appointment" for v in visits),
     }
+
+
+def end_day(clinic: ClinicDay, visits: dict[str, Visit]) -> None:
+    """Staff close the day: waiting and called tickets are cancelled, patients being served are done."""
+    clinic.service.end_of_day()
+    for v in visits.values():
+        if v.status == "serving":
+            v.status, v.finished = "done", clinic.now
+        elif v.status in ("waiting", "called"):
+            v.status = "cancelled"
