@@ -44,6 +44,12 @@ def days_between(first: str, last: str) -> list[str]:
     return [(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
 
 
+def week_of(day: str) -> str:
+    """The Monday of the ISO week of ``day`` (weeks are named by their first day)."""
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
+
+
 def metrics(sums: Mapping[str, float], waits: Mapping[int, int]) -> dict[str, Any]:
     """What a manager reads, from a group's sums and its whole-minute wait counts."""
     def avg(total: str, n: str, digits: int = 1) -> float | None:
@@ -116,11 +122,11 @@ class Dashboard:
     def _queue_groups(self, conn: Connection, days: list[str], department: str | None, *,
                       raw: bool) -> tuple[dict[str, Groups], Folded]:
         """Groups by "department", "room", "hour", "day" and "total" over the range, and the open days' fold."""
-        g = {name: Groups() for name in ("department", "room", "hour", "day", "total")}
+        g = {name: Groups() for name in ("department", "room", "hour", "day", "week", "total")}
 
         def fan(dept: str, room: str, hour: int, day: str | None) -> list[tuple[str, Any]]:
             keys: list[tuple[str, Any]] = [("department", dept), ("room", room), ("hour", hour)]
-            return keys + ([("day", day)] if day else [])
+            return keys + ([("day", day), ("week", week_of(day))] if day else [])
 
         first, last = days[0], days[-1]
         if not raw:
@@ -134,6 +140,7 @@ class Dashboard:
             for r in conn.execute(select(h.c.day, *sums).where(*self._where(h, first, last, department))
                                   .group_by(h.c.day)).mappings():
                 g["day"].add_sums(r["day"], r)
+                g["week"].add_sums(week_of(r["day"]), r)
             n = func.sum(w.c.n)
             for dept, room, hour, minute, count in conn.execute(
                     select(w.c.department, w.c.room, w.c.hour, w.c.minute, n)
@@ -145,6 +152,7 @@ class Dashboard:
                                                    .where(*self._where(w, first, last, department))
                                                    .group_by(w.c.day, w.c.minute)):
                 g["day"].add_wait(day, minute, count)
+                g["week"].add_wait(week_of(day), minute, count)
         live = self._open_fold(conn, days, raw=raw)
         for (day, dept, room, hour), values in live.hours.items():
             if department and dept != department:
@@ -182,6 +190,7 @@ class Dashboard:
             "long_wait_min": self.hospital.rules.long_wait_alert_min,
             "total": g["total"].figures(""), "departments": depts, "rooms": rooms, "hours": hours,
             "days": [{"day": d, **g["day"].figures(d)} for d in days],
+            "weeks": [{"week": w, **g["week"].figures(w)} for w in sorted({week_of(d) for d in days})],
             "help": help_rows,
         }
 
