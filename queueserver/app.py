@@ -46,6 +46,7 @@ from protocol.api import (
 from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
 from queueserver.auth import Principal, TokenBook
+from queueserver.store import Store
 from queueserver.core_link import RemoteQueueService
 from queueserver.hospital_file import HospitalFileError, parse_hospital
 from queueserver.service import BadRequestError, ForbiddenError, QueueService
@@ -127,12 +128,16 @@ def create_app(
     keepalive: float = 15.0,
     hospital_path: Path | None = None,
     republish_interval: float = 0.0,
+    data_dir: Path | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
     """The FastAPI app of one site. ``on_startup``/``on_shutdown`` run in the lifespan (the CLI starts MQTT there).
 
     ``hospital_path``: where the admin API saves a changed hospital configuration (JSON).
     ``republish_interval``: seconds between republishing every room snapshot (0: only on change
     and on connect; the CLI turns it on for PostgreSQL, where several replicas may publish).
+    ``data_dir``: where the dashboard keeps its weekly reports (``<data_dir>/weekly-reports``);
+    ``store``: the store the dashboard reads in an HTTP worker (the service's own store otherwise).
     """
     broadcaster = Broadcaster()
     service.add_listener(broadcaster.changed)
@@ -399,12 +404,12 @@ def create_app(
     @app.get("/api/v1/stats", tags=["stats"], responses=ERRORS)
     def stats(who: Who, day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None) -> dict:
         """Per department and room for a day (default today): tickets, waits, service, no-shows, recalls, survey."""
-        need(who, "admin", "clinician", what="read statistics")
+        need(who, "admin", "clinician", "manager", what="read statistics")
         return service.stats(day)
 
     @app.get("/api/v1/stats.csv", tags=["stats"], responses=ERRORS)
     def stats_csv(who: Who, day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None) -> Response:
-        need(who, "admin", "clinician", what="read statistics")
+        need(who, "admin", "clinician", "manager", what="read statistics")
         text = service.stats_csv(day)
         name = f"clinicflow-stats-{day or service.today()}.csv"
         return PlainTextResponse(text, media_type="text/csv",
@@ -461,4 +466,9 @@ def create_app(
     app.include_router(patient_router(service, tokens))
     from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)
     app.include_router(fleet_router())
+    dashboard_store = store or getattr(service, "store", None)
+    if dashboard_store is not None:  # managers' figures and reports (docs/dashboard.md)
+        from queueserver.dashboard.router import dashboard_router
+        app.include_router(dashboard_router(service, store=dashboard_store,
+                                            reports_dir=(data_dir or Path("clinicflow-data")) / "weekly-reports"))
     return app

@@ -57,7 +57,9 @@ async def _serve(service: QueueService, bus: Any, args: argparse.Namespace, list
     quick_exits = 0
 
     def spawn() -> subprocess.Popen[bytes]:
-        worker = subprocess.Popen(command, pass_fds=(listener.fileno(),))
+        # The store's URL may hold a password: in the environment (owner-only), not on the command line.
+        worker = subprocess.Popen(command, pass_fds=(listener.fileno(),),
+                                  env={**os.environ, "CLINICFLOW_STORE_URL": service.store.url})
         started[worker.pid] = loop.time()
         return worker
 

@@ -75,8 +75,11 @@ async def serve(args: argparse.Namespace) -> None:
             bus.stop()
         backend.close()
 
+    from queueserver.store import Store
+    store = Store(os.environ["CLINICFLOW_STORE_URL"]) if os.environ.get("CLINICFLOW_STORE_URL") else None
     app = create_app(remote, tokens, on_startup=on_startup, on_shutdown=on_shutdown,  # type: ignore[arg-type]
-                     alert_interval=0, republish_interval=0, hospital_path=data_dir / "hospital.json")
+                     alert_interval=0, republish_interval=0, hospital_path=data_dir / "hospital.json",
+                     data_dir=data_dir, store=store)  # the store: the dashboard's reads
     app.state.bus = bus
     # The inherited socket as what it is (TCP): uvicorn's own --fd takes every descriptor for a Unix
     # socket, and without TCP_NODELAY each answer waited ~40 ms for a delayed ACK.

@@ -31,6 +31,7 @@ from queueserver.dashboard import plots, report
 from queueserver.dashboard.kiosk_events import KioskEvent, record_kiosk_event
 from queueserver.dashboard.queries import Dashboard, RangeError
 from queueserver.dashboard.scheduler import DashboardScheduler
+from queueserver.store import Store
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
@@ -81,15 +82,22 @@ def _range(text: str, label: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def dashboard_router(service: Any, *, reports_dir: Path, schedule: bool = True) -> APIRouter:
-    """The router to ``include_router`` into the queue server's app (``service`` has ``store`` and ``hospital``)."""
-    store = service.store
-    board = Dashboard(hospital=service.hospital, read=store.read, today=service.today)
-    scheduler = DashboardScheduler(board, store, reports_dir=reports_dir, clock=service.clock)
+def dashboard_router(service: Any, *, store: Store, reports_dir: Path, schedule: bool = True) -> APIRouter:
+    """The router to ``include_router`` into the queue server's app.
+
+    ``service`` gives the hospital file (a ``QueueService`` or, in an HTTP worker, its stand-in)
+    and its clock if it has one; ``store`` is read for the figures and written for kiosk events.
+    """
+    clock = getattr(service, "clock", None) or (lambda: datetime.now(timezone.utc))
+
+    def today() -> str:
+        return clock().astimezone(service.hospital.tz).date().isoformat()
+
+    board = Dashboard(hospital=service.hospital, read=store.read, today=today)
+    scheduler = DashboardScheduler(board, store, reports_dir=reports_dir, clock=clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        board.hospital = app.state.service.hospital  # an admin's hospital change is seen by later queries
         if schedule:
             scheduler.start()
         try:
@@ -193,7 +201,7 @@ def dashboard_router(service: Any, *, reports_dir: Path, schedule: bool = True) 
     @router.post("/api/v1/dashboard/reports", tags=["dashboard"], dependencies=[Reader], status_code=201)
     async def make_report(body: ReportRequest) -> dict:
         """Write the weekly PDF now (it is also written every Monday by itself)."""
-        week = body.week_start or report.last_full_week(date.fromisoformat(service.today()))
+        week = body.week_start or report.last_full_week(date.fromisoformat(today()))
         if week.weekday() != 0:
             raise HTTPException(400, f"week_start {week} is a {week:%A}; weeks start on Monday.")
         refresh()
@@ -209,9 +217,9 @@ def dashboard_router(service: Any, *, reports_dir: Path, schedule: bool = True) 
     @router.post("/api/v1/kiosk-events", tags=["kiosk"], dependencies=[Depends(_kiosk)], status_code=202)
     async def kiosk_event(body: KioskEvent) -> dict:
         """A kiosk session ended: what it was for, done or abandoned, on which screen, how long it took."""
-        now = service.clock()
+        now = clock()
         stored = await run_in_threadpool(record_kiosk_event, store, body, now=now,
-                                         day=now.astimezone(service.tz).date().isoformat())
+                                         day=now.astimezone(service.hospital.tz).date().isoformat())
         return {"stored": stored}
 
     return router
