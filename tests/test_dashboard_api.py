@@ -14,6 +14,9 @@ from tests.clinic_day import ClinicDay
 from tests.dashboard_day import end_day, expected, simulate
 
 SH = ZoneInfo("Asia/Shanghai")
+KIOSK_DAY = ([("check_in", "done", "", 35)] * 12 + [("registration", "done", "", 80)] * 6 + [("payment", "done", "", 95)] * 5
+             + [("report", "done", "", 25)] * 4 + [("payment", "abandoned", "pay_method", 60)] * 3
+             + [("registration", "abandoned", "department", 40)] * 2 + [("check_in", "abandoned", "appointment_no", 30)])
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,10 @@ def server(history, tmp_path_factory, request):
 
     mosquitto = request.getfixturevalue("mosquitto")
     proc = QueueServerProcess(Path(history[0]), mosquitto.url).start()
+    kiosk = proc.client("kiosk")
+    for i, (kind, outcome, screen, secs) in enumerate(KIOSK_DAY):
+        kiosk.post("/api/v1/kiosk-events", json={"event_id": f"day-{i}", "kiosk": f"k{1 + i % 2}", "kind": kind,
+                                                 "outcome": outcome, "screen": screen, "seconds": secs})
     yield proc
     proc.stop()
 
@@ -102,13 +109,14 @@ def test_kiosk_sessions_reported_by_a_kiosk_show_up_with_where_patients_gave_up(
     assert bad.status_code == 422
     body = manager.get("/api/v1/dashboard/kiosk", params={"first": today, "last": today}).json()
     kinds = {k["kind"]: k for k in body["by_kind"]}
-    assert kinds["check_in"]["done"] == 2 and kinds["check_in"]["avg_seconds"] == 45.0
-    assert kinds["payment"]["abandoned"] == 2 and kinds["payment"]["abandon_rate"] == 1.0
-    assert body["abandoned_at"][0] == {"kind": "payment", "screen": "pay_method", "sessions": 2}
-    assert body["advice"]["kiosks"] == 1 and body["advice"]["rule_of_thumb"] == 500
+    # the fixture's day plus this test's sessions, all on kiosks k1 and k2
+    assert kinds["check_in"]["done"] == 12 + 2 and kinds["check_in"]["avg_seconds"] == round((12 * 35 + 90) / 14, 1)
+    assert kinds["payment"]["abandoned"] == 3 + 2 and kinds["payment"]["abandon_rate"] == round(5 / 10, 3)
+    assert body["abandoned_at"][0] == {"kind": "payment", "screen": "pay_method", "sessions": 5}
+    assert body["advice"]["kiosks"] == 2 and body["advice"]["rule_of_thumb"] == 500
     rows = rows_of(manager.get("/api/v1/dashboard/tables/abandoned.csv",
                                params={"first": today, "last": today, "lang": "en"}).text)
-    assert rows[0] == {"Transaction": "Payment", "Screen left": "pay_method", "Sessions": "2"}
+    assert rows[0] == {"Transaction": "Payment", "Screen left": "pay_method", "Sessions": "5"}
 
 
 def test_weekly_report_on_demand_is_a_listed_a4_pdf(server, history, tmp_path):

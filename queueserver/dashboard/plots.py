@@ -144,10 +144,10 @@ def _trend(ax: Axes, labels: list[str], items: list[dict], lang: str) -> None:
     _legend(ax, lines + bars, names + bnames)
 
 
-def draw(name: str, ax: Axes, data: dict, lang: str) -> None:
-    """Draw plot ``name`` of ``data`` (a ``Dashboard`` answer) on ``ax``."""
+def draw(name: str, ax: Axes, data: dict, lang: str, *, title: bool = True) -> None:
+    """Draw plot ``name`` of ``data`` (a ``Dashboard`` answer) on ``ax`` (``title``: the page has its own)."""
     setup_fonts()
-    ax.set_title(word(f"plot_{name}", lang), loc="left", fontsize="medium", pad=22)
+    ax.set_title(word(f"plot_{name}", lang) if title else " ", loc="left", fontsize="medium", pad=22 if title else 8)
     if name == "departments":
         d = [x for x in data["departments"] if x["arrivals"]]
         _bars(ax, [_name(x, lang) for x in d], [(word(k, lang), [x[k] for x in d])
@@ -203,7 +203,7 @@ def svg(name: str, data: dict, lang: str, *, size: tuple[float, float] = (7.2, 3
     """Plot ``name`` as an SVG document (text as paths: the same glyphs in every browser)."""
     setup_fonts()
     fig = Figure(figsize=size, layout="constrained")
-    draw(name, fig.subplots(), data, lang)
+    draw(name, fig.subplots(), data, lang, title=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()

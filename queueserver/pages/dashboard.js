@@ -5,7 +5,7 @@ const T = {
        department: "Department", all: "All departments", today: "Today", d7: "7 days", d30: "30 days", d90: "90 days",
        show: "Show", kiosk: "Self-service kiosks", compare: "Before and after", before: "Before", after: "After",
        compare_btn: "Compare", reports: "Weekly reports", make_report: "Make last week's report now", week: "Week",
-       language: "Language", created: "Made", download: "Download PDF", csv: "CSV", numbers: "Numbers",
+       language: "Language", created: "Made", download: "Download PDF", csv: "Download CSV", numbers: "Numbers",
        loading: "Loading…", made: "Report written: ", none: "No reports yet.",
        arrivals: "Arrivals", median_wait_min: "Median wait (min)", p90_wait_min: "p90 wait (min)",
        long_waits: "Waits over {n} min", avg_service_min: "Service time (min)", no_shows: "No-shows", recalls: "Recalls",
@@ -23,7 +23,7 @@ const T = {
        department: "科室", all: "全部科室", today: "今天", d7: "近7天", d30: "近30天", d90: "近90天",
        show: "查询", kiosk: "自助机", compare: "调整前后对比", before: "调整前", after: "调整后",
        compare_btn: "对比", reports: "周报", make_report: "立即生成上周周报", week: "周", language: "语言",
-       created: "生成时间", download: "下载PDF", csv: "CSV", numbers: "数据表", loading: "加载中…", made: "周报已生成：",
+       created: "生成时间", download: "下载PDF", csv: "下载CSV", numbers: "数据表", loading: "加载中…", made: "周报已生成：",
        none: "暂无周报。",
        arrivals: "到达人数", median_wait_min: "等候中位数（分钟）", p90_wait_min: "90%等候（分钟）",
        long_waits: "等候超过{n}分钟", avg_service_min: "诊疗时长（分钟）", no_shows: "过号未到", recalls: "重呼次数",
@@ -110,7 +110,7 @@ function plotBox(name, query) {
   const scroll = document.createElement("div"); scroll.className = "scroll"; details.appendChild(scroll);
   fig.appendChild(details);
   const tools = document.createElement("div"); tools.className = "tools";
-  const a = document.createElement("a"); a.textContent = t("csv") + " ⭳"; a.className = "csv"; tools.appendChild(a);
+  const a = document.createElement("a"); a.textContent = t("csv"); a.className = "csv"; tools.appendChild(a);
   fig.appendChild(tools);
   fill(fig, name, query, generation);
   return fig;
