@@ -43,6 +43,7 @@ from queueserver import rules as R
 from queueserver.hospital.port import HospitalBackend
 from queueserver.hospital_file import Hospital, Room
 from queueserver.fastsql import StatementRunner
+from queueserver.dashboard.quantiles import quantile
 from queueserver.lanes import RoomLanes
 from queueserver.store import Store, Tx, UTCDateTime, calls, counters, idempotency, rooms, service_times, tickets
 
@@ -1116,11 +1117,9 @@ class QueueService:
         with self.store.read() as conn:
             rows = list(conn.execute(select(tickets).where(tickets.c.day == day)).mappings())
 
-        def p90(values: list[float]) -> float | None:
-            if not values:
-                return None
-            values = sorted(values)
-            return round(values[min(len(values) - 1, int(0.9 * len(values) + 0.5) - 1 if len(values) > 1 else 0)], 1)
+        def p90(values: list[float]) -> float | None:  # inclusive quantile, as the dashboard (docs/dashboard.md)
+            value = quantile(values, 0.9)
+            return None if value is None else round(value, 1)
 
         def summarise(group: list[Record]) -> dict:
             waits, services = [], []

@@ -114,3 +114,17 @@ def test_a_reversed_or_malformed_range_is_refused_with_a_sentence(tmp_path):
     with pytest.raises(RangeError, match="no department"):
         board.queue_figures("2026-03-01", "2026-03-01", department="nowhere")
     clinic.close()
+
+
+def test_statistics_p90_no_longer_under_reports(tmp_path):
+    clinic = ClinicDay(tmp_path)
+    clinic.at("08:00")
+    for _ in range(10):
+        clinic.walk_in()
+    for minute in range(1, 11):  # waits of 1, 2, ..., 10 minutes
+        clinic.at(f"08:{minute:02d}")
+        clinic.call_next("r1")
+    internal = clinic.service.stats()["departments"]["internal"]
+    assert internal["p90_wait_min"] == 9.1  # the rounded rank said 9.0
+    assert internal["p90_wait_min"] == round(statistics.quantiles(range(1, 11), n=10, method="inclusive")[8], 1)
+    clinic.close()

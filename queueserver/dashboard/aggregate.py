@@ -53,6 +53,8 @@ def wait_minutes(row: Mapping[str, Any], rules: Rules) -> float | None:
     """Minutes from the start of the ticket's wait to its first call (None: never called)."""
     if row["first_called_at"] is None:
         return None
+    if row["slot_start"] is None:  # no appointment: the wait starts at arrival (rules.wait_started)
+        return max(0.0, (row["first_called_at"] - row["arrived_at"]).total_seconds() / 60)
     waiting = R.Waiting(
         ticket_id=row["ticket_id"], number=row["number"], arrived_at=row["arrived_at"], issue_seq=row["number_seq"],
         slot_start=row["slot_start"], slot_end=row["slot_end"], emergency=bool(row["emergency"]),
@@ -110,13 +112,14 @@ def fold_kiosk(rows: Iterable[Mapping[str, Any]], *, tz: ZoneInfo, into: Folded 
     return out
 
 
-def fold_days(conn: Connection, days: list[str], *, rules: Rules, tz: ZoneInfo) -> Folded:
-    """Fold the given (open) days from their ticket and kiosk rows."""
+def fold_days(conn: Connection, days: list[str], *, rules: Rules, tz: ZoneInfo,
+              department: str | None = None) -> Folded:
+    """Fold the given (open) days from their ticket and kiosk rows (tickets of one department only, if given)."""
     out = Folded()
     if not days:
         return out
-    fold_tickets(conn.execute(select(*TICKET_COLUMNS).where(tickets.c.day.in_(days))).mappings(),
-                 rules=rules, tz=tz, into=out)
+    cond = [tickets.c.day.in_(days)] + ([tickets.c.department == department] if department else [])
+    fold_tickets(conn.execute(select(*TICKET_COLUMNS).where(*cond)).mappings(), rules=rules, tz=tz, into=out)
     fold_kiosk(conn.execute(select(kiosk_events).where(kiosk_events.c.day.in_(days))).mappings(), tz=tz, into=out)
     return out
 

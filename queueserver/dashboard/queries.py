@@ -8,6 +8,8 @@ its tickets instead: the same answer, the way it would be without aggregates (th
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
@@ -26,6 +28,7 @@ from queueserver.dashboard.tables import HOUR_SUMS, stats_hour, stats_kiosk, sta
 KIOSK_KINDS = ("check_in", "registration", "payment", "report")
 VISITS_PER_KIOSK = 500  # the plans' rule of thumb: one self-service machine per 500 visits a day
 MAX_DAYS = 400
+LIVE_TTL_S = 10.0
 
 
 class RangeError(ValueError):
@@ -102,15 +105,35 @@ class Dashboard:
         self.hospital = hospital
         self.read = read  # a context manager giving a read-only Connection (Store.read)
         self.today = today
+        self._live_cache: dict[tuple, tuple[float, Folded]] = {}
+        self._cache_lock = threading.Lock()
 
     @property
     def tz(self) -> ZoneInfo:
         return self.hospital.tz
 
     # ------------------------------------------------------------------ helpers
-    def _open_fold(self, conn: Connection, days: list[str], *, raw: bool) -> Folded:
+    def _open_fold(self, conn: Connection, days: list[str], *, raw: bool, department: str | None = None) -> Folded:
+        """The days of the range that are not closed, folded from their rows. Raw: every day, never cached.
+
+        The fold of the open days is kept ``LIVE_TTL_S`` seconds: the page asks for several plots of
+        the same range at once, and a figure a few seconds old is as good to a manager.
+        """
         closed = set() if raw else closed_days(conn, days[0], days[-1])
-        return fold_days(conn, [d for d in days if d not in closed], rules=self.hospital.rules, tz=self.tz)
+        open_days = [d for d in days if d not in closed]
+        if raw or not open_days:
+            return fold_days(conn, open_days, rules=self.hospital.rules, tz=self.tz, department=department)
+        key = (tuple(open_days), department, id(self.hospital))
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._live_cache.get(key)
+            if hit is not None and now - hit[0] < LIVE_TTL_S:
+                return hit[1]
+        folded = fold_days(conn, open_days, rules=self.hospital.rules, tz=self.tz, department=department)
+        with self._cache_lock:
+            self._live_cache = {k: v for k, v in self._live_cache.items() if now - v[0] < LIVE_TTL_S}
+            self._live_cache[key] = (now, folded)
+        return folded
 
     @staticmethod
     def _where(table: Any, first: str, last: str, department: str | None) -> list[Any]:
@@ -153,7 +176,7 @@ class Dashboard:
                                                    .group_by(w.c.day, w.c.minute)):
                 g["day"].add_wait(day, minute, count)
                 g["week"].add_wait(week_of(day), minute, count)
-        live = self._open_fold(conn, days, raw=raw)
+        live = self._open_fold(conn, days, raw=raw, department=department)
         for (day, dept, room, hour), values in live.hours.items():
             if department and dept != department:
                 continue
