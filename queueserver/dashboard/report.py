@@ -61,7 +61,7 @@ def _table(ax: Any, header: list[str], rows: list[list[Any]], *, font: float = 7
                  cellLoc="center", colLoc="center")
     t.auto_set_font_size(False)
     t.set_fontsize(font)
-    t.scale(1, 1.25)
+    t.scale(1, 1.15)
     for (r, _c), cell in t.get_celld().items():
         cell.set_edgecolor("#BBBBBB")
         if r == 0:
@@ -94,8 +94,8 @@ def write_pdf(path: Path, *, site: str, week: date, lang: str, this: dict, prev:
             advice = word("kiosk_advice", lang, visits=_fmt(adv["visits_per_day"]), kiosks=adv["kiosks"],
                           per=_fmt(adv["visits_per_kiosk"]), rule=adv["rule_of_thumb"], needed=adv["kiosks_needed"])
             fig.text(0.60, 0.89, advice, fontsize=8.5, wrap=True, va="top")
-        plots.draw("departments", fig.add_axes((0.09, 0.465, 0.85, 0.155)), this, lang)
-        plots.draw("days", fig.add_axes((0.09, 0.235, 0.80, 0.15)), this, lang)
+        plots.draw("departments", fig.add_axes((0.09, 0.45, 0.85, 0.15)), this, lang)
+        plots.draw("days", fig.add_axes((0.09, 0.225, 0.80, 0.145)), this, lang)
         header, body = plots.table("departments", this, lang)
         keep = [0, 1, 3, 4, 6, 7, 11]  # name, arrivals, median, p90, long waits, service, satisfaction
         _table(fig.add_axes((0.06, 0.03, 0.88, 0.15)), [header[i] for i in keep],
