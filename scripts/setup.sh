@@ -17,6 +17,7 @@ APT_RUNTIME=(
   libusb-1.0-0 linux-libc-dev                       # USB receipt printers (pyusb); evdev builds against input.h
 )
 APT_TEST=(chromium chromium-driver)                 # web pages tested in real headless Chromium
+APT_TEST+=(poppler-utils)                           # pdftotext, pdftoppm: the weekly PDF report read back
 APT_TEST+=(systemd)                                 # systemd-analyze verifies the generated device units
 
 packages=("${APT_RUNTIME[@]}")

@@ -21,13 +21,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from queueserver import rules as R
 from queueserver.hospital_file import Rules
 from queueserver.store import Store, tickets
-from queueserver.dashboard.tables import HOUR_SUMS, kiosk_events, stats_days, stats_hour, stats_kiosk, stats_wait
+from queueserver.dashboard.tables import HOUR_SUMS, WAIT_CAP, kiosk_events, stats_days, stats_hour, stats_kiosk
 
 HourKey = tuple[str, str, str, int]  # day, department, room, hour
 KioskKey = tuple[str, str, int, str, str, str]  # day, kiosk, hour, kind, outcome, screen
@@ -45,7 +46,7 @@ class Folded:
     """Aggregate cells of some days, as the tables hold them."""
 
     hours: dict[HourKey, dict[str, float]] = field(default_factory=lambda: defaultdict(lambda: dict.fromkeys(HOUR_SUMS, 0)))
-    waits: dict[tuple[str, str, str, int, int], int] = field(default_factory=lambda: defaultdict(int))
+    waits: dict[HourKey, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     kiosk: dict[KioskKey, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0.0]))
 
 
@@ -92,7 +93,7 @@ def fold_tickets(rows: Iterable[Mapping[str, Any]], *, rules: Rules, tz: ZoneInf
             cell["wait_n"] += 1
             cell["wait_sum"] += wait
             cell["long_waits"] += wait > rules.long_wait_alert_min
-            out.waits[(*key, math.floor(wait))] += 1
+            out.waits[key][min(WAIT_CAP, math.floor(wait))] += 1
         service = service_minutes(r)
         if service is not None:
             cell["service_n"] += 1
@@ -128,15 +129,25 @@ def closed_days(conn: Connection, first: str, last: str) -> set[str]:
     return set(conn.execute(select(stats_days.c.day).where(stats_days.c.day.between(first, last))).scalars())
 
 
+def pack_waits(counts: Mapping[int, int]) -> bytes:
+    """A cell's whole-minute wait counts as stored in ``qs_stats_hour.waits``."""
+    if not counts:
+        return b""
+    dense = np.zeros(max(counts) + 1, dtype="<u2")
+    for minute, n in counts.items():
+        dense[minute] = n
+    return dense.tobytes()
+
+
 def store_folded(conn: Connection, day: str, folded: Folded, *, now: datetime) -> None:
     """Replace the aggregates of ``day`` by ``folded`` and mark the day closed (one transaction)."""
-    for table in (stats_hour, stats_wait, stats_kiosk, stats_days):
+    for table in (stats_hour, stats_kiosk, stats_days):
         conn.execute(delete(table).where(table.c.day == day))
-    hours = [dict(zip(("day", "department", "room", "hour"), k), **v) for k, v in folded.hours.items()]
-    waits = [dict(day=k[0], department=k[1], room=k[2], hour=k[3], minute=k[4], n=n) for k, n in folded.waits.items()]
+    hours = [dict(zip(("day", "department", "room", "hour"), k), **v, waits=pack_waits(folded.waits.get(k, {})))
+             for k, v in folded.hours.items()]
     kiosk = [dict(zip(("day", "kiosk", "hour", "kind", "outcome", "screen"), k), n=v[0], seconds_sum=v[1])
              for k, v in folded.kiosk.items()]
-    for table, rows in ((stats_hour, hours), (stats_wait, waits), (stats_kiosk, kiosk)):
+    for table, rows in ((stats_hour, hours), (stats_kiosk, kiosk)):
         if rows:
             conn.execute(insert(table), rows)
     conn.execute(insert(stats_days).values(day=day, closed_at=now,

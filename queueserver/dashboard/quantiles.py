@@ -5,13 +5,15 @@ two values around it; this is ``statistics.quantiles(values, n=..., method="incl
 numpy's default), so p90 never under-reports as a rounded rank does. One value is its own
 quantile; no value has none.
 
-The dashboard keeps waits as counts per whole minute (``qs_stats_wait``): ``from_counts`` gives
-exactly the quantile of those whole-minute values without expanding them.
+The dashboard keeps waits as counts per whole minute (``qs_stats_hour.waits``): ``from_counts`` and
+``from_histogram`` give exactly the quantile of those whole-minute values without expanding them.
 """
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
+
+import numpy as np
 
 
 def quantile(values: Iterable[float], p: float) -> float | None:
@@ -51,3 +53,16 @@ def from_counts(counts: Mapping[int, int], p: float) -> float | None:
     if hi is None:
         hi = lo
     return float(lo + (hi - lo) * frac)
+
+
+def from_histogram(counts: "np.ndarray", p: float) -> float | None:
+    """The ``p``-quantile of a histogram: ``counts[v]`` values equal to ``v`` (same definition as ``quantile``)."""
+    cum = np.cumsum(counts)
+    total = int(cum[-1]) if len(cum) else 0
+    if total == 0:
+        return None
+    pos = (total - 1) * p
+    rank = int(pos)
+    lo = int(np.searchsorted(cum, rank, side="right"))  # the value at 0-based rank ``rank``
+    hi = int(np.searchsorted(cum, min(rank + 1, total - 1), side="right"))
+    return float(lo + (hi - lo) * (pos - rank))

@@ -1,4 +1,4 @@
-"""The dashboard's aggregates: closed days, per day/department/room/hour sums, wait minutes, kiosk events.
+"""The dashboard's aggregates: closed days, per day/department/room/hour sums and wait histograms, kiosk events.
 
 Revision ID: 0005
 Revises: 0001
@@ -16,7 +16,6 @@ depends_on = None
 
 HOUR_SUMS = ("arrivals", "appointments", "walk_ins", "desk", "called", "served", "cancelled", "no_shows",
              "recalls", "long_waits", "wait_n", "wait_sum", "service_n", "service_sum", "survey_n", "survey_sum")
-KEY = ("day", "department", "room", "hour")
 
 
 def _key() -> list[sa.Column]:
@@ -34,11 +33,7 @@ def upgrade() -> None:
     op.create_table(
         "qs_stats_hour", *_key(),
         *(sa.Column(name, sa.Float if name.endswith("_sum") else sa.Integer, nullable=False) for name in HOUR_SUMS),
-    )
-    op.create_table(
-        "qs_stats_wait", *_key(),
-        sa.Column("minute", sa.Integer, primary_key=True),
-        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("waits", sa.LargeBinary, nullable=False),
     )
     op.create_table(
         "qs_kiosk_events",
@@ -75,6 +70,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("qs_stats_reports", "qs_stats_kiosk", "qs_kiosk_events", "qs_stats_wait", "qs_stats_hour",
-                  "qs_stats_days"):
+    for table in ("qs_stats_reports", "qs_stats_kiosk", "qs_kiosk_events", "qs_stats_hour", "qs_stats_days"):
         op.drop_table(table)
