@@ -128,3 +128,29 @@ def test_statistics_p90_no_longer_under_reports(tmp_path):
     assert internal["p90_wait_min"] == 9.1  # the rounded rank said 9.0
     assert internal["p90_wait_min"] == round(statistics.quantiles(range(1, 11), n=10, method="inclusive")[8], 1)
     clinic.close()
+
+
+def test_help_requests_and_red_flags_plug_in_when_the_store_keeps_them(tmp_path):
+    from sqlalchemy import Column, MetaData, String, Table
+
+    from queueserver.store import UTCDateTime
+
+    clinic = ClinicDay(tmp_path)
+    board = dashboard_of(clinic)
+    assert board.queue_figures("2026-03-02", "2026-03-02")["help"] is None  # not recorded: the page says so
+    table = Table("qs_help_requests", MetaData(), Column("help_id", String(64), primary_key=True),
+                  Column("kind", String(16)), Column("department", String(64)), Column("created_at", UTCDateTime))
+    table.create(clinic.store.engine)
+    at = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
+    with clinic.store.tx() as tx:
+        tx.conn.execute(table.insert(), [
+            {"help_id": "h1", "kind": "help", "department": "internal", "created_at": at},
+            {"help_id": "h2", "kind": "red_flag", "department": "internal", "created_at": at},
+            {"help_id": "h3", "kind": "help", "department": "surgery", "created_at": at},
+            {"help_id": "h4", "kind": "long_wait", "department": "surgery", "created_at": at},
+            {"help_id": "h5", "kind": "help", "department": "surgery", "created_at": at.replace(day=3)}])
+    help_ = board.queue_figures("2026-03-02", "2026-03-02")["help"]
+    assert (help_["help_requests"], help_["red_flags"]) == (2, 1)
+    assert {(r["department"], r["help_requests"], r["red_flags"]) for r in help_["rows"]} == {
+        ("internal", 1, 1), ("surgery", 1, 0)}
+    clinic.close()
