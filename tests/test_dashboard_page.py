@@ -38,7 +38,8 @@ def test_manager_sees_plots_with_their_numbers(browser, server, history, artifac
         assert {d: int(n) for d, n in cells if d in ledgers} == {d: len(ledgers[d]) for d in days}
         title = page.text_content("#plot-departments h3")
         assert title == ("各科室等候时间" if lang == "zh" else "Waits by department")
-        page.wait_for_function("document.querySelectorAll('#kiosk-plots figure').length == 3")
+        page.wait_for_function("document.querySelectorAll('#kiosk-plots figure img[src^=blob]').length == 2")
+        page.wait_for_function("document.querySelectorAll('#kiosk-plots figure table').length == 3")
         page.screenshot(path=str(artifacts_dir / f"dashboard-{size}-{lang}.png"), full_page=True)
         assert not errors
     finally:

@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from queueserver.store import database_url, metadata
+import queueserver.dashboard.tables  # noqa: E402,F401  (the dashboard's tables share the MetaData)
 
 config = context.config
 target_metadata = metadata

@@ -195,7 +195,7 @@ async function loadReports() {
     const tr = body.insertRow();
     tr.insertCell().textContent = `${r.first_day} – ${r.last_day}`;
     tr.insertCell().textContent = r.language === "zh" ? "中文" : "English";
-    tr.insertCell().textContent = r.created_at.slice(0, 16).replace("T", " ");
+    tr.insertCell().textContent = new Date(r.created_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB");
     const b = document.createElement("button"); b.type = "button"; b.textContent = t("download");
     b.addEventListener("click", async () => {
       const blob = await (await api(r.url)).blob(); const a = document.createElement("a");
