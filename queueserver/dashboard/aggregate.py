@@ -17,17 +17,17 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import String, delete, insert, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from queueserver import rules as R
 from queueserver.hospital_file import Rules
-from queueserver.store import Store, tickets
+from queueserver.store import Store, UTCDateTime, tickets
 from queueserver.dashboard.tables import HOUR_SUMS, WAIT_CAP, kiosk_events, stats_days, stats_hour, stats_kiosk
 
 HourKey = tuple[str, str, str, int]  # day, department, room, hour
@@ -120,9 +120,33 @@ def fold_days(conn: Connection, days: list[str], *, rules: Rules, tz: ZoneInfo,
     if not days:
         return out
     cond = [tickets.c.day.in_(days)] + ([tickets.c.department == department] if department else [])
-    fold_tickets(conn.execute(select(*TICKET_COLUMNS).where(*cond)).mappings(), rules=rules, tz=tz, into=out)
+    fold_tickets(_ticket_rows(conn, cond), rules=rules, tz=tz, into=out)
     fold_kiosk(conn.execute(select(kiosk_events).where(kiosk_events.c.day.in_(days))).mappings(), tz=tz, into=out)
     return out
+
+
+_TIMES = {c.name for c in TICKET_COLUMNS if isinstance(c.type, UTCDateTime)}
+_NAMES = [c.name for c in TICKET_COLUMNS]
+# Datetimes come as the driver gives them: SQLAlchemy's own parsing of SQLite's text costs more than
+# the whole fold (about 5 us a value); datetime.fromisoformat is a fraction of that.
+_RAW_COLUMNS = [type_coerce(c, String()).label(c.name) if c.name in _TIMES else c for c in TICKET_COLUMNS]
+
+
+def _utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _ticket_rows(conn: Connection, cond: list[Any]) -> Iterable[dict[str, Any]]:
+    times = [i for i, n in enumerate(_NAMES) if n in _TIMES]
+    for raw in conn.execute(select(*_RAW_COLUMNS).where(*cond)):
+        values = list(raw)
+        for i in times:
+            values[i] = _utc(values[i])
+        yield dict(zip(_NAMES, values))
 
 
 def closed_days(conn: Connection, first: str, last: str) -> set[str]:

@@ -119,20 +119,34 @@ class Cells:
                 waits[i, minute] = count
         return cls([tuple(r[:4]) for r in rows] + live_keys, sums, waits)
 
-    def group(self, labels: list[Any]) -> Groups:
-        """Add up the cells by ``labels`` (one per cell)."""
+    def group(self, labels: list[Any]) -> tuple[list[Any], np.ndarray, np.ndarray]:
+        """Add up the cells by ``labels`` (one per cell): the labels present, their sums and histograms."""
         if not labels:
-            return Groups({}, {})
+            return [], np.zeros((0, len(HOUR_SUMS))), np.zeros((0, WAIT_CAP + 1), dtype=np.int64)
         uniq = sorted(set(labels))
         index = {u: i for i, u in enumerate(uniq)}
         inv = np.fromiter((index[x] for x in labels), dtype=np.int64, count=len(labels))
-        order = np.argsort(inv, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(inv[order]) != 0])
-        sums = np.add.reduceat(self.sums[order], starts, axis=0)
-        waits = np.add.reduceat(self.waits[order], starts, axis=0)
-        present = [uniq[i] for i in inv[order][starts]]
-        return Groups({u: dict(zip(HOUR_SUMS, sums[j].tolist())) for j, u in enumerate(present)},
-                      {u: waits[j] for j, u in enumerate(present)})
+        sums, waits = self.sums, self.waits
+        if len(inv) > 1 and (np.diff(inv) < 0).any():  # cells come in key order: most groupings need no sort
+            order = np.argsort(inv, kind="stable")
+            inv, sums, waits = inv[order], sums[order], waits[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(inv) != 0])
+        return ([uniq[i] for i in inv[starts]], np.add.reduceat(sums, starts, axis=0),
+                np.add.reduceat(waits, starts, axis=0))
+
+
+def _groups(labels: list[Any], sums: np.ndarray, waits: np.ndarray) -> Groups:
+    return Groups({u: dict(zip(HOUR_SUMS, sums[j].tolist())) for j, u in enumerate(labels)},
+                  {u: waits[j] for j, u in enumerate(labels)})
+
+
+def _regroup(labels: list[Any], sums: np.ndarray, waits: np.ndarray, key: Callable[[Any], Any]) -> Groups:
+    """Groups of groups (departments of rooms, weeks of days): a few rows, summed again."""
+    out: dict[Any, list[int]] = defaultdict(list)
+    for j, u in enumerate(labels):
+        out[key(u)].append(j)
+    return Groups({k: dict(zip(HOUR_SUMS, sums[js].sum(axis=0).tolist())) for k, js in out.items()},
+                  {k: waits[js].sum(axis=0) for k, js in out.items()})
 
 
 class Dashboard:
@@ -185,7 +199,8 @@ class Dashboard:
         if not raw:
             h = stats_hour
             rows = list(conn.execute(select(h.c.day, h.c.department, h.c.room, h.c.hour, *(h.c[n] for n in HOUR_SUMS),
-                                            h.c.waits).where(*self._where(h, days[0], days[-1], department))))
+                                            h.c.waits).where(*self._where(h, days[0], days[-1], department))
+                                     .order_by(h.c.day, h.c.department, h.c.room, h.c.hour)))
         live = self._open_fold(conn, days, raw=raw, department=department)
         return Cells.build(rows, live, department), live
 
@@ -193,10 +208,13 @@ class Dashboard:
     def _queue_groups(cells: Cells) -> dict[str, Groups]:
         """Groups by "department", "room", "hour", "day", "week" and "total"."""
         keys = cells.keys
-        weeks = {d: week_of(d) for d in {k[0] for k in keys}}
-        return {"department": cells.group([k[1] for k in keys]), "room": cells.group([k[2] for k in keys]),
-                "hour": cells.group([k[3] for k in keys]), "day": cells.group([k[0] for k in keys]),
-                "week": cells.group([weeks[k[0]] for k in keys]), "total": cells.group([""] * len(keys))}
+        # Three passes over the cells; departments, rooms and the total come from (department, room),
+        # weeks from days.
+        by_room = cells.group([(k[1], k[2]) for k in keys])
+        by_day = cells.group([k[0] for k in keys])
+        return {"department": _regroup(*by_room, key=lambda dr: dr[0]), "room": _regroup(*by_room, key=lambda dr: dr[1]),
+                "total": _regroup(*by_room, key=lambda dr: ""), "hour": _groups(*cells.group([k[3] for k in keys])),
+                "day": _groups(*by_day), "week": _regroup(*by_day, key=week_of)}
 
     # ------------------------------------------------------------------ queries
     def queue_figures(self, first: str, last: str, *, department: str | None = None, raw: bool = False) -> dict:
