@@ -11,7 +11,8 @@ Printed: operations per second, p50/p99 latency (overall and per kind), and in t
 the raw SQLite commit rate (WAL, synchronous=FULL, one small INSERT per transaction) on the
 same disk, with the ratio. ``--http-workers`` passes the server's option (default ``auto``:
 HTTP in a worker process on a machine with two or more cores); ``--modes pg1,pg2`` also runs
-PostgreSQL with one and two replicas.
+PostgreSQL with one and two replicas, and prints the raw transaction rate of the same
+PostgreSQL (``pgbench``, 16 clients, one-row INSERT transactions) with the ratio.
 """
 from __future__ import annotations
 
@@ -77,6 +78,33 @@ def raw_sqlite_commits(directory: Path, seconds: float = 2.0) -> float:
     elapsed = time.perf_counter() - t0
     con.close()
     return n / elapsed
+
+
+def raw_pg_transactions(admin_url: str, seconds: int = 5, clients: int = 16) -> float | None:
+    """pgbench: one-row INSERT transactions per second from ``clients`` connections (None: no pgbench)."""
+    import shutil
+    import subprocess
+
+    from sqlalchemy.engine import make_url
+
+    if shutil.which("pgbench") is None:
+        return None
+    db_url = create_pg_database(admin_url)
+    url = make_url(db_url)
+    conn = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
+    script = Path(tempfile.mkdtemp(prefix="clinicflow-pgbench-")) / "insert.sql"
+    script.write_text("INSERT INTO raw_inserts (v) VALUES (repeat('x', 64));\n")
+    try:
+        subprocess.run(["psql", *conn, "-q", "-d", url.database, "-c",
+                        "CREATE TABLE raw_inserts (id bigserial PRIMARY KEY, v text)"], check=True)
+        out = subprocess.run(["pgbench", *conn, "-n", "-c", str(clients), "-j", "2", "-T", str(seconds),
+                              "-f", str(script), url.database], check=True, capture_output=True, text=True).stdout
+    finally:
+        drop_pg_database(admin_url, db_url)
+    for line in out.splitlines():
+        if line.startswith("tps ="):
+            return float(line.split()[2])
+    return None
 
 
 class Http:
@@ -258,10 +286,18 @@ def main(argv: list[str] | None = None) -> int:
         results = {mode: run_mode(mode, work, broker, args) for mode in args.modes.split(",")}
     finally:
         broker.stop()
+    raw_pg = raw_pg_transactions(args.pg_admin) if any(m.startswith("pg") for m in results) else None
+    if raw_pg is not None:
+        print(f"raw PostgreSQL transaction rate (pgbench, 16 clients, one-row INSERT transactions): "
+              f"{raw_pg:,.0f} tx/s")
     for mode, (ops, _) in results.items():
-        print(f"ratio {mode}: server ops/s / raw SQLite commits/s = {ops / raw:.3f}"
-              " (every answered change is on disk; a group commit shares one fsync among the changes that"
-              " arrived together)")
+        if mode == "sqlite":
+            print(f"ratio {mode}: server ops/s / raw SQLite commits/s = {ops / raw:.3f}"
+                  " (every answered change is on disk; a group commit shares one fsync among the changes that"
+                  " arrived together)")
+        elif raw_pg is not None:
+            print(f"ratio {mode}: server ops/s / raw PostgreSQL tx/s = {ops / raw_pg:.3f}"
+                  " (each server operation is a dozen statements; a group commit makes them one transaction)")
     return 0
 
 

@@ -49,11 +49,43 @@ from queueserver.auth import Principal, TokenBook
 from queueserver.store import Store
 from queueserver.core_link import RemoteQueueService
 from queueserver.hospital_file import HospitalFileError, parse_hospital
-from queueserver.service import BadRequestError, ForbiddenError, QueueService
+from queueserver.errors import BadRequestError, ForbiddenError, Unavailable
+from queueserver.results import DayClosed, Issued
+from queueserver.service import QueueService
 
 log = logging.getLogger(__name__)
 PAGES = Path(__file__).with_name("pages")
 ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
+
+
+# The one place a domain error becomes a status code: the first family that matches wins.
+STATUS_OF: tuple[tuple[type[ClinicflowError], int], ...] = (
+    (NotFoundError, 404),
+    (ForbiddenError, 403),
+    (BadRequestError, 400),
+    (ConflictError, 409),
+    (Unavailable, 503),
+)
+RETRY_AFTER_S = 2  # the queue core restarts within a second or two; a retry with the same key settles it
+
+
+def status_of(exc: ClinicflowError) -> int:
+    """The HTTP status a domain error is answered with (400 for any other ClinicflowError)."""
+    for family, status in STATUS_OF:
+        if isinstance(exc, family):
+            return status
+    return 400
+
+
+def answer(result: object) -> JSONResponse:
+    """A domain result as the HTTP answer: a new ticket is 201, everything else 200."""
+    if isinstance(result, Issued):
+        return JSONResponse(result.ticket.model_dump(mode="json"), status_code=201 if result.created else 200)
+    if isinstance(result, BaseModel):
+        return JSONResponse(result.model_dump(mode="json"))
+    if isinstance(result, DayClosed):
+        return JSONResponse({"cancelled": result.cancelled, "finished": result.finished})
+    raise TypeError(f"no HTTP answer for {type(result).__name__}")
 
 
 class ApiError(ClinicflowError):
@@ -166,19 +198,12 @@ def create_app(
     # ------------------------------------------------------------ errors
     @app.exception_handler(ClinicflowError)
     async def _domain_error(request: Request, exc: ClinicflowError) -> JSONResponse:
-        if isinstance(exc, ApiError):
-            status = exc.status
-        elif isinstance(exc, NotFoundError):
-            status = 404
-        elif isinstance(exc, ForbiddenError):
-            status = 403
-        elif isinstance(exc, BadRequestError):
-            status = 400
-        elif isinstance(exc, ConflictError):
-            status = 409
-        else:
-            status = 400
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        status = exc.status if isinstance(exc, ApiError) else status_of(exc)
+        headers = None
+        if status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -232,19 +257,15 @@ def create_app(
 
     IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
-    def reply(result: tuple[int, object]) -> JSONResponse:
-        status, body = result
-        return JSONResponse(body, status_code=status)
-
     async def write(operation: str, /, *args: object, **kwargs: object) -> JSONResponse:
         """Run the state-changing service call ``operation``: at the queue core, in the next group commit
         (SQLite) or in a worker thread (PostgreSQL)."""
         if remote:
-            return reply(await service.call(operation, *args, **kwargs))  # type: ignore[attr-defined]
+            return answer(await service.call(operation, *args, **kwargs))  # type: ignore[attr-defined]
         method = getattr(service, operation)
         if service.store.groups_commits:
-            return reply(await asyncio.wrap_future(service.store.submit(partial(method, *args, **kwargs))))
-        return reply(await run_in_threadpool(method, *args, **kwargs))
+            return answer(await asyncio.wrap_future(service.store.submit(partial(method, *args, **kwargs))))
+        return answer(await run_in_threadpool(method, *args, **kwargs))
 
     # ------------------------------------------------------------ basics
     @app.get("/api/v1/health", tags=["server"])
@@ -295,7 +316,8 @@ def create_app(
     @app.post("/api/v1/tickets/{ticket_id}/survey", tags=["tickets"], responses=ERRORS)
     def survey(ticket_id: str, body: SurveyRequest) -> dict:
         """The patient's rating (1-5) and comment, once, after the visit is finished."""
-        return service.survey(ticket_id, body.score, body.comment)
+        service.survey(ticket_id, body.score, body.comment)
+        return {"ok": True}
 
     @app.post("/api/v1/tickets/{ticket_id}/transfer", tags=["tickets"], response_model=TicketOut, responses=ERRORS)
     async def transfer(ticket_id: str, body: TransferRequest, request: Request, who: Who,
@@ -359,7 +381,7 @@ def create_app(
     @app.patch("/api/v1/admin/rooms/{room}", tags=["admin"], response_model=RoomState, responses=ERRORS)
     def admin_room(room: str, body: RoomStatusRequest, request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         need(who, "admin", what="change rooms")
-        return reply(service.set_room_status(room, body.status, **idem(request, who, key, body)))
+        return answer(service.set_room_status(room, body.status, **idem(request, who, key, body)))
 
     @app.get("/api/v1/admin/hospital", tags=["admin"], responses=ERRORS)
     def get_hospital_config(who: Who) -> dict:
@@ -386,7 +408,7 @@ def create_app(
     def end_of_day(request: Request, who: Who, key: IdemKey = None) -> JSONResponse:
         """Cancel every ticket still waiting or called; finish the ones being served."""
         need(who, "admin", what="end the day")
-        return reply(service.end_of_day(**idem(request, who, key)))
+        return answer(service.end_of_day(**idem(request, who, key)))
 
     @app.post("/api/v1/admin/check-alerts", tags=["admin"], responses=ERRORS)
     def check_alerts(who: Who) -> list[dict]:

@@ -28,12 +28,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="clinicflow server", description="Run the central queue server.")
     p.add_argument("--data-dir", default=os.environ.get("CLINICFLOW_DATA_DIR", "clinicflow-data"),
                    help="where the database, tokens.json and report PDFs live (default: ./clinicflow-data)")
-    p.add_argument("--db", help="SQLite file (default: DATA_DIR/queue.sqlite3) or a database URL "
-                                "such as postgresql+psycopg://user@host/dbname")
+    p.add_argument("--db", default=os.environ.get("CLINICFLOW_DB"),
+                   help="SQLite file (default: DATA_DIR/queue.sqlite3) or a database URL such as "
+                        "postgresql+psycopg://user@host/dbname (env CLINICFLOW_DB: keeps a password off the "
+                        "command line)")
     p.add_argument("--his-db", help="SQLite file of the embedded hospital backend (default: DATA_DIR/hospital.sqlite3; "
                                     "a file of its own, so its writes never wait for the queue's)")
     p.add_argument("--broker", default=os.environ.get("CLINICFLOW_BROKER", "mqtt://127.0.0.1:1883"),
-                   help="MQTT broker URL (mqtt://host:port or mqtts://user:pass@host:port); 'none' to run without")
+                   help="MQTT broker URL (mqtt://host:port or mqtts://user:pass@host:port); 'none' to run without "
+                        "(env CLINICFLOW_BROKER: keeps a password off the command line)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     p.add_argument("--site", help="site id used in MQTT topics (default: the hospital file's site id)")
@@ -44,7 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--alert-interval", type=float, default=15.0, help="seconds between long-wait checks (0: off)")
     p.add_argument("--http-workers", default=os.environ.get("CLINICFLOW_HTTP_WORKERS", "auto"), metavar="N",
                    help="serve HTTP from N worker processes while this process runs the queue; 0: all in one "
-                        "process; auto (default): 1 on SQLite with two or more CPU cores, else 0 (docs/api.md)")
+                        "process; auto (default): 1 with two or more CPU cores, else 0 (docs/api.md)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -67,12 +70,12 @@ def listen(host: str, port: int, *, wait: float = 3.0) -> socket.socket:
             time.sleep(0.1)
 
 
-def http_workers(value: str, *, sqlite: bool) -> int:
-    """``--http-workers``: a count, or ``auto``. On SQLite the queue core saturates one core, and HTTP in
-    a worker process takes the second (1,000+ ops/s against ~750 in one process on a 2-core machine);
-    on PostgreSQL the database is the limit and replicas are the way to scale."""
+def http_workers(value: str) -> int:
+    """``--http-workers``: a count, or ``auto``. One process runs the queue (one writer, group commits:
+    on SQLite and PostgreSQL alike) and saturates one core; HTTP in a worker process takes the second
+    (docs/api.md, "Measured throughput")."""
     if value == "auto":
-        return 1 if sqlite and (os.cpu_count() or 1) >= 2 else 0
+        return 1 if (os.cpu_count() or 1) >= 2 else 0
     try:
         count = int(value)
     except ValueError:
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         backend.close()
         store.dispose()
 
-    workers = http_workers(args.http_workers, sqlite=store.is_sqlite)
+    workers = http_workers(args.http_workers)
     if workers > 0:
         args.http_workers = workers
         from queueserver.core_process import run_core

@@ -1,8 +1,11 @@
 """The queue core's process when HTTP runs in worker processes (``clinicflow server --http-workers N``).
 
-It owns the listening socket and hands it to N ``queueserver.front`` processes, serves their
-calls (``queueserver.core_link.CoreServer``), publishes over MQTT, runs the long-wait checks,
-restarts a worker that dies, and on SIGTERM stops the workers before saying offline.
+It owns the listening socket and hands it to N ``queueserver.front`` processes, each with its
+own channel (one end of a socketpair), serves their calls (``queueserver.core_link.CoreServer``),
+publishes over MQTT, runs the long-wait checks, restarts a worker that dies, and on SIGTERM
+stops the workers before saying offline. Nothing secret goes on a worker's command line
+(anyone can read ``/proc/PID/cmdline``): the broker URL, which may hold a password, reaches
+the worker through its channel.
 """
 from __future__ import annotations
 
@@ -24,6 +27,26 @@ from queueserver.service import QueueService
 log = logging.getLogger("queueserver.core")
 
 
+class RestartBudget:
+    """When to stop restarting HTTP workers: a worker that keeps dying right after its start will not
+    start next time either; one that crashes now and then, with healthy periods between, is restarted
+    for as long as the server runs (the count of quick exits is forgiven after ``healthy_s``)."""
+
+    def __init__(self, *, quick_s: float = 5.0, max_quick: int = 3, healthy_s: float = 60.0) -> None:
+        self.quick_s, self.max_quick, self.healthy_s = quick_s, max_quick, healthy_s
+        self.quick_exits = 0
+        self._last_quick: float | None = None
+
+    def exhausted(self, *, ran_for: float, now: float) -> bool:
+        """Record a worker's exit after ``ran_for`` seconds; True when the server should give up."""
+        if self._last_quick is not None and now - self._last_quick >= self.healthy_s:
+            self.quick_exits = 0
+        if ran_for < self.quick_s:
+            self.quick_exits += 1
+            self._last_quick = now
+        return self.quick_exits > self.max_quick
+
+
 def run_core(service: QueueService, bus: Any, args: argparse.Namespace, listener: socket.socket, *,
              on_startup: Callable[[], None], on_shutdown: Callable[[], None], his_path: str,
              republish_interval: float) -> int:
@@ -38,28 +61,32 @@ async def _serve(service: QueueService, bus: Any, args: argparse.Namespace, list
                  on_startup: Callable[[], None], on_shutdown: Callable[[], None], his_path: str,
                  republish_interval: float) -> int:
     loop = asyncio.get_running_loop()
-    core = CoreServer(service, mqtt_connected=lambda: bool(bus is not None and bus.connected))
+    core = CoreServer(service, mqtt_connected=lambda: bool(bus is not None and bus.connected),
+                      worker_settings={"broker": args.broker or "none"})
     await core.start()
     await loop.run_in_executor(None, on_startup)
     stop_loops = start_background_loops(service, alert_interval=args.alert_interval,
                                         republish_interval=republish_interval)
     listener.set_inheritable(True)
     command = [sys.executable, "-m", "queueserver.front", "--fd", str(listener.fileno()),
-               "--core", core.address.lstrip("\0"), "--parent", str(os.getpid()), "--data-dir", args.data_dir,
-               "--his-db", his_path, "--timezone", service.hospital.site.timezone,
-               "--broker", args.broker or "none", "--log-level", args.log_level]
+               "--parent", str(os.getpid()), "--data-dir", args.data_dir,
+               "--his-db", his_path, "--timezone", service.hospital.site.timezone, "--log-level", args.log_level]
     workers: list[subprocess.Popen[bytes]] = []
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
 
     started: dict[int, float] = {}
-    quick_exits = 0
+    budget = RestartBudget()
 
     def spawn() -> subprocess.Popen[bytes]:
-        # The store's URL may hold a password: in the environment (owner-only), not on the command line.
-        worker = subprocess.Popen(command, pass_fds=(listener.fileno(),),
-                                  env={**os.environ, "CLINICFLOW_STORE_URL": service.store.url})
+        channel = core.channel()
+        try:  # the store's URL may hold a password: in the environment (owner-only), not on the command line
+            worker = subprocess.Popen([*command, "--channel-fd", str(channel.fileno())],
+                                      pass_fds=(listener.fileno(), channel.fileno()),
+                                      env={**os.environ, "CLINICFLOW_STORE_URL": service.store.url})
+        finally:
+            channel.close()  # the worker has its own copy; the core serves the other end
         started[worker.pid] = loop.time()
         return worker
 
@@ -76,9 +103,8 @@ async def _serve(service: QueueService, bus: Any, args: argparse.Namespace, list
             for i, worker in enumerate(workers):
                 if worker.poll() is not None and not stopping.is_set():
                     log.error("HTTP worker %s exited with %s; starting another", worker.pid, worker.returncode)
-                    if loop.time() - started.pop(worker.pid, 0.0) < 5:
-                        quick_exits += 1
-                    if quick_exits > 3:  # a worker that cannot start will not start next time either
+                    now = loop.time()
+                    if budget.exhausted(ran_for=now - started.pop(worker.pid, 0.0), now=now):
                         log.error("HTTP workers keep failing at start; stopping the server")
                         status = 1
                         stopping.set()

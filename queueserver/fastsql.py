@@ -1,16 +1,18 @@
-"""The queue server's hot statements, run straight on SQLite's DB-API cursor.
+"""The queue server's hot statements, run straight on the driver's connection (sqlite3 or psycopg).
 
 SQLAlchemy Core costs about 20-35 us per execution of an already compiled statement on this
-hardware (execution context, events, result metadata); sqlite3 itself needs about 3 us. A
-check-in or a call runs a dozen statements, so on SQLite, where one writer thread does all
-the work, that overhead alone was a third of the server's time per operation.
+hardware (execution context, events, result metadata), and 100+ us on a loaded machine with
+psycopg; sqlite3 itself needs about 3 us. A check-in or a call runs a dozen statements, and
+one writer thread does all the work, so that overhead alone was a third of the server's time
+per operation.
 
-:class:`Prepared` compiles a Core statement once for the SQLite dialect and keeps
-SQLAlchemy's own bind and result processors for each parameter and column, so values are
-stored and read back exactly as through SQLAlchemy (datetimes, booleans, the
-``UTCDateTime`` decorator). Statements are written once, as Core, for both databases:
-:func:`run` uses this path on SQLite and plain ``Connection.execute`` on PostgreSQL.
-Rows come back as dicts (``row["column"]``) either way.
+:class:`Prepared` compiles a Core statement once with positional parameters for the store's
+dialect and keeps SQLAlchemy's own bind and result processors for each parameter and column,
+so values are stored and read back exactly as through SQLAlchemy (datetimes, booleans, the
+``UTCDateTime`` decorator). On PostgreSQL psycopg then prepares each statement server-side
+after its fifth use (its ``prepare_threshold``), so the server parses and plans it once.
+Statements are written once, as Core, for both databases; rows come back as dicts
+(``row["column"]``). Other drivers go through ``Connection.execute``.
 """
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ class Prepared:
         columns: Sequence[Any] = list(stmt.selected_columns if isinstance(stmt, Select)
                                       else getattr(stmt, "exported_columns", ()))
         self._keys = [c.key for c in columns]
-        self._procs = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self._procs = [_result_processor(c.type, dialect) for c in columns]
         self._returns = bool(columns)
 
     def execute(self, raw: Any, params: Mapping[str, Any]) -> Rows:
@@ -84,12 +86,33 @@ class Prepared:
         return Rows(rows, cursor.rowcount)
 
 
+def positional(dialect: Dialect) -> Dialect | None:
+    """The dialect with positional parameters that ``Prepared`` compiles for (None: not supported)."""
+    if dialect.name == "sqlite":
+        return dialect  # qmark already
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+        fmt = PGDialect_psycopg(paramstyle="format")  # %s placeholders, which psycopg takes as a list
+        fmt.server_version_info = dialect.server_version_info
+        return fmt
+    return None
+
+
+def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    try:
+        return type_.dialect_impl(dialect).result_processor(dialect, None)  # type: ignore[no-any-return]
+    except (TypeError, ValueError):  # PostgreSQL's numeric types want the column's type oid: psycopg's own
+        return None                  # float and int values are already what SQLAlchemy would give
+
+
 class StatementRunner:
-    """Runs Core statements on a connection: prepared on SQLite, through SQLAlchemy elsewhere."""
+    """Runs Core statements on a connection: prepared on sqlite3 and psycopg, through SQLAlchemy elsewhere."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self.fast = dialect.name == "sqlite"
+        compile_for = positional(dialect)
+        self.dialect = compile_for or dialect
+        self.fast = compile_for is not None
         self._prepared: dict[int, tuple[Executable, Prepared]] = {}
 
     def __call__(self, conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> Rows:

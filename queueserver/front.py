@@ -2,7 +2,9 @@
 
 It serves the same FastAPI app as the single-process server, on the listening socket the
 queue core hands it (``--fd``), with a ``RemoteQueueService`` in place of the service: every
-queue operation and view is carried out by the core (``queueserver.core_link``). Bills,
+queue operation and view is carried out by the core over the channel it inherits
+(``--channel-fd``, its end of a socketpair; ``queueserver.core_link``). The broker URL comes
+over that channel too: no secret is on this process's command line. Bills,
 payments and reports are read from the hospital backend directly, and the fleet page keeps
 its own MQTT subscription. It exits when the core goes away.
 """
@@ -37,12 +39,11 @@ def _die_with_parent(parent: int) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m queueserver.front")
     p.add_argument("--fd", type=int, required=True, help="the listening socket, inherited from the core")
-    p.add_argument("--core", required=True, help="the core's abstract socket name (without the leading NUL)")
+    p.add_argument("--channel-fd", type=int, required=True, help="this worker's end of its channel to the core")
     p.add_argument("--parent", type=int, required=True, help="the core's pid")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--his-db", required=True)
     p.add_argument("--timezone", required=True)
-    p.add_argument("--broker", default="none")
     p.add_argument("--log-level", default="warning")
     return p.parse_args(argv)
 
@@ -58,11 +59,12 @@ async def serve(args: argparse.Namespace) -> None:
 
     data_dir = Path(args.data_dir)
     backend = EmbeddedHospitalBackend(args.his_db, timezone_name=args.timezone)
-    remote = await RemoteQueueService.connect("\0" + args.core, backend=backend)
+    remote = await RemoteQueueService.connect(socket.socket(fileno=args.channel_fd), backend=backend)
     tokens = TokenBook.load_or_create(data_dir, remote.hospital)
     bus = None
-    if args.broker != "none":  # the fleet page's own subscription; the core publishes the queue
-        bus = PahoMessageBus(args.broker, client_id=f"clinicflow-http-{remote.site}-{uuid.uuid4().hex[:8]}"[:64])
+    broker = remote.settings.get("broker", "none")
+    if broker != "none":  # the fleet page's own subscription; the core publishes the queue
+        bus = PahoMessageBus(broker, client_id=f"clinicflow-http-{remote.site}-{uuid.uuid4().hex[:8]}"[:64])
 
     def on_startup() -> None:
         if bus is not None:

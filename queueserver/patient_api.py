@@ -280,12 +280,8 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         def issue() -> TicketOut:
             return tickets.issue_walk_in(department=body.department, patient=patient, slot_start=body.slot_start,
                                          emergency=False, idempotency_key=idempotency_key)
-        try:
-            return remember(f"reg:{idempotency_key}" if idempotency_key else None, issue)
-        except NotFoundError as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except ConflictError as exc:
-            raise HTTPException(409, str(exc)) from exc
+        # Domain errors (no such department, closed, capacity reached...) reach the app's one table.
+        return remember(f"reg:{idempotency_key}" if idempotency_key else None, issue)
 
     # -- bills and payments -------------------------------------------------------------------------
     def methods_for(patient: Patient) -> tuple[str, ...]:
@@ -506,11 +502,11 @@ class ServiceTickets:
         priority = next((g for g, on in (("elderly", patient.age_on(today) >= self.service.rules.elderly_age),
                                          ("pregnant", patient.pregnant), ("disabled", patient.disabled))
                          if on and g in groups), None)
-        _status, body = self.service.walk_in(department, priority=priority, emergency=emergency,
-                                             language=patient.language, source="walk_in", name=patient.name,
-                                             idem_key=f"kiosk-registration:{idempotency_key}" if idempotency_key else None,
-                                             fingerprint=f"{department}:{patient.patient_id}")
-        return TicketOut.model_validate(body)
+        issued = self.service.walk_in(department, priority=priority, emergency=emergency,
+                                      language=patient.language, source="walk_in", name=patient.name,
+                                      idem_key=f"kiosk-registration:{idempotency_key}" if idempotency_key else None,
+                                      fingerprint=f"{department}:{patient.patient_id}")
+        return issued.ticket  # type: ignore[no-any-return]
 
 
 def patient_router(service: Any, tokens: Any, *, payments: PaymentProvider | None = None,

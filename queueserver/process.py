@@ -39,8 +39,9 @@ class QueueServerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "clinicflow", "server", "--data-dir", str(self.data_dir), "--db", self.db,
-               "--broker", self.broker_url, "--port", str(self.port), "--site", self.site, "--log-level", "warning"]
+        """The command line: nothing secret in it (the broker URL and database URL go in ``environment``)."""
+        cmd = [sys.executable, "-m", "clinicflow", "server", "--data-dir", str(self.data_dir),
+               "--port", str(self.port), "--site", self.site, "--log-level", "warning"]
         if self.hospital:
             cmd += ["--hospital", str(self.hospital)]
         return cmd + self.extra_args
@@ -48,7 +49,7 @@ class QueueServerProcess:
     def start(self, timeout: float = 20.0) -> "QueueServerProcess":
         """Start (or restart after kill/stop) and wait until HTTP answers and MQTT is connected."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = self.environment()
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         log = open(self.log_path, "ab")
         self._proc = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -71,6 +72,11 @@ class QueueServerProcess:
         entries = json.loads((self.data_dir / "tokens.json").read_text())
         self.tokens = {name: e["token"] for name, e in entries.items()}
         return self
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: the broker and database URLs (which may hold passwords) are here,
+        readable only by the server's own user, not on its command line (``/proc/PID/cmdline``)."""
+        return dict(os.environ, PYTHONUNBUFFERED="1", CLINICFLOW_BROKER=self.broker_url, CLINICFLOW_DB=self.db)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

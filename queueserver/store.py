@@ -1,22 +1,27 @@
 """The queue server's durable store: SQLAlchemy Core tables on SQLite (WAL) or PostgreSQL.
 
 The schema is created and upgraded by Alembic (``queueserver/migrations``); the tables
-below mirror it for queries. Writes go through :meth:`Store.tx`:
+below mirror it for queries. Writes go through :meth:`Store.tx`, one writer at a time:
 
-- on SQLite one writer at a time (a process lock plus ``BEGIN IMMEDIATE``), in WAL mode with
-  ``synchronous=FULL``, so a ticket is on disk before the API answers and survives a power cut;
-- on PostgreSQL every transaction is a normal one; callers lock the rows they change
-  (``SELECT ... FOR UPDATE``) so several server replicas can share one database.
+- on SQLite a process lock plus ``BEGIN IMMEDIATE``, in WAL mode with ``synchronous=FULL``,
+  so a ticket is on disk before the API answers and survives a power cut;
+- on PostgreSQL the same process lock, and in the transaction the site's writer lock
+  (``pg_advisory_xact_lock``), so that several server replicas on one database take turns.
+  Each turn is a group commit (below), so the lock is taken once for many operations; and
+  because nobody else writes while it is held, each replica can keep every room's calling
+  order in memory and check it against the rooms' ``seq`` when its turn starts
+  (``on_write_start``).
 
 Work that must happen only after a successful commit (MQTT publishing, live-page
-notifications) is registered with ``tx.after_commit(fn)``; on SQLite it still runs under
-the writer lock, so snapshots of a room reach the broker in ``seq`` order.
+notifications) is registered with ``tx.after_commit(fn)``; it still runs under the process
+lock, so snapshots of a room reach the broker in ``seq`` order.
 
-Group commit (SQLite): :meth:`Store.submit` hands a job to one writer thread, which runs
-every job waiting at that moment in a single transaction, each inside its own SAVEPOINT (a
-job that fails rolls back alone and gets its error), then commits once: one fsync for the
-whole batch, and nothing is answered before it is on disk. Inside a job, ``Store.tx()``
-joins the batch. Calls of ``Store.tx()`` from other threads still work, one at a time.
+Group commit: :meth:`Store.submit` hands a job to one writer thread, which runs every job
+waiting at that moment in a single transaction, each inside its own SAVEPOINT (a job that
+fails rolls back alone and gets its error), then commits once: one fsync (and on PostgreSQL
+one lock turn) for the whole batch, and nothing is answered before it is on disk. Inside a
+job, ``Store.tx()`` joins the batch. Calls of ``Store.tx()`` from other threads still work,
+one at a time.
 """
 from __future__ import annotations
 
@@ -49,8 +54,10 @@ from sqlalchemy.engine import Engine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-MAX_BATCH = 64  # jobs per group commit: bounds how long one transaction holds the writer lock
 from sqlalchemy.types import TypeDecorator
+
+MAX_BATCH = 64  # jobs per group commit: bounds how long one transaction holds the writer lock
+WRITER_LOCK_KEY = 774412  # PostgreSQL advisory lock of the queue's writers (774411: migrations)
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +215,8 @@ class Store:
     def __init__(self, db: str) -> None:
         self.url = database_url(db)
         self.is_sqlite = self.url.startswith("sqlite")
-        self._write_lock = threading.RLock() if self.is_sqlite else None
+        self._write_lock = threading.RLock()
+        self._write_start: list[Callable[[Connection], None]] = []
         if self.is_sqlite:
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30},
@@ -236,6 +244,17 @@ class Store:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
+    def on_write_start(self, fn: Callable[[Connection], None]) -> None:
+        """``fn(conn)`` at the start of every write transaction, once this process may write (PostgreSQL:
+        after the writer lock; other replicas may have written since the last one)."""
+        self._write_start.append(fn)
+
+    def _begin_writes(self, conn: Connection) -> None:
+        if not self.is_sqlite:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
+            for fn in self._write_start:
+                fn(conn)
+
     @contextmanager
     def tx(self) -> Iterator[Tx]:
         """A write transaction; commits on success, rolls back on error, then runs after-commit hooks."""
@@ -244,13 +263,13 @@ class Store:
             yield joined
             return
         lock = self._write_lock
-        if lock is not None:
-            lock.acquire()
+        lock.acquire()
         try:
             with self.engine.connect() as conn:
                 tx = Tx(conn)
                 try:
                     with conn.begin():
+                        self._begin_writes(conn)
                         yield tx
                 except BaseException:
                     for fn in tx._undo:
@@ -259,15 +278,11 @@ class Store:
             _run_hooks(tx._after)
             _run_hooks(tx._last.values())
         finally:
-            if lock is not None:
-                lock.release()
+            lock.release()
 
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
-        """Hold off writers (SQLite) so that what is read and published in between is the newest state."""
-        if self._write_lock is None:
-            yield
-            return
+        """Hold off this process's writers so that what is read and published in between is the newest state."""
         with self._write_lock:
             yield
 
@@ -281,13 +296,11 @@ class Store:
     # ----------------------------------------------------------- group commit
     @property
     def groups_commits(self) -> bool:
-        """True where :meth:`submit` batches writes (SQLite); elsewhere callers run ``tx()`` themselves."""
-        return self.is_sqlite
+        """True: :meth:`submit` batches writes, on SQLite and PostgreSQL alike."""
+        return True
 
     def submit(self, job: Callable[[], T]) -> "Future[T]":
         """Run ``job()`` on the writer thread, in the next group commit; the future resolves after the commit."""
-        if not self.groups_commits:
-            raise RuntimeError("group commit is SQLite's; on PostgreSQL run the job in a worker thread")
         future: Future[T] = Future()
         with self._writer_start:
             if self._writer is None:
@@ -329,11 +342,12 @@ class Store:
 
     def _run_batch(self, batch: list[tuple[Callable[[], Any], Future]]) -> None:
         done: list[tuple[Tx, Future, Any, BaseException | None]] = []
-        assert self._write_lock is not None
         with self._write_lock, self.engine.connect() as conn:
-            raw = conn.connection.driver_connection  # SAVEPOINTs straight on sqlite3: a few us each
+            raw = conn.connection.driver_connection  # SAVEPOINTs straight on the driver: no SQLAlchemy overhead
+            release = self.is_sqlite
             try:
                 with conn.begin():
+                    self._begin_writes(conn)
                     for job, future in batch:
                         tx = Tx(conn)
                         self._job.tx = tx
@@ -348,7 +362,8 @@ class Store:
                         else:
                             done.append((tx, future, result, None))
                         finally:
-                            raw.execute("RELEASE job")
+                            if release:  # PostgreSQL: a round trip saved; the commit ends every savepoint
+                                raw.execute("RELEASE job")
                             self._job.tx = None
             except BaseException as exc:  # the commit (or a SAVEPOINT) failed: nothing of the batch is stored
                 for tx, future, _, error in done:

@@ -57,13 +57,13 @@ class ClinicDay:
         return no
 
     def check_in(self, appointment_no: str) -> dict:
-        return self.service.check_in(appointment_no)[1]
+        return self.service.check_in(appointment_no).ticket.model_dump(mode="json")
 
     def walk_in(self, department: str = "internal", **kw: object) -> dict:
-        return self.service.walk_in(department, **kw)[1]  # type: ignore[arg-type]
+        return self.service.walk_in(department, **kw).ticket.model_dump(mode="json")  # type: ignore[arg-type]
 
     def call_next(self, room: str = "r1") -> dict:
-        return self.service.call_next(room)[1]
+        return self.service.call_next(room).model_dump(mode="json")
 
     def called_number(self, room: str = "r1") -> str:
         return self.call_next(room)["ticket"]["number"]

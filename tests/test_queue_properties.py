@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from protocol.errors import ConflictError, NotFoundError
 from queueserver import rules as R
+from queueserver.context import waiting
 from queueserver.hospital_file import Rules
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
@@ -169,7 +170,7 @@ def test_service_day_never_repeats_a_number_or_calls_twice(tmp_path_factory, ops
                     issued.append(clinic.walk_in(dept, priority="elderly" if op == "priority" else None,
                                                  emergency=op == "emergency"))
                 elif op.startswith("call_"):
-                    calls.append(svc.call_next(op[5:])[1]["ticket"]["ticket_id"])
+                    calls.append(svc.call_next(op[5:]).ticket.ticket_id)
                 elif op == "finish_r1":
                     svc.finish("r1")
                 elif op == "no_show_r1":
@@ -178,8 +179,8 @@ def test_service_day_never_repeats_a_number_or_calls_twice(tmp_path_factory, ops
                     svc.cancel(issued[pick % len(issued)]["ticket_id"])
                 elif issued and op == "transfer":
                     moved = svc.transfer(issued[pick % len(issued)]["ticket_id"], department="surgery",
-                                         placement="keep")[1]
-                    requeued[moved["ticket_id"]] = requeued.get(moved["ticket_id"], 0) + 1
+                                         placement="keep")
+                    requeued[moved.ticket_id] = requeued.get(moved.ticket_id, 0) + 1
             except (ConflictError, NotFoundError):
                 pass  # refusals (nobody waiting, already cancelled...) are part of the day
         numbers = [t["number"] for t in issued]
@@ -202,11 +203,12 @@ def test_service_day_never_repeats_a_number_or_calls_twice(tmp_path_factory, ops
         now = svc.clock()
         with clinic.store.read() as conn:
             room_counters = {r.room_id: r.others_since_priority for r in conn.execute(select(rooms))}
-            loaded = svc._load(conn, svc.hospital.rooms, svc.today(now))
-        if svc._lanes is not None:
+            loaded = svc.ordering.load(conn, svc.hospital.rooms, svc.today(now))
+        kept = svc.ordering.kept_lanes()
+        if kept is not None:
             for room in svc.hospital.rooms:
-                lanes = svc._lanes[room.id]
-                reference = R.order_queue([svc._waiting(r) for r in loaded[room.id]], now=now, rules=svc.rules,
+                lanes = kept[room.id]
+                reference = R.order_queue([waiting(r) for r in loaded[room.id]], now=now, rules=svc.rules,
                                           others_since_priority=room_counters[room.id], tz=svc.tz)
                 assert [p.ticket for p in lanes.top(len(reference) + 1, counter=room_counters[room.id], now=now)] \
                     == [p.ticket for p in reference]

@@ -8,6 +8,8 @@ import threading
 import pytest
 
 from protocol.errors import ConflictError, NotFoundError
+from queueserver.errors import IdempotencyKeyReused
+from queueserver.results import DayClosed
 from tests.clinic_day import ClinicDay
 
 
@@ -123,7 +125,7 @@ def test_patient_back_with_results_reenters_near_the_front_of_the_same_room(clin
     for _ in range(3):
         clinic.walk_in()
     clinic.at("08:30")
-    back = clinic.service.return_with_results(seen["ticket_id"])[1]
+    back = clinic.service.return_with_results(seen["ticket_id"]).model_dump(mode="json")
     assert back["status"] == "waiting" and back["number"] == seen["number"] and back["position"] == 1
     call = clinic.call_next("r2")
     assert call["ticket"]["number"] == seen["number"] and call["reason"] == "returning with test results"
@@ -154,7 +156,7 @@ def test_call_a_specific_ticket_records_that_the_clinician_chose_it(clinic):
     clinic.at("08:00")
     first = clinic.walk_in()
     second = clinic.walk_in()
-    call = clinic.service.call_ticket("r1", second["ticket_id"])[1]
+    call = clinic.service.call_ticket("r1", second["ticket_id"]).model_dump(mode="json")
     assert call["ticket"]["number"] == second["number"]
     assert call["reason"] == f"chosen by the clinician (next by the rules: {first['number']})"
     with pytest.raises(ConflictError, match="not waiting"):
@@ -172,7 +174,7 @@ def test_recall_is_limited_in_spacing_and_count(tmp_path):
         with pytest.raises(ConflictError, match=r"Wait 20 s more"):
             clinic.service.recall("r1")
         clinic.later(seconds=25)
-        first = clinic.service.recall("r1")[1]
+        first = clinic.service.recall("r1").model_dump(mode="json")
         assert first["kind"] == "recall" and first["reason"] == "recall 1 of 2"
         clinic.later(seconds=25)
         clinic.service.recall("r1")
@@ -188,7 +190,7 @@ def test_no_show_goes_back_after_a_skip_then_is_cancelled(clinic):
     absent = clinic.walk_in()
     other = clinic.walk_in()
     clinic.call_next("r1")
-    back = clinic.service.no_show("r1")[1]
+    back = clinic.service.no_show("r1").model_dump(mode="json")
     assert back["status"] == "waiting"
     # Held back for 5 minutes: the next patient is called meanwhile.
     assert clinic.called_number("r1") == other["number"]
@@ -196,7 +198,7 @@ def test_no_show_goes_back_after_a_skip_then_is_cancelled(clinic):
     clinic.later(minutes=6)
     call = clinic.call_next("r1")
     assert call["ticket"]["number"] == absent["number"]
-    gone = clinic.service.no_show("r1")[1]
+    gone = clinic.service.no_show("r1").model_dump(mode="json")
     assert gone["status"] == "no_show"
     with pytest.raises(ConflictError, match="Nobody is waiting"):
         clinic.call_next("r1")
@@ -208,11 +210,11 @@ def test_start_and_finish_service_and_illegal_transitions(clinic):
         clinic.service.start_service("r1")
     clinic.walk_in()
     clinic.call_next("r1")
-    assert clinic.service.start_service("r1")[1]["status"] == "serving"
+    assert clinic.service.start_service("r1").model_dump(mode="json")["status"] == "serving"
     with pytest.raises(ConflictError, match="serving"):
         clinic.service.recall("r1")
     clinic.later(minutes=12)
-    assert clinic.service.finish("r1")[1]["status"] == "done"
+    assert clinic.service.finish("r1").model_dump(mode="json")["status"] == "done"
     with pytest.raises(NotFoundError):
         clinic.service.finish("r404")
 
@@ -223,7 +225,7 @@ def test_transfer_keeps_the_number_and_uses_the_chosen_placement(clinic):
     clinic.call_next("r1")
     clinic.at("08:10")
     waiting_surgery = clinic.walk_in("surgery")
-    moved = clinic.service.transfer(patient["ticket_id"], department="surgery", placement="front")[1]
+    moved = clinic.service.transfer(patient["ticket_id"], department="surgery", placement="front").model_dump(mode="json")
     assert moved["number"] == patient["number"] and moved["department"] == "surgery"
     assert moved["position"] == 1
     call = clinic.call_next("r3")
@@ -247,13 +249,13 @@ def test_paused_room_calls_nobody_until_resumed(clinic):
 def test_cancel_and_end_of_day(clinic):
     clinic.at("08:00")
     a, b, c = clinic.walk_in(), clinic.walk_in(), clinic.walk_in()
-    assert clinic.service.cancel(a["ticket_id"])[1]["status"] == "cancelled"
+    assert clinic.service.cancel(a["ticket_id"]).model_dump(mode="json")["status"] == "cancelled"
     with pytest.raises(ConflictError, match="already cancelled"):
         clinic.service.cancel(a["ticket_id"])
     clinic.call_next("r1")
     clinic.service.start_service("r1")
     clinic.at("17:30")
-    assert clinic.service.end_of_day()[1] == {"cancelled": 1, "finished": 1}
+    assert clinic.service.end_of_day() == DayClosed(cancelled=1, finished=1)
     assert clinic.service.ticket(c["ticket_id"]).status == "cancelled"
     assert clinic.service.room_state("r1").current is None
 
@@ -342,3 +344,35 @@ def test_opening_hours_and_daily_capacity_limit_walk_ins(clinic):
     with pytest.raises(ConflictError, match="closed now"):
         clinic.walk_in("surgery")
     assert clinic.walk_in("internal", emergency=True)["number"] == "A001"  # emergencies are never turned away
+
+
+def test_a_retried_write_gets_its_first_result_whatever_it_was(clinic):
+    """Idempotency wraps every write: the retry's answer is the first one, and nothing runs twice."""
+    clinic.at("08:00")
+    first = clinic.service.walk_in("internal", idem_key="desk:1", fingerprint="a")
+    again = clinic.service.walk_in("internal", idem_key="desk:1", fingerprint="a")
+    assert again == first and again.created
+    call = clinic.service.call_next("r1", idem_key="r1:1", fingerprint="b")
+    assert clinic.service.call_next("r1", idem_key="r1:1", fingerprint="b") == call
+    assert clinic.service.room_state("r1").current.ticket == first.ticket.number  # no second patient called
+    with pytest.raises(IdempotencyKeyReused):
+        clinic.service.call_next("r1", idem_key="r1:1", fingerprint="another request")
+
+
+def test_a_retry_across_an_upgrade_gets_the_answer_stored_by_the_older_server(clinic):
+    """Rows written before results were stored as domain data hold the HTTP answer: still honoured."""
+    from datetime import timezone
+
+    from sqlalchemy import insert
+
+    from queueserver.store import idempotency
+
+    clinic.at("08:00")
+    issued = clinic.service.walk_in("internal")
+    with clinic.store.tx() as tx:
+        tx.conn.execute(insert(idempotency).values(
+            key="old:1", fingerprint="f", status_code=201, body=issued.ticket.model_dump_json(),
+            created_at=clinic.now.astimezone(timezone.utc)))
+    again = clinic.service.walk_in("internal", idem_key="old:1", fingerprint="f")
+    assert again.created and again.ticket == issued.ticket
+    assert clinic.service.room_state("r1").waiting_count == 1

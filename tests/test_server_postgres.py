@@ -24,14 +24,19 @@ def test_two_replicas_never_repeat_a_number_or_call_a_ticket_twice(queue_server_
     replicas = [a, b]
 
     def send(method: str, path: str, token: str, json: dict | None = None) -> httpx.Response | None:
-        """Like a load balancer: try a replica, and on a dead one retry the same request (same key) on the other."""
+        """Like a load balancer: try a replica, and on a dead or dying one (no answer, or 503 while its
+        queue core is gone) retry the same request (same key) on the other."""
         key = uuid.uuid4().hex
         for server in random.sample(replicas, len(replicas)):
             try:
-                return httpx.request(method, server.base_url + path, json=json, timeout=5,
-                                     headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key})
+                r = httpx.request(method, server.base_url + path, json=json, timeout=5,
+                                  headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key})
             except httpx.TransportError:
                 continue
+            if r.status_code == 503:
+                assert r.headers["Retry-After"]
+                continue
+            return r
         return None
 
     def worker(seed: int) -> None:
@@ -99,3 +104,28 @@ def test_replica_numbering_continues_on_postgres_after_a_restart(queue_server_fa
         again = kiosk.post("/api/v1/checkins", json={"appointment_no": "AP1003"})
         assert again.status_code == 200 and again.json()["number"] == first["number"]
         assert kiosk.post("/api/v1/walkins", json={"department": "surgery"}).json()["number"] == "B002"
+
+
+def test_each_replica_keeps_its_calling_order_and_sees_the_others_changes(queue_server_factory, postgres_schema_url,
+                                                                         tmp_path):
+    """The replicas keep the calling order in memory; a change made by one must be in the other's next answer."""
+    shared = tmp_path / "shared"
+    a = queue_server_factory(db=postgres_schema_url, data_dir=shared)
+    b = queue_server_factory(db=postgres_schema_url, data_dir=shared)
+    with a.client("kiosk") as ka, b.client("kiosk") as kb, a.client("clinician") as ca, b.client("clinician") as cb:
+        numbers = []
+        for kiosk in (ka, kb, ka, kb, kb):
+            numbers.append(kiosk.post("/api/v1/walkins", json={"department": "internal"}).json()["number"])
+        for replica in (ka, kb):
+            state = replica.get("/api/v1/rooms/r1/state").json()
+            assert state["waiting_count"] == 5 and list(state["next_tickets"]) == numbers
+        called = []
+        for clinician, room in ((cb, "r1"), (ca, "r2"), (cb, "r2"), (ca, "r1")):
+            r = clinician.post(f"/api/v1/rooms/{room}/call-next")
+            assert r.status_code == 200, r.text  # never "called by someone else": the order was current
+            called.append(r.json()["ticket"]["number"])
+        assert called == numbers[:4]  # in order, each once, whichever replica called
+        for replica in (ka, kb):
+            assert replica.get("/api/v1/rooms/r2/state").json()["next_tickets"] == [numbers[4]]
+        ticket = ka.post("/api/v1/walkins", json={"department": "internal"}).json()
+        assert kb.get(f"/api/v1/tickets/{ticket['ticket_id']}").json()["position"] == 2

@@ -84,3 +84,40 @@ def test_a_killed_core_takes_its_worker_down_and_restarts_on_the_same_port(serve
     server.start()  # the same port again
     with server.client("kiosk") as kiosk:
         assert kiosk.get("/api/v1/health").json()["status"] == "ok"
+
+
+def _cmdlines(pids: list[int]) -> dict[int, str]:
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def test_no_secret_on_any_command_line_and_no_address_for_the_core_channel(queue_server_factory, mosquitto):
+    # The session broker is anonymous and takes any user name and password: this one must not leak.
+    secret = "s3cret-broker-password"
+    url = mosquitto.url.replace("mqtt://", f"mqtt://queueserver:{secret}@")
+    server = queue_server_factory(broker_url=url, extra_args=["--http-workers", "2"])
+    workers = wait_until(lambda: len(worker_pids(server.pid)) == 2 and worker_pids(server.pid))
+    lines = _cmdlines([server.pid, *workers])
+    assert len(lines) == 3
+    for pid, line in lines.items():
+        assert secret not in line and "queueserver:" not in line, line
+    assert all("--channel-fd" in lines[w] and "--core" not in lines[w] for w in workers)
+    # The channel is a socketpair: none of the server's Unix sockets has a name another process could use.
+    ours = set()
+    for pid in lines:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}") if os.path.exists(f"/proc/{pid}/fd/{fd}") else ""
+            if link.startswith("socket:["):
+                ours.add(link[8:-1])
+    with open("/proc/net/unix") as table:  # inode -> name ("" for an unnamed socket)
+        unix = {f[6]: (f[7] if len(f) > 7 else "") for f in (line.split() for line in table.readlines()[1:])}
+    channels = [inode for inode in ours if inode in unix]
+    assert channels, "the workers' channels are Unix sockets"
+    assert not [unix[inode] for inode in channels if unix[inode]]
+    with server.client("kiosk") as kiosk:  # the server took the URL from its environment (and its workers over the channel)
+        assert kiosk.get("/api/v1/health").json()["mqtt_connected"] is True

@@ -129,9 +129,10 @@ def test_check_ins_in_one_group_commit_get_numbers_in_order_and_the_his_hears_of
         gate.set()
         assert first.result(timeout=10) is True
         tickets = [f.result(timeout=10) for f in futures]
-        assert [status for status, _ in tickets] == [201] * 12
-        assert [body["number"] for _, body in tickets] == [f"A{i:03d}" for i in range(1, 13)]
-        assert retry.result(timeout=10)[1]["already_checked_in"] is True
+        assert [issued.created for issued in tickets] == [True] * 12
+        assert [issued.ticket.number for issued in tickets] == [f"A{i:03d}" for i in range(1, 13)]
+        retried = retry.result(timeout=10)
+        assert not retried.created and retried.ticket.already_checked_in is True
         with pytest.raises(Exception, match="no appointment"):
             unknown.result(timeout=10)
         assert all(clinic.backend.find_appointment(no).status == "checked_in" for no in booked)
@@ -176,8 +177,8 @@ def test_a_group_commit_sends_each_call_with_its_snapshot_and_folds_the_other_sn
                 clinic.store.submit(lambda: svc.walk_in("surgery"))]   # seq 9
         gate.set()
         assert first.result(timeout=10) is True
-        answers = [f.result(timeout=10)[1] for f in jobs]
-        assert [answers[2]["ticket"]["number"], answers[4]["ticket"]["number"]] == ["B001", "B002"]
+        answers = [f.result(timeout=10) for f in jobs]
+        assert [answers[2].ticket.number, answers[4].ticket.number] == ["B001", "B002"]
         # Each call goes out right after the snapshot that shows it (screens draw the room, then
         # announce); the waiting-list-only snapshots in between are folded away, none is lost.
         assert publisher.sent == [("state", "r3", 5), ("call", "r3", 5), ("state", "r3", 7), ("call", "r3", 7),

@@ -26,6 +26,7 @@ from sqlalchemy import String, delete, insert, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from queueserver import rules as R
+from queueserver.context import waiting
 from queueserver.hospital_file import Rules
 from queueserver.store import Store, UTCDateTime, tickets
 from queueserver.dashboard.tables import HOUR_SUMS, WAIT_CAP, kiosk_events, stats_days, stats_hour, stats_kiosk
@@ -56,12 +57,7 @@ def wait_minutes(row: Mapping[str, Any], rules: Rules) -> float | None:
         return None
     if row["slot_start"] is None:  # no appointment: the wait starts at arrival (rules.wait_started)
         return max(0.0, (row["first_called_at"] - row["arrived_at"]).total_seconds() / 60)
-    waiting = R.Waiting(
-        ticket_id=row["ticket_id"], number=row["number"], arrived_at=row["arrived_at"], issue_seq=row["number_seq"],
-        slot_start=row["slot_start"], slot_end=row["slot_end"], emergency=bool(row["emergency"]),
-        priority=row["priority"], returning=bool(row["is_returning"]), front_reason=row["front_reason"],
-        not_before=row["not_before"])
-    return max(0.0, (row["first_called_at"] - R.wait_started(waiting, rules)).total_seconds() / 60)
+    return max(0.0, (row["first_called_at"] - R.wait_started(waiting(row), rules)).total_seconds() / 60)
 
 
 def service_minutes(row: Mapping[str, Any]) -> float | None:
