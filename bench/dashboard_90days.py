@@ -16,6 +16,7 @@ PostgreSQL: a database of its own on 127.0.0.1:5432 (trust, user postgres), drop
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -138,6 +139,8 @@ def run(label: str, db: str, n_days: int) -> None:
     assert agg == raw, "aggregates and raw tickets disagree"
     assert dept == raw_dept
     t_ = agg["total"]  # type: ignore[index]
+    load = os.getloadavg()[0]
+    print(f"[{label}] (load average during the queries: {load:.1f} on {os.cpu_count()} cores)")
     print(f"[{label}] {n_days} days, {t_['arrivals']:,} tickets: median wait {t_['median_wait_min']} min, "
           f"p90 {t_['p90_wait_min']} min, {t_['long_waits']:,} waits over 30 min")
     print(f"[{label}] whole range (dept/room/hour/day/week): {agg_s:.3f} s from aggregates + today live "

@@ -200,7 +200,7 @@ class Dashboard:
             h = stats_hour
             rows = list(conn.execute(select(h.c.day, h.c.department, h.c.room, h.c.hour, *(h.c[n] for n in HOUR_SUMS),
                                             h.c.waits).where(*self._where(h, days[0], days[-1], department))
-                                     .order_by(h.c.day, h.c.department, h.c.room, h.c.hour)))
+                                     .order_by(h.c.day, h.c.department, h.c.room, h.c.hour)).all())
         live = self._open_fold(conn, days, raw=raw, department=department)
         return Cells.build(rows, live, department), live
 
