@@ -7,6 +7,7 @@ plots as the page), fonts embedded, so it prints and forwards as it is.
 from __future__ import annotations
 
 import re
+import textwrap
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,9 @@ def write_pdf(path: Path, *, site: str, week: date, lang: str, this: dict, prev:
         if adv["kiosks"]:
             advice = word("kiosk_advice", lang, visits=_fmt(adv["visits_per_day"]), kiosks=adv["kiosks"],
                           per=_fmt(adv["visits_per_kiosk"]), rule=adv["rule_of_thumb"], needed=adv["kiosks_needed"])
-            fig.text(0.60, 0.89, advice, fontsize=8.5, wrap=True, va="top")
+            # matplotlib wraps only at spaces, which Chinese has none of: wrap by characters
+            width = 24 if lang == "zh" else 46
+            fig.text(0.60, 0.89, "\n".join(textwrap.wrap(advice, width)), fontsize=8.5, va="top")
         plots.draw("departments", fig.add_axes((0.09, 0.45, 0.85, 0.15)), this, lang)
         plots.draw("days", fig.add_axes((0.09, 0.225, 0.80, 0.145)), this, lang)
         header, body = plots.table("departments", this, lang)
@@ -104,7 +107,7 @@ def write_pdf(path: Path, *, site: str, week: date, lang: str, this: dict, prev:
 
         fig = Figure(figsize=A4)
         plots.draw("hours", fig.add_axes((0.09, 0.74, 0.80, 0.2)), this, lang)
-        plots.draw("rooms", fig.add_axes((0.09, 0.49, 0.85, 0.19)), this, lang)
+        plots.draw("rooms", fig.add_axes((0.09, 0.47, 0.85, 0.18)), this, lang)
         plots.draw("kiosk", fig.add_axes((0.09, 0.26, 0.38, 0.17)), kiosk, lang)
         plots.draw("abandoned", fig.add_axes((0.65, 0.26, 0.30, 0.17)), kiosk, lang)
         header, body = plots.table("kiosk_kinds", kiosk, lang)
