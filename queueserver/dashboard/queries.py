@@ -158,6 +158,7 @@ class Dashboard:
         self.today = today
         self._live_cache: dict[tuple, tuple[float, Folded]] = {}
         self._cache_lock = threading.Lock()
+        self._fold_lock = threading.Lock()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -175,16 +176,17 @@ class Dashboard:
         if raw or not open_days:
             return fold_days(conn, open_days, rules=self.hospital.rules, tz=self.tz, department=department)
         key = (tuple(open_days), department, id(self.hospital))
-        now = time.monotonic()
-        with self._cache_lock:
-            hit = self._live_cache.get(key)
-            if hit is not None and now - hit[0] < LIVE_TTL_S:
-                return hit[1]
-        folded = fold_days(conn, open_days, rules=self.hospital.rules, tz=self.tz, department=department)
-        with self._cache_lock:
-            self._live_cache = {k: v for k, v in self._live_cache.items() if now - v[0] < LIVE_TTL_S}
-            self._live_cache[key] = (now, folded)
-        return folded
+        with self._fold_lock:  # one fold at a time: the page's parallel requests wait for the first one's
+            now = time.monotonic()
+            with self._cache_lock:
+                hit = self._live_cache.get(key)
+                if hit is not None and now - hit[0] < LIVE_TTL_S:
+                    return hit[1]
+            folded = fold_days(conn, open_days, rules=self.hospital.rules, tz=self.tz, department=department)
+            with self._cache_lock:
+                self._live_cache = {k: v for k, v in self._live_cache.items() if now - v[0] < LIVE_TTL_S}
+                self._live_cache[key] = (time.monotonic(), folded)
+            return folded
 
     @staticmethod
     def _where(table: Any, first: str, last: str, department: str | None) -> list[Any]:
