@@ -149,7 +149,7 @@ def test_help_requests_and_red_flags_plug_in_when_the_store_keeps_them(tmp_path)
             {"help_id": "h3", "kind": "help", "department": "surgery", "created_at": at},
             {"help_id": "h4", "kind": "long_wait", "department": "surgery", "created_at": at},
             {"help_id": "h5", "kind": "help", "department": "surgery", "created_at": at.replace(day=3)}])
-    help_ = board.queue_figures("2026-03-02", "2026-03-02")["help"]
+    help_ = dashboard_of(clinic).queue_figures("2026-03-02", "2026-03-02")["help"]  # answers are kept 10 s
     assert (help_["help_requests"], help_["red_flags"]) == (2, 1)
     assert {(r["department"], r["help_requests"], r["red_flags"]) for r in help_["rows"]} == {
         ("internal", 1, 1), ("surgery", 1, 0)}

@@ -8,6 +8,7 @@ its tickets instead: the same answer, the way it would be without aggregates (th
 """
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -26,7 +27,7 @@ from queueserver.hospital_file import Hospital
 from queueserver.dashboard import quantiles
 from queueserver.dashboard.aggregate import Folded, closed_days, fold_days
 from queueserver.dashboard.extras import help_figures
-from queueserver.dashboard.tables import HOUR_SUMS, WAIT_CAP, stats_hour, stats_kiosk
+from queueserver.dashboard.tables import HOUR_SUMS, WAIT_CAP, stats_days, stats_hour, stats_kiosk
 
 KIOSK_KINDS = ("check_in", "registration", "payment", "report")
 VISITS_PER_KIOSK = 500  # the plans' rule of thumb: one self-service machine per 500 visits a day
@@ -159,6 +160,15 @@ class Dashboard:
         self._live_cache: dict[tuple, tuple[float, Folded]] = {}
         self._cache_lock = threading.Lock()
         self._fold_lock = threading.Lock()
+        self._figures_cache: dict[tuple, tuple[float, dict]] = {}
+        self._figures_lock = threading.Lock()
+
+    def forget_open_days(self) -> None:
+        """Drop what is kept of the open days (a kiosk event just came in: show it at once)."""
+        with self._cache_lock:
+            self._live_cache = {}
+        with self._figures_lock:
+            self._figures_cache = {}
 
     @property
     def tz(self) -> ZoneInfo:
@@ -221,7 +231,28 @@ class Dashboard:
     # ------------------------------------------------------------------ queries
     def queue_figures(self, first: str, last: str, *, department: str | None = None, raw: bool = False) -> dict:
         """Per department, room, hour of day and day: arrivals, waits (median, p90, mean), long waits,
-        service, no-shows, recalls, survey; plus help requests and red flags where they are recorded."""
+        service, no-shows, recalls, survey; plus help requests and red flags where they are recorded.
+
+        An answer is kept ``LIVE_TTL_S`` seconds (closed days do not change; the open day's fold is
+        kept as long): the page's plots and tables of one range are computed once.
+        """
+        if raw:
+            return self._queue_figures(first, last, department, raw=True)
+        with self.read() as conn:  # a day closed since is a new answer (its figures now come from the aggregates)
+            stamp = tuple(conn.execute(select(func.count(), func.max(stats_days.c.closed_at))
+                                       .where(stats_days.c.day.between(first, last))).one())
+        key = (first, last, department, id(self.hospital), stamp)
+        with self._figures_lock:
+            now = time.monotonic()
+            hit = self._figures_cache.get(key)
+            if hit is not None and now - hit[0] < LIVE_TTL_S:
+                return copy.deepcopy(hit[1])
+            result = self._queue_figures(first, last, department, raw=False)
+            self._figures_cache = {k: v for k, v in self._figures_cache.items() if now - v[0] < LIVE_TTL_S}
+            self._figures_cache[key] = (time.monotonic(), result)
+            return copy.deepcopy(result)
+
+    def _queue_figures(self, first: str, last: str, department: str | None, *, raw: bool) -> dict:
         days = days_between(first, last)
         if department and self.hospital.department(department) is None:
             raise RangeError(f"There is no department {department!r}.")

@@ -220,6 +220,8 @@ def dashboard_router(service: Any, *, store: Store, reports_dir: Path, schedule:
         now = clock()
         stored = await run_in_threadpool(record_kiosk_event, store, body, now=now,
                                          day=now.astimezone(service.hospital.tz).date().isoformat())
+        if stored:
+            board.forget_open_days()
         return {"stored": stored}
 
     return router
