@@ -154,3 +154,18 @@ def test_help_requests_and_red_flags_plug_in_when_the_store_keeps_them(tmp_path)
     assert {(r["department"], r["help_requests"], r["red_flags"]) for r in help_["rows"]} == {
         ("internal", 1, 1), ("surgery", 1, 0)}
     clinic.close()
+
+
+def test_a_rating_after_the_day_was_closed_still_counts(tmp_path):
+    clinic = ClinicDay(tmp_path)
+    visits = simulate(clinic, until="09:30")
+    end_day(clinic, visits)
+    svc, day = clinic.service, clinic.day.isoformat()
+    close_day(clinic.store, day, rules=svc.rules, tz=svc.tz, now=datetime.now(timezone.utc))
+    late = next(v for v in visits.values() if v.status == "done" and v.score is None)
+    svc.survey(late.ticket_id, 5)  # the next morning
+    late.score = 5
+    figures = dashboard_of(clinic).queue_figures(day, day)
+    assert_figures(figures["total"], expected(list(visits.values()), long_wait_min=svc.rules.long_wait_alert_min))
+    assert close_past_days(clinic.store, today="2026-03-03", rules=svc.rules, tz=svc.tz, now=clinic.now) == [day]
+    clinic.close()

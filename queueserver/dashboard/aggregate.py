@@ -174,6 +174,13 @@ def store_folded(conn: Connection, day: str, folded: Folded, *, now: datetime) -
                                            tickets=int(sum(v["arrivals"] for v in folded.hours.values()))))
 
 
+def reopen_day(conn: Connection, day: str) -> None:
+    """Forget ``day``'s aggregates (a late change, such as a rating the next morning): it is folded from its
+    rows again, live, until the scheduler closes it anew. Cheap when the day was not closed."""
+    for table in (stats_days, stats_hour, stats_kiosk):
+        conn.execute(delete(table).where(table.c.day == day))
+
+
 def close_day(store: Store, day: str, *, rules: Rules, tz: ZoneInfo, now: datetime) -> None:
     """Fold ``day`` from its rows and store it as closed (again, if it was: the result is the same)."""
     with store.read() as conn:  # the fold reads outside the writer lock; the day is over, its rows are settled
