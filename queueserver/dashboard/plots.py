@@ -55,6 +55,13 @@ def _name(item: dict, lang: str) -> str:
     return name.get(lang) or name.get("en") or item.get("id") or "-"
 
 
+def _scope(row: dict, lang: str) -> str:
+    """A compare row's label: the whole site, or the department's name."""
+    if row["scope"] == "total":
+        return word("total", lang)
+    return _name({"name": row.get("name"), "id": row["scope"]}, lang)
+
+
 # ------------------------------------------------------------------ tables
 def _figure_rows(items: list[dict], key: Callable[[dict], Any], head: str, lang: str,
                  long_wait: int) -> tuple[list[str], list[list[Any]]]:
@@ -89,7 +96,7 @@ def table(name: str, data: dict, lang: str) -> tuple[list[str], list[list[Any]]]
         keys = list(data["rows"][0]["before"]) if data["rows"] else []
         header = [word("scope", lang)] + [f"{word(k, lang, n=30)} · {word(part, lang)}"
                                           for k in keys for part in ("before", "after", "change")]
-        rows = [[word("total", lang) if r["scope"] == "total" else r["scope"]]
+        rows = [[_scope(r, lang)]
                 + [r[part][k] for k in keys for part in ("before", "after", "change")] for r in data["rows"]]
         return header, rows
     raise KeyError(name)
@@ -187,7 +194,7 @@ def draw(name: str, ax: Axes, data: dict, lang: str, *, title: bool = True) -> N
         ax.set_xlabel(word("sessions", lang))
     elif name == "compare":
         rows = data["rows"]
-        labels = [word("total", lang) if r["scope"] == "total" else r["scope"] for r in rows]
+        labels = [_scope(r, lang) for r in rows]
         _bars(ax, labels, [(word("before", lang), [r["before"]["median_wait_min"] for r in rows]),
                            (word("after", lang), [r["after"]["median_wait_min"] for r in rows])],
               ylabel=word("median_wait_min", lang))

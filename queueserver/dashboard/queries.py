@@ -290,11 +290,11 @@ class Dashboard:
 
         na, nb = len(a["days"]), len(b["days"])
         rows = []
-        for scope, fa, fb in [("total", a["total"], b["total"])] + [
-                (da["id"], da, db) for da, db in zip(a["departments"], b["departments"])]:
+        for scope, name, fa, fb in [("total", None, a["total"], b["total"])] + [
+                (da["id"], da["name"], da, db) for da, db in zip(a["departments"], b["departments"])]:
             ba, bb = per_day(fa, na), per_day(fb, nb)
             change = {k: (None if ba[k] is None or bb[k] is None else round(bb[k] - ba[k], 2)) for k in ba}
-            rows.append({"scope": scope, "before": ba, "after": bb, "change": change})
+            rows.append({"scope": scope, "name": name, "before": ba, "after": bb, "change": change})
         return {"before": {"first": before[0], "last": before[1]}, "after": {"first": after[0], "last": after[1]},
                 "department": department, "rows": rows}
 
