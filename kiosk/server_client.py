@@ -164,6 +164,13 @@ class KioskServerClient:
         except ClinicflowError:  # best effort: the session expires on its own
             pass
 
+    def report_session(self, event: dict) -> None:
+        """Tell the dashboard how a session ended (kind, done or abandoned, screen, seconds: nothing personal)."""
+        try:
+            self._request("POST", "/api/v1/kiosk-events", json=event)
+        except ClinicflowError:  # a lost usage figure costs nothing to the patient
+            pass
+
     def call_staff(self, request: HelpRequest, *, key: str | None = None, session: str | None = None) -> HelpOut:
         """``session``: the identified patient's, so staff see the patient's ticket."""
         return self._model(HelpOut, "POST", "/api/v1/help-requests", json=self._body(request), key=key or new_key(),

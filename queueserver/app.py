@@ -340,6 +340,8 @@ def create_app(
     hospital_path: Path | None = None,
     republish_interval: float = 0.0,
     help_store: Store | None = None,
+    data_dir: Path | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
     """The FastAPI app of one site. ``on_startup``/``on_shutdown`` run in the lifespan (the CLI starts MQTT there).
 
@@ -348,6 +350,8 @@ def create_app(
     and on connect; the CLI turns it on for PostgreSQL, where several replicas may publish).
     ``help_store``: where help requests, patient sessions and answers live (default: the service's
     store; an HTTP worker process opens its own on the same database).
+    ``data_dir``: where the dashboard keeps its weekly reports (``<data_dir>/weekly-reports``);
+    ``store``: the store the dashboard reads in an HTTP worker (the service's own store otherwise).
     """
     broadcaster = Broadcaster()
     service.add_listener(broadcaster.changed)
@@ -643,7 +647,7 @@ def create_app(
         rooms = [room] if room else [r.id for r in service.hospital.rooms if who.may_use_room(r.id)]
         return [a for r in rooms for a in service.console(r)["alerts"]]
 
-    @app.get("/api/v1/stats", tags=["stats"], dependencies=allow("admin", "clinician", what="read statistics"))
+    @app.get("/api/v1/stats", tags=["stats"], dependencies=allow("admin", "clinician", "manager", what="read statistics"))
     def stats(day: Day = None) -> dict:
         """Per department and room for a day (default today): tickets, waits, service, no-shows, recalls, survey."""
         data = service.stats(a_day(day))
@@ -651,7 +655,7 @@ def create_app(
         return data
 
     @app.get("/api/v1/stats.csv", tags=["stats"], response_class=CsvResponse,
-             dependencies=allow("admin", "clinician", what="read statistics"))
+             dependencies=allow("admin", "clinician", "manager", what="read statistics"))
     def stats_csv(day: Day = None) -> Response:
         """The statistics as CSV (``day,scope,id,...``), help statistics after them."""
         text = service.stats_csv(a_day(day)) + help_stats_csv(desk, a_day(day) or service.today())
@@ -711,6 +715,11 @@ def create_app(
     app.include_router(patient_router(service, tokens, store=store_for_help, desk=desk))
     from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)
     app.include_router(fleet_router())
+    dashboard_store = store or getattr(service, "store", None)
+    if dashboard_store is not None:  # managers' figures and reports (docs/dashboard.md)
+        from queueserver.dashboard.router import dashboard_router
+        app.include_router(dashboard_router(service, store=dashboard_store,
+                                            reports_dir=(data_dir or Path("clinicflow-data")) / "weekly-reports"))
 
     def openapi() -> dict:
         if app.openapi_schema is None:

@@ -1,4 +1,4 @@
-"""Bearer tokens per role: kiosk, display (read only), clinician (scoped to rooms), admin.
+"""Bearer tokens per role: kiosk, display (read only), clinician (scoped to rooms), manager (reads statistics), admin.
 
 Tokens are generated at the first start into ``<data-dir>/tokens.json`` (mode 0600, never in
 the repository) and read from there on every later start. The file maps a token name to its
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from queueserver.hospital_file import Hospital
 
-ROLES = ("kiosk", "display", "clinician", "admin")
+ROLES = ("kiosk", "display", "clinician", "manager", "admin")
 STREAM_TICKET_TTL = 60.0  # seconds a stream ticket may be used to open a stream
 
 
@@ -95,7 +95,7 @@ class TokenBook:
         entries: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
         changed = not path.exists()
         wanted: dict[str, dict] = {"kiosk": {"role": "kiosk"}, "display": {"role": "display"},
-                                   "admin": {"role": "admin"}}
+                                   "admin": {"role": "admin"}, "manager": {"role": "manager"}}
         for clin in hospital.clinicians:
             wanted[f"clinician:{clin.id}"] = {"role": "clinician", "rooms": list(clin.rooms)}
         if any(c.id == "demo" for c in hospital.clinicians):

@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                         his_path=his_path, republish_interval=0.0 if store.is_sqlite else 30.0)
     app = create_app(service, tokens, on_startup=on_startup, on_shutdown=on_shutdown,
                      alert_interval=args.alert_interval, hospital_path=saved,
-                     republish_interval=0.0 if store.is_sqlite else 30.0)
+                     republish_interval=0.0 if store.is_sqlite else 30.0, data_dir=data_dir)
     app.state.bus = bus
     log.info("clinicflow server for site %s on %s://%s:%s (db %s, broker %s, tokens in %s)", site,
              "https" if tls else "http", args.host, args.port, store.url.split("@")[-1], args.broker,

@@ -82,11 +82,12 @@ async def _serve(service: QueueService, bus: Any, args: argparse.Namespace, list
     def spawn() -> subprocess.Popen[bytes]:
         channel = core.channel()
         try:
-            # The store's URL by environment, not argv (a command line is readable by every local user):
-            # workers keep help requests and patient sessions there (queueserver.helpdesk).
+            # The store's URL by environment, not argv (a command line is readable by every local user; the
+            # URL may hold a password): workers keep help requests and patient sessions there and the
+            # dashboard reads it (queueserver.helpdesk, queueserver.dashboard).
             worker = subprocess.Popen([*command, "--channel-fd", str(channel.fileno())],
                                       pass_fds=(listener.fileno(), channel.fileno()),
-                                      env={**os.environ, "CLINICFLOW_QUEUE_DB": service.store.url})
+                                      env={**os.environ, "CLINICFLOW_STORE_URL": service.store.url})
         finally:
             channel.close()  # the worker has its own copy; the core serves the other end
         started[worker.pid] = loop.time()

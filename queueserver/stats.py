@@ -1,4 +1,8 @@
-"""``Statistics``: one day per department and room: tickets, waits (avg, p90), service, no-shows, recalls, survey."""
+"""``Statistics``: one day per department and room: tickets, waits (avg, p90), service, no-shows, recalls, survey.
+
+Waits, service times and p90 are defined as on the managers' dashboard (``queueserver.dashboard``),
+which has the figures of any date range; this is the one-day view of ``/api/v1/stats``.
+"""
 from __future__ import annotations
 
 import csv
@@ -7,8 +11,9 @@ import statistics
 
 from sqlalchemy import select
 
-from queueserver import rules as R
-from queueserver.context import QueueContext, Record, waiting
+from queueserver.context import QueueContext, Record
+from queueserver.dashboard.aggregate import service_minutes, wait_minutes
+from queueserver.dashboard.quantiles import quantile
 from queueserver.store import tickets
 
 
@@ -25,22 +30,14 @@ class Statistics:
         with ctx.store.read() as conn:
             rows: list[Record] = list(conn.execute(select(tickets).where(tickets.c.day == day)).mappings())
 
-        def p90(values: list[float]) -> float | None:
-            if not values:
-                return None
-            values = sorted(values)
-            return round(values[min(len(values) - 1, int(0.9 * len(values) + 0.5) - 1 if len(values) > 1 else 0)], 1)
+        def p90(values: list[float]) -> float | None:  # the inclusive quantile (a rounded rank under-reported)
+            value = quantile(values, 0.9)
+            return None if value is None else round(value, 1)
 
         def summarise(group: list[Record]) -> dict:
-            waits, services = [], []
-            for r in group:
-                if r["first_called_at"] is not None:
-                    start = R.wait_started(waiting(r), ctx.rules)
-                    waits.append(max(0.0, (r["first_called_at"] - start).total_seconds() / 60))
-                if r["status"] == "done" and r["finished_at"] is not None:
-                    began = r["service_started_at"] or r["called_at"]
-                    if began is not None:
-                        services.append(max(0.0, (r["finished_at"] - began).total_seconds() / 60))
+            # The dashboard's definitions of a wait and a service time (docs/dashboard.md#definitions).
+            waits = [w for w in (wait_minutes(r, ctx.rules) for r in group) if w is not None]
+            services = [m for m in (service_minutes(r) for r in group) if m is not None]
             called = [r for r in group if r["first_called_at"] is not None]
             no_shows = [r for r in group if r["no_show_count"] > 0]
             scores = [r["survey_score"] for r in group if r["survey_score"] is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from queueserver.context import QueueContext
+from queueserver.dashboard.aggregate import reopen_day
 from queueserver.errors import SurveyNotOpen
 from queueserver.store import tickets
 
@@ -24,3 +25,4 @@ class Surveys:
                 raise SurveyNotOpen("Thank you: this visit was already rated.")
             tx.conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(
                 survey_score=score, survey_comment=comment.strip()[:500] or None))
+            reopen_day(tx.conn, t["day"])  # a rating of a day the dashboard closed already

@@ -18,6 +18,7 @@ APT_RUNTIME=(
   postgresql-client                                 # pg_dump/pg_restore: clinicflow backup/restore of a PostgreSQL store
 )
 APT_TEST=(chromium chromium-driver)                 # web pages tested in real headless Chromium
+APT_TEST+=(poppler-utils)                           # pdftotext, pdftoppm: the weekly PDF report read back
 APT_TEST+=(systemd)                                 # systemd-analyze verifies the generated device units
 
 packages=("${APT_RUNTIME[@]}")

@@ -18,6 +18,8 @@ With the default ``InlineTasks`` every call completes before the method returns.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -60,6 +62,10 @@ class KioskSettings:
     })
     voice_hint_interval: float = 90.0  # Home, nobody there: say how to start voice this often (0: never)
 
+
+# What a screen is for, in the dashboard's kiosk figures (queueserver/dashboard/kiosk_events.py).
+SESSION_KIND = {"checkin": "check_in", "appointments": "check_in", "register": "registration",
+                "payment": "payment", "reports": "report"}
 
 # Screens that need an identified patient first.
 NEEDS_PATIENT = {"appointments", "payment", "reports", "register"}
@@ -115,6 +121,7 @@ class KioskViewModel(EventDispatcher):
         self._history: list[str] = []
         self._pages: dict[str, int] = {}  # list key -> page shown (long lists are paged, never scrolled)
         self.generation = 0  # bumped when a session ends: late answers for an old patient are dropped
+        self._started: dict[str, float] = {}  # session kinds begun in this visit -> when (dashboard figures)
 
         self.home = HomeViewModel(self)
         self.identify = IdentifyViewModel(self)
@@ -140,6 +147,8 @@ class KioskViewModel(EventDispatcher):
 
     def go(self, screen: str, *, remember: bool = True) -> None:
         """Show ``screen`` (identifying the patient first when the flow needs it)."""
+        if screen in SESSION_KIND:  # the patient's intent, also when identification comes first
+            self._started.setdefault(SESSION_KIND[screen], time.monotonic())
         if screen in NEEDS_PATIENT and self.patient is None:
             self.identify.start(then=screen)
             screen = "identify"
@@ -193,6 +202,7 @@ class KioskViewModel(EventDispatcher):
         After an idle timeout nobody is there: speech stops at once (nothing of this visit is said
         to the next patient) and large text and voice go back to off for whoever comes next."""
         session = getattr(self.patient, "session", None)
+        self._report_sessions()
         self.generation += 1
         self.speech.forget()
         if timed_out:
@@ -212,6 +222,22 @@ class KioskViewModel(EventDispatcher):
             client = self.client
             self.tasks.run(lambda: client.end_session(session), lambda *_: None)
         self.speak_screen()
+
+    def _report_sessions(self) -> None:
+        """Send how each kind begun in this visit ended, and on which screen a patient gave up."""
+        started, self._started = self._started, {}
+        report = getattr(self.client, "report_session", None)
+        if not started or report is None:
+            return
+        done = {"check_in": self.ticket.ticket is not None and "registration" not in started,
+                "registration": self.ticket.ticket is not None, "payment": self.payment.state == "paid",
+                "report": bool(self.reports.printed)}
+        events = [{"event_id": uuid.uuid4().hex, "kiosk": self.settings.device_id, "kind": kind,
+                   "outcome": "done" if done[kind] else "abandoned",
+                   "screen": "" if done[kind] else f"{self.screen}_{self.payment.state}" if self.screen == "payment"
+                   else self.screen, "seconds": round(min(3600.0, time.monotonic() - at), 1)}
+                  for kind, at in started.items()]
+        self.tasks.run(lambda: [report(e) for e in events], lambda *_: None)
 
     # -- modes and language ---------------------------------------------------------------------
     def set_language(self, language: str, *, touched: bool = True) -> None:

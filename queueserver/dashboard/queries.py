@@ -1,0 +1,368 @@
+"""The dashboard's figures for a date range, from the aggregate tables plus the open days folded live.
+
+Each query reads the closed days' cells of ``qs_stats_hour`` in one go (90 days of a large
+hospital: about 40,000 rows), adds the open days (``aggregate.fold_days``) and sums the cells per
+department, room, hour, day and week with numpy; the figures of a group are then derived from its
+sums and wait histogram (``metrics``). ``raw=True`` folds every day from
+its tickets instead: the same answer, the way it would be without aggregates (the bench compares).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from queueserver.hospital_file import Hospital
+from queueserver.dashboard import quantiles
+from queueserver.dashboard.aggregate import Folded, closed_days, fold_days
+from queueserver.dashboard.extras import help_figures
+from queueserver.dashboard.tables import HOUR_SUMS, WAIT_CAP, stats_days, stats_hour, stats_kiosk
+
+KIOSK_KINDS = ("check_in", "registration", "payment", "report")
+VISITS_PER_KIOSK = 500  # the plans' rule of thumb: one self-service machine per 500 visits a day
+MAX_DAYS = 400
+LIVE_TTL_S = 10.0
+
+
+class RangeError(ValueError):
+    """A date range that cannot be asked for (reversed, too long, not a date)."""
+
+
+def days_between(first: str, last: str) -> list[str]:
+    try:
+        a, b = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError as exc:
+        raise RangeError(f"Dates are YYYY-MM-DD: {exc}") from None
+    if b < a:
+        raise RangeError(f"The range ends ({last}) before it starts ({first}).")
+    if (b - a).days >= MAX_DAYS:
+        raise RangeError(f"A range is at most {MAX_DAYS} days.")
+    return [(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
+
+
+def week_of(day: str) -> str:
+    """The Monday of the ISO week of ``day`` (weeks are named by their first day)."""
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
+
+
+def metrics(sums: Mapping[str, float], waits: np.ndarray) -> dict[str, Any]:
+    """What a manager reads, from a group's sums and its whole-minute wait histogram."""
+    def avg(total: str, n: str, digits: int = 1) -> float | None:
+        return round(sums[total] / sums[n], digits) if sums[n] else None
+
+    def q(p: float) -> float | None:
+        v = quantiles.from_histogram(waits, p)
+        return None if v is None else round(v, 1)
+
+    return {
+        "arrivals": int(sums["arrivals"]), "appointments": int(sums["appointments"]),
+        "walk_ins": int(sums["walk_ins"]), "desk": int(sums["desk"]),
+        "called": int(sums["called"]), "served": int(sums["served"]), "cancelled": int(sums["cancelled"]),
+        "median_wait_min": q(0.5), "p90_wait_min": q(0.9), "avg_wait_min": avg("wait_sum", "wait_n"),
+        "long_waits": int(sums["long_waits"]), "avg_service_min": avg("service_sum", "service_n"),
+        "no_shows": int(sums["no_shows"]),
+        "no_show_rate": round(sums["no_shows"] / sums["called"], 3) if sums["called"] else None,
+        "recalls": int(sums["recalls"]), "survey_count": int(sums["survey_n"]),
+        "survey_avg": avg("survey_sum", "survey_n", 2),
+    }
+
+
+class Groups:
+    """Sums and wait histograms per group (a department, a room, an hour, a day...)."""
+
+    def __init__(self, sums: dict[Any, dict[str, float]], waits: dict[Any, np.ndarray]) -> None:
+        self.sums, self.waits = sums, waits
+
+    def figures(self, key: Any) -> dict[str, Any]:
+        return metrics(self.sums.get(key) or dict.fromkeys(HOUR_SUMS, 0), self.waits.get(key, _NO_WAITS))
+
+
+_NO_WAITS = np.zeros(WAIT_CAP + 1, dtype=np.int64)
+
+
+class Cells:
+    """Aggregate cells (day, department, room, hour) as arrays: ``sums`` (n x HOUR_SUMS), ``waits`` (n x minutes)."""
+
+    def __init__(self, keys: list[tuple], sums: np.ndarray, waits: np.ndarray) -> None:
+        self.keys, self.sums, self.waits = keys, sums, waits
+
+    @classmethod
+    def build(cls, rows: list[Any], live: Folded, department: str | None) -> "Cells":
+        k = len(HOUR_SUMS)
+        live_keys = [key for key in live.hours if not department or key[1] == department]
+        n = len(rows) + len(live_keys)
+        sums = np.zeros((n, k))
+        waits = np.zeros((n, WAIT_CAP + 1), dtype=np.int64)
+        if rows:
+            sums[:len(rows)] = np.array([r[4:4 + k] for r in rows], dtype=float)
+            blobs = [r[4 + k] or b"" for r in rows]
+            lengths = np.array([len(b) // 2 for b in blobs])
+            flat = np.frombuffer(b"".join(blobs), dtype="<u2")
+            if len(flat):  # scatter every packed histogram into its row in one step
+                row_of = np.repeat(np.arange(len(rows)), lengths)
+                starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+                waits[row_of, np.arange(len(flat)) - starts] = flat
+        for i, key in enumerate(live_keys, start=len(rows)):
+            sums[i] = [live.hours[key][name] for name in HOUR_SUMS]
+            for minute, count in live.waits.get(key, {}).items():
+                waits[i, minute] = count
+        return cls([tuple(r[:4]) for r in rows] + live_keys, sums, waits)
+
+    def group(self, labels: list[Any]) -> tuple[list[Any], np.ndarray, np.ndarray]:
+        """Add up the cells by ``labels`` (one per cell): the labels present, their sums and histograms."""
+        if not labels:
+            return [], np.zeros((0, len(HOUR_SUMS))), np.zeros((0, WAIT_CAP + 1), dtype=np.int64)
+        uniq = sorted(set(labels))
+        index = {u: i for i, u in enumerate(uniq)}
+        inv = np.fromiter((index[x] for x in labels), dtype=np.int64, count=len(labels))
+        sums, waits = self.sums, self.waits
+        if len(inv) > 1 and (np.diff(inv) < 0).any():  # cells come in key order: most groupings need no sort
+            order = np.argsort(inv, kind="stable")
+            inv, sums, waits = inv[order], sums[order], waits[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(inv) != 0])
+        return ([uniq[i] for i in inv[starts]], np.add.reduceat(sums, starts, axis=0),
+                np.add.reduceat(waits, starts, axis=0))
+
+
+def _groups(labels: list[Any], sums: np.ndarray, waits: np.ndarray) -> Groups:
+    return Groups({u: dict(zip(HOUR_SUMS, sums[j].tolist())) for j, u in enumerate(labels)},
+                  {u: waits[j] for j, u in enumerate(labels)})
+
+
+def _regroup(labels: list[Any], sums: np.ndarray, waits: np.ndarray, key: Callable[[Any], Any]) -> Groups:
+    """Groups of groups (departments of rooms, weeks of days): a few rows, summed again."""
+    out: dict[Any, list[int]] = defaultdict(list)
+    for j, u in enumerate(labels):
+        out[key(u)].append(j)
+    return Groups({k: dict(zip(HOUR_SUMS, sums[js].sum(axis=0).tolist())) for k, js in out.items()},
+                  {k: waits[js].sum(axis=0) for k, js in out.items()})
+
+
+class Dashboard:
+    """The queries of one site (hospital file for names, rules and time zone)."""
+
+    def __init__(self, *, hospital: Hospital, read: Callable[[], Any], today: Callable[[], str]) -> None:
+        self.hospital = hospital
+        self.read = read  # a context manager giving a read-only Connection (Store.read)
+        self.today = today
+        self._live_cache: dict[tuple, tuple[float, Folded]] = {}
+        self._cache_lock = threading.Lock()
+        self._fold_lock = threading.Lock()
+        self._figures_cache: dict[tuple, tuple[float, dict]] = {}
+        self._figures_lock = threading.Lock()
+
+    def forget_open_days(self) -> None:
+        """Drop what is kept of the open days (a kiosk event just came in: show it at once)."""
+        with self._cache_lock:
+            self._live_cache = {}
+        with self._figures_lock:
+            self._figures_cache = {}
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.hospital.tz
+
+    # ------------------------------------------------------------------ helpers
+    def _open_fold(self, conn: Connection, days: list[str], *, raw: bool, department: str | None = None) -> Folded:
+        """The days of the range that are not closed, folded from their rows. Raw: every day, never cached.
+
+        The fold of the open days is kept ``LIVE_TTL_S`` seconds: the page asks for several plots of
+        the same range at once, and a figure a few seconds old is as good to a manager.
+        """
+        closed = set() if raw else closed_days(conn, days[0], days[-1])
+        open_days = [d for d in days if d not in closed]
+        if raw or not open_days:
+            return fold_days(conn, open_days, rules=self.hospital.rules, tz=self.tz, department=department)
+        key = (tuple(open_days), department, id(self.hospital))
+        with self._fold_lock:  # one fold at a time: the page's parallel requests wait for the first one's
+            now = time.monotonic()
+            with self._cache_lock:
+                hit = self._live_cache.get(key)
+                if hit is not None and now - hit[0] < LIVE_TTL_S:
+                    return hit[1]
+            folded = fold_days(conn, open_days, rules=self.hospital.rules, tz=self.tz, department=department)
+            with self._cache_lock:
+                self._live_cache = {k: v for k, v in self._live_cache.items() if now - v[0] < LIVE_TTL_S}
+                self._live_cache[key] = (time.monotonic(), folded)
+            return folded
+
+    @staticmethod
+    def _where(table: Any, first: str, last: str, department: str | None) -> list[Any]:
+        cond = [table.c.day.between(first, last)]
+        if department:
+            cond.append(table.c.department == department)
+        return cond
+
+    def _cells(self, conn: Connection, days: list[str], department: str | None, *, raw: bool) -> tuple[Cells, Folded]:
+        """Every aggregate cell of the range: the closed days' rows in one read, plus the open days folded."""
+        rows: list[Any] = []
+        if not raw:
+            h = stats_hour
+            rows = list(conn.execute(select(h.c.day, h.c.department, h.c.room, h.c.hour, *(h.c[n] for n in HOUR_SUMS),
+                                            h.c.waits).where(*self._where(h, days[0], days[-1], department))
+                                     .order_by(h.c.day, h.c.department, h.c.room, h.c.hour)).all())
+        live = self._open_fold(conn, days, raw=raw, department=department)
+        return Cells.build(rows, live, department), live
+
+    @staticmethod
+    def _queue_groups(cells: Cells) -> dict[str, Groups]:
+        """Groups by "department", "room", "hour", "day", "week" and "total"."""
+        keys = cells.keys
+        # Three passes over the cells; departments, rooms and the total come from (department, room),
+        # weeks from days.
+        by_room = cells.group([(k[1], k[2]) for k in keys])
+        by_day = cells.group([k[0] for k in keys])
+        return {"department": _regroup(*by_room, key=lambda dr: dr[0]), "room": _regroup(*by_room, key=lambda dr: dr[1]),
+                "total": _regroup(*by_room, key=lambda dr: ""), "hour": _groups(*cells.group([k[3] for k in keys])),
+                "day": _groups(*by_day), "week": _regroup(*by_day, key=week_of)}
+
+    # ------------------------------------------------------------------ queries
+    def queue_figures(self, first: str, last: str, *, department: str | None = None, raw: bool = False) -> dict:
+        """Per department, room, hour of day and day: arrivals, waits (median, p90, mean), long waits,
+        service, no-shows, recalls, survey; plus help requests and red flags where they are recorded.
+
+        An answer is kept ``LIVE_TTL_S`` seconds (closed days do not change; the open day's fold is
+        kept as long): the page's plots and tables of one range are computed once.
+        """
+        if raw:
+            return self._queue_figures(first, last, department, raw=True)
+        with self.read() as conn:  # a day closed since is a new answer (its figures now come from the aggregates)
+            stamp = tuple(conn.execute(select(func.count(), func.max(stats_days.c.closed_at))
+                                       .where(stats_days.c.day.between(first, last))).one())
+        key = (first, last, department, id(self.hospital), stamp)
+        with self._figures_lock:
+            now = time.monotonic()
+            hit = self._figures_cache.get(key)
+            if hit is not None and now - hit[0] < LIVE_TTL_S:
+                return copy.deepcopy(hit[1])
+            result = self._queue_figures(first, last, department, raw=False)
+            self._figures_cache = {k: v for k, v in self._figures_cache.items() if now - v[0] < LIVE_TTL_S}
+            self._figures_cache[key] = (time.monotonic(), result)
+            return copy.deepcopy(result)
+
+    def _queue_figures(self, first: str, last: str, department: str | None, *, raw: bool) -> dict:
+        days = days_between(first, last)
+        if department and self.hospital.department(department) is None:
+            raise RangeError(f"There is no department {department!r}.")
+        with self.read() as conn:
+            cells, _ = self._cells(conn, days, department, raw=raw)
+            g = self._queue_groups(cells)
+            help_rows = help_figures(conn, first, last, tz=self.tz)
+        depts = [{"id": d.id, "name": dict(d.name), **g["department"].figures(d.id)}
+                 for d in self.hospital.departments if not department or d.id == department]
+        room_ids = [r.id for r in self.hospital.rooms if not department or department in r.departments]
+        room_ids += sorted(k for k in g["room"].sums if k and k not in room_ids)
+        rooms = [{"id": rid, "name": dict(self.hospital.room(rid).name) if self.hospital.room(rid) else {"en": rid, "zh": rid},
+                  **g["room"].figures(rid)} for rid in room_ids]
+        if "" in g["room"].sums:
+            rooms.append({"id": "", "name": {"en": "not called", "zh": "未叫号"}, **g["room"].figures("")})
+        hours = [{"hour": h, **g["hour"].figures(h)} for h in sorted(g["hour"].sums)]
+        return {
+            "site": self.hospital.site.id, "first": first, "last": last, "department": department,
+            "long_wait_min": self.hospital.rules.long_wait_alert_min,
+            "total": g["total"].figures(""), "departments": depts, "rooms": rooms, "hours": hours,
+            "days": [{"day": d, **g["day"].figures(d)} for d in days],
+            "weeks": [{"week": w, **g["week"].figures(w)} for w in sorted({week_of(d) for d in days})],
+            "help": help_rows,
+        }
+
+    def compare(self, before: tuple[str, str], after: tuple[str, str], *, department: str | None = None) -> dict:
+        """Two date ranges side by side: did the change cut waits? Per department and in total."""
+        a = self.queue_figures(*before, department=department)
+        b = self.queue_figures(*after, department=department)
+        keys = ("arrivals", "median_wait_min", "p90_wait_min", "avg_wait_min", "long_waits", "avg_service_min",
+                "no_show_rate", "survey_avg")
+
+        def per_day(fig: dict, n_days: int) -> dict:
+            return {**{k: fig[k] for k in keys}, "arrivals_per_day": round(fig["arrivals"] / n_days, 1)}
+
+        na, nb = len(a["days"]), len(b["days"])
+        rows = []
+        for scope, name, fa, fb in [("total", None, a["total"], b["total"])] + [
+                (da["id"], da["name"], da, db) for da, db in zip(a["departments"], b["departments"])]:
+            ba, bb = per_day(fa, na), per_day(fb, nb)
+            change = {k: (None if ba[k] is None or bb[k] is None else round(bb[k] - ba[k], 2)) for k in ba}
+            rows.append({"scope": scope, "name": name, "before": ba, "after": bb, "change": change})
+        return {"before": {"first": before[0], "last": before[1]}, "after": {"first": after[0], "last": after[1]},
+                "department": department, "rows": rows}
+
+    def kiosk_figures(self, first: str, last: str) -> dict:
+        """Kiosk transactions per kiosk and hour by kind, time per transaction, abandoned sessions and the
+        screen they stopped at, kiosk share of check-ins and registrations, visits per kiosk against 500."""
+        days = days_between(first, last)
+        with self.read() as conn:
+            k = stats_kiosk
+            cells: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0])
+            for r in conn.execute(select(k.c.day, k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen,
+                                         k.c.n, k.c.seconds_sum).where(k.c.day.between(first, last))):
+                cells[tuple(r[:6])][0] += r.n
+                cells[tuple(r[:6])][1] += r.seconds_sum
+            live = self._open_fold(conn, days, raw=False)
+            for key, (n, secs) in live.kiosk.items():
+                cells[key][0] += n
+                cells[key][1] += secs
+            h = stats_hour
+            names = ("arrivals", "appointments", "walk_ins", "desk")
+            closed = conn.execute(select(*(func.coalesce(func.sum(h.c[n]), 0) for n in names))
+                                  .where(h.c.day.between(first, last))).one()
+        total = dict(zip(names, (int(v) for v in closed)))
+        for values in live.hours.values():
+            for name in names:
+                total[name] += int(values[name])
+        per_hour: dict[tuple[str, int, str], int] = defaultdict(int)
+        kinds = {kind: {"done": 0, "abandoned": 0, "seconds": 0.0} for kind in KIOSK_KINDS}
+        screens: dict[tuple[str, str], int] = defaultdict(int)
+        kiosks: set[str] = set()
+        kiosk_days: set[tuple[str, str]] = set()
+        for (day, kiosk, hour, kind, outcome, screen), (n, secs) in cells.items():
+            kiosks.add(kiosk)
+            kiosk_days.add((day, kiosk))
+            entry = kinds.setdefault(kind, {"done": 0, "abandoned": 0, "seconds": 0.0})
+            if outcome == "done":
+                per_hour[(kiosk, hour, kind)] += int(n)
+                entry["done"] += int(n)
+                entry["seconds"] += secs
+            else:
+                entry["abandoned"] += int(n)
+                screens[(kind, screen)] += int(n)
+        by_kind = [{"kind": kind, "done": v["done"], "abandoned": v["abandoned"],
+                    "abandon_rate": round(v["abandoned"] / (v["done"] + v["abandoned"]), 3) if v["done"] + v["abandoned"] else None,
+                    "avg_seconds": round(v["seconds"] / v["done"], 1) if v["done"] else None} for kind, v in kinds.items()]
+        checkins = kinds["check_in"]["done"]
+        n_days = len(days)
+        visits_per_day = total["arrivals"] / n_days
+        active = len(kiosks)
+        per_kiosk = round(visits_per_day / active, 1) if active else None
+        needed = math.ceil(visits_per_day / VISITS_PER_KIOSK) if visits_per_day else 0
+        return {
+            "first": first, "last": last, "kiosks": sorted(kiosks),
+            "per_kiosk_hour": [{"kiosk": kk, "hour": h, "kind": kind, "transactions": n}
+                               for (kk, h, kind), n in sorted(per_hour.items())],
+            "by_kind": by_kind,
+            "abandoned_at": [{"kind": kind, "screen": s, "sessions": n}
+                             for (kind, s), n in sorted(screens.items(), key=lambda x: -x[1])],
+            "share": {
+                "check_in_at_kiosk": checkins, "check_in_tickets": total["appointments"],
+                "check_in_kiosk_share": round(min(1.0, checkins / total["appointments"]), 3) if total["appointments"] else None,
+                "registration_at_kiosk": total["walk_ins"], "registration_at_desk": total["desk"],
+                "registration_kiosk_share": round(total["walk_ins"] / (total["walk_ins"] + total["desk"]), 3)
+                if total["walk_ins"] + total["desk"] else None,
+                "payment_at_kiosk": kinds["payment"]["done"],
+                "payment_kiosk_share": None,  # the hospital backend does not tell which payments were made at a desk
+            },
+            "advice": {"visits_per_day": round(visits_per_day, 1), "kiosks": active, "visits_per_kiosk": per_kiosk,
+                       "rule_of_thumb": VISITS_PER_KIOSK, "kiosks_needed": needed,
+                       "kiosk_days": len(kiosk_days)},
+        }
