@@ -48,16 +48,5 @@ def test_a_site_deployed_as_the_docs_say_comes_up_on_tls_and_stays_up(work):
     results = {r.name: r for r in Rehearsal(work, out=out).run()}
     report = out.getvalue()
     failed = {name: r.detail for name, r in results.items() if not r.ok}
-    cmdline = "no secret in any /proc/*/cmdline"
-    known = failed.get(cmdline, "")
-    # Issue 12 point 5 (owned by the queue-server work, queueserver/core_process.py) moves the broker URL
-    # off the HTTP worker's command line. Until that lands, the worker (`queueserver.front`) is the only
-    # process allowed to fail this check, and only with the queue server's MQTT password.
-    worker_only = known and all("queueserver.front" in part and "queueserver MQTT password" in part
-                                for part in known.split("; "))
-    if worker_only:
-        failed.pop(cmdline)
     assert not failed, report
     assert len(results) == 12, report  # every step ran (a critical failure stops the rest)
-    if worker_only:
-        pytest.xfail(f"the HTTP worker's command line still holds the broker password: {known}")
