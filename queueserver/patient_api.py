@@ -115,7 +115,7 @@ class PatientApiSettings:
     icons: dict[str, str] = field(default_factory=lambda: {"internal": "stethoscope", "surgery": "bandage",
                                                            "pediatrics": "child", "emergency": "ambulance"})
     directions: dict[str, str] = field(default_factory=lambda: {
-        "zh": "人工服务窗口：门诊大厅一楼 1 号窗口", "en": "Staffed desk: window 1, outpatient hall, ground floor"})
+        "zh": "门诊大厅一楼 1 号窗口", "en": "window 1, outpatient hall, ground floor"})
 
 
 def _money(value: Decimal) -> Decimal:

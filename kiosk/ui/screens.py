@@ -349,7 +349,8 @@ class HelpScreen(FlowScreen):
         self.prompt()
         if not vm.called:
             self.add(self.option(tr("Call staff"), vm.call_staff, kind="danger", size=1.3))
-        self.add(TextLabel(vm.directions))  # "Staffed desk: window 1, ..." (the site's own words)
+        # the site's own words name the place; every sentence that uses them says "staffed desk" once
+        self.add(TextLabel(tr("Staffed desk: {where}", where=vm.directions)))
 
 
 SCREENS = [HomeScreen, AccessOfferScreen, CheckInScreen, IdentifyScreen, AppointmentsScreen, RegisterScreen,

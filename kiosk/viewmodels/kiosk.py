@@ -47,8 +47,8 @@ class KioskSettings:
     retry_interval: float = 5.0  # server unreachable: retry this often
     qr_poll_interval: float = 2.0
     directions: dict[str, str] = field(default_factory=lambda: {
-        "zh": "人工服务窗口：门诊大厅一楼 1 号窗口",
-        "en": "Staffed desk: window 1, outpatient hall, ground floor",
+        "zh": "门诊大厅一楼 1 号窗口",
+        "en": "window 1, outpatient hall, ground floor",
     })
     accessibility_age: int = 65
     card_slot: dict[str, str] = field(default_factory=lambda: {  # where this kiosk model's card reader is
