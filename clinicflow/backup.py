@@ -11,7 +11,9 @@ if the URL has one, goes through ``PGPASSWORD``, never the command line).
 
 ``restore`` checks every SQLite file (``PRAGMA integrity_check``) before it replaces anything,
 then puts each file in place atomically (``pg_restore --clean`` for PostgreSQL). Stop the server
-first and start it afterwards: the call screens get the restored rooms' states when it republishes.
+first and start it afterwards: the call screens get the restored rooms' states when it republishes,
+under the new store epoch every start gives the database (``queueserver/store_epoch.py``), so they
+take the restored rooms' lower seqs.
 """
 from __future__ import annotations
 

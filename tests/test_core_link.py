@@ -161,7 +161,9 @@ def test_the_http_answer_while_the_core_is_gone_is_503_with_retry_after(clinic, 
             "site": "demo", "public_url": "http://x", "hospital": clinic.service.hospital}})
         remote = await RemoteQueueService.connect(theirs, backend=clinic.backend)
         tokens = TokenBook.load_or_create(tmp_path, remote.hospital)
-        app = create_app(remote, tokens, alert_interval=0)  # type: ignore[arg-type]
+        # as an HTTP worker does (queueserver/front.py): its own store on the core's database
+        app = create_app(remote, tokens, alert_interval=0,  # type: ignore[arg-type]
+                         help_store=clinic.store, store=clinic.store)
 
         async def die_on_call() -> None:
             await _receive(core_reader)  # hello

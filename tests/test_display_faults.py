@@ -108,12 +108,13 @@ def test_calls_made_while_the_broker_is_down_are_never_spoken_late_and_the_conso
 
         private_mosquitto.stop()
         assert screen.wait_until(lambda vm: not vm.connected, 5)
-        missed = [admin.post("/api/v1/rooms/r1/call-next").json() for _ in range(2)]
+        missed = [admin.post("/api/v1/rooms/r1/call-next", params={"confirm": "true"}).json()  # deliberate
+                  for _ in range(2)]
         assert all("call_id" in m for m in missed), "calling goes on while the screens' broker is down"
         console = admin.get("/api/v1/rooms/r1/console").json()
         assert [u["ticket"] for u in console["unheard_calls"]] == [m["ticket"]["number"] for m in reversed(missed)]
         assert console["current"]["unheard"] is True, "the clinician sees that the current call was not heard"
-        browser_page.goto(f"{server.base_url}/console/r1#token={server.tokens['clinician:zhou']}")
+        browser_page.goto(f"{server.base_url}/console/r1#token={server.tokens['clinician:zhou']}&lang=en")  # zh_CN by default
         expect(browser_page.locator("#unheard")).to_contain_text(
             f"Not heard by the call screens: {missed[1]['ticket']['number']}, {missed[0]['ticket']['number']}")
         expect(browser_page.locator("#unheard")).to_contain_text(f"Recall {missed[1]['ticket']['number']}")
@@ -168,7 +169,7 @@ def test_after_a_restore_with_lower_seqs_the_next_call_is_still_spoken(queue_ser
     try:
         with server.client("admin") as admin:
             for _ in range(3):
-                call = admin.post("/api/v1/rooms/r1/call-next").json()
+                call = admin.post("/api/v1/rooms/r1/call-next", params={"confirm": "true"}).json()  # deliberate
                 assert screen.wait_for_call(call_id=call["call_id"], timeout=10)
         assert screen.announcer.wait_for(3) and screen.view_model.ticket_text == tickets[2]
         before = screen.view_model.tiles[0]
