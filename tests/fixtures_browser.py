@@ -6,7 +6,10 @@
 
 ``browser`` is one Chromium per test session (started on first use, about 0.5 s);
 ``browser_page`` is a fresh context and page per test (no shared cookies or storage), with
-console errors collected in ``browser_page.console_errors``. Playwright downloads no browser:
+console errors collected in ``browser_page.console_errors``. Take ``browser`` rather than calling
+``sync_playwright()`` in a test: a second sync Playwright cannot start in a process where this one
+runs ("Sync API inside the asyncio loop"), so such a test fails whenever a browser test ran before it;
+a test that needs other launch flags uses ``browser.browser_type.launch(...)``. Playwright downloads no browser:
 it launches the Debian package. A test skips only if Chromium is not installed at all.
 """
 from __future__ import annotations

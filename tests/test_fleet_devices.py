@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.fixtures_fleet import Fleet, until as _until
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
-def test_the_fleet_reports_what_was_checked_and_only_that(fleet, artifacts_dir):
+
+def test_the_fleet_reports_what_was_checked_and_only_that(fleet, browser, artifacts_dir):
     cups = fleet.cups
     fleet.start_kiosk("kiosk-a", "--printer", f"dummy-status:{fleet.printer_state}", "--printer-profile", "cn-58",
                       "--report-printer", f"cups:{cups.printer}", "--speaker", "espeak", "--audio-device", "hw:9,0")
@@ -82,19 +86,19 @@ def test_the_fleet_reports_what_was_checked_and_only_that(fleet, artifacts_dir):
     mine = [al for al in alerts if al["device"] == "door-r1"]
     assert len(mine) == 1 and mine[0]["kind"] == "device_offline" and mine[0]["resolved_at"] >= mine[0]["ts"]
 
-    _check_page_in_chromium(fleet, artifacts_dir)
+    _check_page_in_chromium(fleet, browser, artifacts_dir)
 
 
-def _check_page_in_chromium(fleet: Fleet, artifacts_dir: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def _check_page_in_chromium(fleet: Fleet, browser: Browser, artifacts_dir: Path) -> None:
+    from playwright.sync_api import expect
 
-    from tests.fixtures_browser import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        # A technician's laptop set to UTC: the page still speaks the hospital's time (Asia/Shanghai).
-        page = browser.new_page(viewport={"width": 1500, "height": 900}, timezone_id="UTC")
-        page.goto(f"{fleet.server.base_url}/fleet#token={fleet.server.tokens['admin']}")
+    # The session's one Chromium (tests/fixtures_browser.py): a second sync Playwright in the same
+    # process cannot start while that one runs. A technician's laptop set to UTC: the page still
+    # speaks the hospital's time (Asia/Shanghai).
+    context = browser.new_context(viewport={"width": 1500, "height": 900}, timezone_id="UTC")
+    try:
+        page = context.new_page()
+        page.goto(f"{fleet.server.base_url}/fleet#token={fleet.server.tokens['admin']}&lang=en")
         expect(page.locator("tr[data-device=box-r1] .state")).to_have_text("never connected")
         expect(page.locator("tr[data-device=kiosk-b] .paper")).to_contain_text("unknown · this printer cannot report")
         expect(page.locator("tr[data-device=kiosk-a] .speech")).to_have_text("failing")
@@ -112,4 +116,5 @@ def _check_page_in_chromium(fleet: Fleet, artifacts_dir: Path) -> None:
         expect(page.locator("#shot")).to_be_visible(timeout=15000)
         page.wait_for_function("document.getElementById('shot-img').naturalWidth > 0")
         page.screenshot(path=str(artifacts_dir / "fleet-truth-screenshot.png"), full_page=True)
-        browser.close()
+    finally:
+        context.close()

@@ -12,10 +12,6 @@ from clinicflow.agent import DeviceAgent
 from clinicflow.mqtt import PahoMessageBus
 from protocol import topics
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
 @pytest.fixture
 def fleet_server(queue_server_factory, monkeypatch):
     monkeypatch.setenv("CLINICFLOW_FLEET_OFFLINE_GRACE", "0")  # page the technician at once in this test
@@ -73,6 +69,16 @@ def _fleet_entry(admin, device_id: str) -> dict:
     raise AssertionError(f"{device_id} not in the fleet")
 
 
+def _until_entry(admin, device_id: str, done, timeout: float = 5.0) -> dict:  # type: ignore[no-untyped-def]
+    """Poll the fleet list until ``done(entry)`` holds for the device (or the time is up: its last entry)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entry = _fleet_entry(admin, device_id)
+        if done(entry) or time.monotonic() >= deadline:
+            return entry
+        time.sleep(0.05)
+
+
 def _until_reported(admin, device_id: str, timeout: float = 5.0) -> dict:
     """Poll the API until the server has heard from the device (its status crosses the broker asynchronously)."""
     deadline = time.monotonic() + timeout
@@ -104,15 +110,17 @@ def test_the_fleet_api_shows_devices_and_pushes_config_live(fleet_server, device
         answer = refused.json()["response"]
         assert answer["status"] == "error" and "Cantonese" in answer["error"]
         assert device.agent.settings["rooms"] == ["r3", "r4"]  # the old config is kept
-        assert _fleet_entry(admin, device.id)["config_ok"] is False
+        # The refusal reaches the fleet in the device's next status, which crosses the broker after the answer.
+        assert _until_entry(admin, device.id, lambda e: e["config_ok"] is not True)["config_ok"] is False
 
         ok = admin.post(f"/api/v1/fleet/{device.id}/commands", json={"command": "self_test"})
         assert ok.status_code == 200 and ok.json()["response"]["data"]["checks"]["speech"] is True
         assert admin.post("/api/v1/fleet/nope/commands", json={"command": "reboot"}).status_code == 404
 
 
-def test_the_fleet_page_in_chromium_shows_health_and_offline_alerts(fleet_server, device, mosquitto, artifacts_dir):
-    from playwright.sync_api import expect, sync_playwright
+def test_the_fleet_page_in_chromium_shows_health_and_offline_alerts(fleet_server, device, mosquitto, browser,
+                                                                     artifacts_dir):
+    from playwright.sync_api import expect
 
     with fleet_server.client("admin") as admin:
         _until_reported(admin, device.id)
@@ -120,27 +128,27 @@ def test_the_fleet_page_in_chromium_shows_health_and_offline_alerts(fleet_server
     try:
         with fleet_server.client("admin") as admin:
             _until_reported(admin, other.id)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 800})
-                page.goto(f"{fleet_server.base_url}/fleet#token={fleet_server.tokens['admin']}&lang=en")
-                row = page.locator(f"tr[data-device='{device.id}']")
-                expect(row.locator("td.state")).to_have_text("ok")
-                expect(row.locator("td.version")).to_have_text("2.0.1")
-                expect(row.locator("td.speech")).to_have_text("ok")
+        # The session's one Chromium (tests/fixtures_browser.py): a second sync Playwright cannot start beside it.
+        context = browser.new_context(viewport={"width": 1400, "height": 800})
+        try:
+            page = context.new_page()
+            page.goto(f"{fleet_server.base_url}/fleet#token={fleet_server.tokens['admin']}&lang=en")
+            row = page.locator(f"tr[data-device='{device.id}']")
+            expect(row.locator("td.state")).to_have_text("ok")
+            expect(row.locator("td.version")).to_have_text("2.0.1")
+            expect(row.locator("td.speech")).to_have_text("ok")
 
-                row.locator("button[data-command='self_test']").click()
-                expect(page.locator("#message")).to_have_text(f"Self-test → {device.id}: ok")
+            row.locator("button[data-command='self_test']").click()
+            expect(page.locator("#message")).to_have_text(f"Self-test → {device.id}: ok")
 
-                other.stop()  # it goes offline while the site is open
-                page.reload()  # the token stays in the session
-                other_row = page.locator(f"tr[data-device='{other.id}']")
-                expect(other_row.locator("td.state")).to_have_text("offline", timeout=10000)
-                expect(page.locator("#alerts")).to_contain_text(f"{other.id} went offline")
-                page.screenshot(path=str(artifacts_dir / "fleet-page.png"), full_page=True)
-            finally:
-                browser.close()
+            other.stop()  # it goes offline while the site is open
+            page.reload()  # the token stays in the session
+            other_row = page.locator(f"tr[data-device='{other.id}']")
+            expect(other_row.locator("td.state")).to_have_text("offline", timeout=10000)
+            expect(page.locator("#alerts")).to_contain_text(f"{other.id} went offline")
+            page.screenshot(path=str(artifacts_dir / "fleet-page.png"), full_page=True)
+        finally:
+            context.close()
     finally:
         other.stop()
         other.forget(mosquitto)

@@ -17,6 +17,7 @@ import sysconfig
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,6 +25,9 @@ from clinicflow.update import Updater
 from config.broker_config import generate
 from queueserver.process import QueueServerProcess
 from tests.fixtures_fleet import until
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +89,8 @@ class Supervisor:
         self._thread.join(10)
 
 
-def test_a_device_updates_itself_and_rolls_back_a_release_that_is_not_healthy(tmp_path, mosquitto, artifacts_dir):
+def test_a_device_updates_itself_and_rolls_back_a_release_that_is_not_healthy(tmp_path, mosquitto, browser,
+                                                                              artifacts_dir):
     if not shutil.which("git"):
         pytest.skip("git is needed to copy this tree")
     builds = {v: _build(tmp_path, v, broken=(v == "0.3.0")) for v in ("0.1.0", "0.2.0", "0.3.0")}
@@ -168,7 +173,7 @@ def test_a_device_updates_itself_and_rolls_back_a_release_that_is_not_healthy(tm
         assert "0.3.0" in d["update_detail"] and any("update rolled back" in p for p in d["problems"])
         assert os.readlink(screens["door-u1"][0] / "current") == "releases/0.2.0"
         assert entry("door-u2")["version"] == "0.2.0" and entry("door-u2")["update_state"] == "ok"
-        _fleet_page_shows_updates(server, artifacts_dir)
+        _fleet_page_shows_updates(server, browser, artifacts_dir)
 
         # A release that was never published, and a tampered file, never reach a device.
         assert admin.post("/api/v1/fleet/updates", json={"version": "9.9.9", "devices": ["door-u1"]}).status_code == 404
@@ -185,20 +190,20 @@ def test_a_device_updates_itself_and_rolls_back_a_release_that_is_not_healthy(tm
         server.stop()
 
 
-def _fleet_page_shows_updates(server: QueueServerProcess, artifacts_dir: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def _fleet_page_shows_updates(server: QueueServerProcess, browser: Browser, artifacts_dir: Path) -> None:
+    from playwright.sync_api import expect
 
-    from tests.fixtures_browser import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1500, "height": 700})
-        page.goto(f"{server.base_url}/fleet#token={server.tokens['admin']}")
+    # The session's one Chromium (tests/fixtures_browser.py): a second sync Playwright cannot start beside it.
+    context = browser.new_context(viewport={"width": 1500, "height": 700})
+    try:
+        page = context.new_page()
+        page.goto(f"{server.base_url}/fleet#token={server.tokens['admin']}&lang=en")
         expect(page.locator("tr[data-device=door-u1] .version")).to_have_text("0.2.0 · update rolled back")
         expect(page.locator("tr[data-device=door-u2] .version")).to_have_text("0.2.0 · update ok")
         expect(page.locator("#rollouts li[data-version='0.3.0']")).to_contain_text("halted")
         page.screenshot(path=str(artifacts_dir / "fleet-updates.png"), full_page=True)
-        browser.close()
+    finally:
+        context.close()
 
 
 def test_the_launcher_switches_back_a_release_that_never_confirmed_before_starting_anything(tmp_path):
