@@ -449,7 +449,7 @@ def create_app(
     def rooms_of(who: Principal) -> frozenset[str] | None:
         """The rooms a ticket-scoped operation is limited to (``scope="ticket"``): a clinician's, if scoped."""
         return who.rooms if who.role == "clinician" else None
-    ANY = ROLES
+    ANY = tuple(r for r in ROLES if r != "manager")  # a manager reads statistics and the dashboard, nothing else
 
     def idem(request: Request, who: Principal, key: str | None, body: BaseModel | None = None) -> dict:
         payload = body.model_dump_json() if body is not None else ""
@@ -718,7 +718,7 @@ def create_app(
     dashboard_store = store or getattr(service, "store", None)
     if dashboard_store is not None:  # managers' figures and reports (docs/dashboard.md)
         from queueserver.dashboard.router import dashboard_router
-        app.include_router(dashboard_router(service, store=dashboard_store,
+        app.include_router(dashboard_router(service, store=dashboard_store, allow=Allow,
                                             reports_dir=(data_dir or Path("clinicflow-data")) / "weekly-reports"))
 
     def openapi() -> dict:
