@@ -204,6 +204,8 @@ def document_errors(schema: dict, app: FastAPI) -> dict:
             statuses |= {404}
         if method != "GET" or "{" in path:
             statuses |= {400, 409}
+        if path.startswith("/api/v1/dashboard/"):
+            statuses |= {400}  # a range that ends before it starts, a week that does not start on a Monday
         if path.startswith(("/api/v1/patient/", "/api/v1/payments/")):
             statuses |= {401, 403}  # the patient session, and someone else's card or report
         if path == "/api/v1/patient/identify":
@@ -710,7 +712,7 @@ def create_app(
         bus_of=lambda: getattr(app.state, "bus", None))
     app.include_router(helpdesk_router(desk, allow=Allow, wake=lambda: broadcaster.changed(set(), set()),
                                        wait_change=broadcaster.wait, version=lambda: broadcaster.version,
-                                       keepalive=keepalive))
+                                       keepalive=keepalive, stream_response=EventStreamResponse, stream_doc=stream_doc))
     from queueserver.patient_api import patient_router  # kiosk patient API (docs/kiosk.md)
     app.include_router(patient_router(service, tokens, store=store_for_help, desk=desk))
     from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)

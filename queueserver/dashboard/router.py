@@ -40,7 +40,7 @@ QUEUE_PLOTS = ("departments", "rooms", "hours", "days", "weeks", "survey")
 KIOSK_PLOTS = ("kiosk", "kiosk_kinds", "abandoned")
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
             "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-Day = Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Day = Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", json_schema_extra={"format": "date"}, description="YYYY-MM-DD")]
 Lang = Annotated[Literal["en", "zh"], Query()]
 RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
 
@@ -155,7 +155,8 @@ def dashboard_router(service: Any, *, store: Store, reports_dir: Path, allow: Ca
         """Kiosk transactions per kiosk and hour, time per transaction, abandoned sessions, shares, advice."""
         return await run_in_threadpool(kiosk, first, last)
 
-    @router.get("/api/v1/dashboard/plots/{plot}.svg", tags=["dashboard"], dependencies=[Reader])
+    @router.get("/api/v1/dashboard/plots/{plot}.svg", tags=["dashboard"], dependencies=[Reader], response_class=Response,
+                responses={200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}, "description": "the plot"}})
     async def plot_svg(plot: str, lang: Lang = "zh", first: Day | None = None, last: Day | None = None,
                        department: str | None = None, before: str | None = None, after: str | None = None) -> Response:
         if plot == "kiosk_kinds":
@@ -164,7 +165,8 @@ def dashboard_router(service: Any, *, store: Store, reports_dir: Path, allow: Ca
         body = await run_in_threadpool(plots.svg, plot, data, lang)
         return Response(body, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
-    @router.get("/api/v1/dashboard/tables/{plot}.csv", tags=["dashboard"], dependencies=[Reader])
+    @router.get("/api/v1/dashboard/tables/{plot}.csv", tags=["dashboard"], dependencies=[Reader], response_class=PlainTextResponse,
+                responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the plot's numbers"}})
     async def plot_csv(plot: str, lang: Lang = "zh", first: Day | None = None, last: Day | None = None,
                        department: str | None = None, before: str | None = None, after: str | None = None) -> Response:
         data = await run_in_threadpool(data_for, plot, first, last, department, before, after)
@@ -187,7 +189,9 @@ def dashboard_router(service: Any, *, store: Store, reports_dir: Path, allow: Ca
         refresh()
         return await run_in_threadpool(scheduler.write_report, week, body.language)
 
-    @router.get("/api/v1/dashboard/reports/{name}", tags=["dashboard"], dependencies=[Reader])
+    @router.get("/api/v1/dashboard/reports/{name}", tags=["dashboard"], dependencies=[Reader], response_class=FileResponse,
+                responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+                                 "description": "the weekly report (PDF)"}})
     def get_report(name: str) -> FileResponse:
         path = report.report_path(reports_dir, name)
         if path is None:
