@@ -204,6 +204,8 @@ def document_errors(schema: dict, app: FastAPI) -> dict:
             statuses |= {404}
         if method != "GET" or "{" in path:
             statuses |= {400, 409}
+        if path.startswith("/api/v1/dashboard/"):
+            statuses |= {400}  # a range that ends before it starts, a week that does not start on a Monday
         if path.startswith(("/api/v1/patient/", "/api/v1/payments/")):
             statuses |= {401, 403}  # the patient session, and someone else's card or report
         if path == "/api/v1/patient/identify":
@@ -449,7 +451,7 @@ def create_app(
     def rooms_of(who: Principal) -> frozenset[str] | None:
         """The rooms a ticket-scoped operation is limited to (``scope="ticket"``): a clinician's, if scoped."""
         return who.rooms if who.role == "clinician" else None
-    ANY = ROLES
+    ANY = tuple(r for r in ROLES if r != "manager")  # a manager reads statistics and the dashboard, nothing else
 
     def idem(request: Request, who: Principal, key: str | None, body: BaseModel | None = None) -> dict:
         payload = body.model_dump_json() if body is not None else ""
@@ -710,7 +712,7 @@ def create_app(
         bus_of=lambda: getattr(app.state, "bus", None))
     app.include_router(helpdesk_router(desk, allow=Allow, wake=lambda: broadcaster.changed(set(), set()),
                                        wait_change=broadcaster.wait, version=lambda: broadcaster.version,
-                                       keepalive=keepalive))
+                                       keepalive=keepalive, stream_response=EventStreamResponse, stream_doc=stream_doc))
     from queueserver.patient_api import patient_router  # kiosk patient API (docs/kiosk.md)
     app.include_router(patient_router(service, tokens, store=store_for_help, desk=desk))
     from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)
@@ -718,7 +720,7 @@ def create_app(
     dashboard_store = store or getattr(service, "store", None)
     if dashboard_store is not None:  # managers' figures and reports (docs/dashboard.md)
         from queueserver.dashboard.router import dashboard_router
-        app.include_router(dashboard_router(service, store=dashboard_store,
+        app.include_router(dashboard_router(service, store=dashboard_store, allow=Allow,
                                             reports_dir=(data_dir or Path("clinicflow-data")) / "weekly-reports"))
 
     def openapi() -> dict:

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -80,9 +80,11 @@ def clear_hall_notice(site: str, bus: Any, desk: HelpDesk) -> None:
 
 def helpdesk_router(desk: HelpDesk, *, allow: Callable[..., Any], wake: Callable[[], None],
                     wait_change: Callable[[int, float], Any], version: Callable[[], int],
-                    keepalive: float = 15.0) -> APIRouter:
+                    keepalive: float = 15.0, stream_response: type[Response] = StreamingResponse,
+                    stream_doc: dict | None = None) -> APIRouter:
     """The router; ``allow`` makes the app's rights dependencies (``Allow``), ``wake``/``wait_change``/``version``
-    the app's broadcaster (live streams wake on it)."""
+    the app's broadcaster (live streams wake on it); ``stream_response``/``stream_doc``: how the app documents a
+    live stream in its OpenAPI (``text/event-stream``), so the help stream is described like the others."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,8 +157,11 @@ def helpdesk_router(desk: HelpDesk, *, allow: Callable[..., Any], wake: Callable
         """Done (also acknowledges an item nobody had acknowledged)."""
         return await answer(request, desk.resolve, help_id, (body.by if body else "") or who.name)
 
-    @router.get("/api/v1/help-events", tags=["help"])
-    def help_events(request: Request, who: Any = Depends(staff_stream)) -> StreamingResponse:
+    @router.get("/api/v1/help-events", tags=["help"], response_class=stream_response, responses=stream_doc or {})
+    def help_events(request: Request, who: Any = Depends(staff_stream),
+                    ticket: Annotated[str | None, Query(max_length=200, description="a stream ticket "
+                                                        "(POST /api/v1/stream-tickets), for EventSource")] = None
+                    ) -> StreamingResponse:
         """Server-sent events: ``{"help": [open items], "escalate_after_s": ...}`` after every change."""
         def render() -> dict:
             return {"help": listing(desk.open_items()), "escalate_after_s": desk.escalate_after}

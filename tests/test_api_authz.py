@@ -17,8 +17,9 @@ from queueserver.process import QueueServerProcess
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 ROLE_OF = {"kiosk": "kiosk", "display": "display", "clinician:zhou": "clinician", "clinician": "clinician",
-           "admin": "admin"}
-CALLERS = ("no token", "bad token", "admin token in the URL", "kiosk", "display", "clinician:zhou", "clinician", "admin")
+           "manager": "manager", "admin": "admin"}
+CALLERS = ("no token", "bad token", "admin token in the URL", "kiosk", "display", "clinician:zhou", "clinician",
+           "manager", "admin")
 NOT_A_CALLER = ("no token", "bad token", "admin token in the URL")
 OTHER_ROOM = "r3"  # clinician:zhou holds r1 only; the demo clinician and admin hold every room
 BODIES = {  # enough for an allowed caller to reach the operation (anything else is a 422, also fine)
@@ -98,6 +99,20 @@ def test_every_route_refuses_and_allows_exactly_the_callers_its_rights_say(serve
                 if (want is not None and status != want) or (want is None and status in (401, 403)) or status >= 500:
                     wrong.append(f"{method} {path} as {caller}: {status}, want {want or 'allowed'}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_manager_may_read_statistics_and_the_dashboard_and_nothing_else(server, operations):
+    """Checked against the routes' paths, not their declared rights: a route that let a manager in by
+    mistake fails here even though the matrix above (which follows the declarations) would pass."""
+    allowed = {(method, path) for method, path, roles, _ in operations if roles != PUBLIC and "manager" in roles}
+    reading = {(m, p) for m, p in allowed if m == "GET" and p.startswith(("/api/v1/stats", "/api/v1/dashboard/"))}
+    assert allowed - reading == {("POST", "/api/v1/dashboard/reports")}  # making the weekly PDF is its only write
+    assert {"/api/v1/stats", "/api/v1/stats.csv", "/api/v1/dashboard/queue"} <= {p for _, p in reading}
+    with server.client("manager") as manager:  # and the server holds to it
+        assert manager.get("/api/v1/stats").status_code == 200
+        assert manager.get("/api/v1/rooms").status_code == 403
+        r = manager.post("/api/v1/stream-tickets")
+        assert r.status_code == 403 and "manager" in r.json()["detail"]
 
 
 def test_a_refusal_says_why_and_a_401_names_the_scheme(server):

@@ -18,7 +18,7 @@ import pytest
 from queueserver.process import QueueServerProcess
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-CALLERS = ("no token", "kiosk", "display", "clinician:zhou", "admin")
+CALLERS = ("no token", "kiosk", "display", "clinician:zhou", "manager", "admin")
 SEED = 20261203
 EXAMPLES = 3
 

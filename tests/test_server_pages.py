@@ -6,6 +6,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from queueserver.page_i18n import messages
+
+LIVE_ZH = messages("zh")["live"]  # what the console shows by default once its stream is open
+
 
 def test_clinician_page_calls_next_shows_reasons_and_updates_live(queue_server, browser_page, artifacts_dir):
     page = browser_page
@@ -96,6 +100,13 @@ def test_an_unknown_room_in_the_console_address_comes_back_escaped_under_a_csp(q
     assert page.evaluate("window.__xss") is None
 
 
+
+def expect_live(page) -> None:
+    """The console's live stream is open: its state, and the word for it in the page's language
+    (staff pages are Chinese unless asked for English)."""
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    expect(page.locator("#live")).to_have_text(LIVE_ZH)
+
 def test_the_csp_stops_a_script_that_got_into_a_page_while_the_page_itself_works(queue_server, browser_page):
     page = browser_page
 
@@ -106,7 +117,7 @@ def test_the_csp_stops_a_script_that_got_into_a_page_while_the_page_itself_works
 
     page.route("**/console/r1", inject)
     page.goto(f"{queue_server.base_url}/console/r1#token={queue_server.tokens['clinician:zhou']}")
-    expect(page.locator("#live")).to_have_text("live")  # the page's own script runs (its hash is allowed)
+    expect_live(page)  # the page's own script runs (its hash is allowed)
     assert page.evaluate("window.__xss") is None
     assert any("Content Security Policy" in e for e in page.console_errors)
 
@@ -117,7 +128,7 @@ def test_the_console_stream_needs_no_token_in_any_url(queue_server, browser_page
     page.on("request", lambda r: urls.append(r.url))
     token = queue_server.tokens["clinician:zhou"]
     page.goto(f"{queue_server.base_url}/console/r1#token={token}")
-    expect(page.locator("#live")).to_have_text("live")
+    expect_live(page)
     assert any("/events?ticket=" in u for u in urls)
     assert not any(token in u for u in urls if "#token=" not in u)
     with queue_server.client("clinician:zhou") as http:  # and the token itself is refused in a URL
@@ -147,7 +158,7 @@ def test_the_server_serves_https_with_a_certificate_from_the_site_ca(tmp_path, m
         try:
             page = context.new_page()
             page.goto(f"https://127.0.0.1:{server.port}/console/r1#token={server.tokens['clinician:zhou']}")
-            expect(page.locator("#live")).to_have_text("live")
+            expect_live(page)
             assert page.evaluate("window.isSecureContext")
         finally:
             context.close()

@@ -29,7 +29,7 @@ class KioskEvent(BaseModel):
     kind: Literal["check_in", "registration", "payment", "report"]
     outcome: Literal["done", "abandoned"]
     screen: Annotated[str, Field(pattern=r"^[a-z0-9_]{0,40}$")] = ""
-    seconds: float = Field(ge=0, le=3600)
+    seconds: float = Field(ge=0, le=3600, strict=True)  # strict: true/false is not a duration
 
 
 def record_kiosk_event(store: Store, event: KioskEvent, *, now: datetime, day: str) -> bool:

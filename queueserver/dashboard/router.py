@@ -10,19 +10,20 @@
     POST /api/v1/kiosk-events                                  a kiosk reports a finished or abandoned session
 
 Reading needs a ``manager`` or ``admin`` token (managers can read nothing else and change
-nothing); kiosk events need the ``kiosk`` token. The router's lifespan runs the scheduler
+nothing); kiosk events need the ``kiosk`` token. The rights are the app's ``Allow`` (injected), so
+they are enforced, published and refused in a URL like every other route's. The router's lifespan runs the scheduler
 (``scheduler.DashboardScheduler``): past days are closed into aggregates, weekly reports written.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,7 +40,7 @@ QUEUE_PLOTS = ("departments", "rooms", "hours", "days", "weeks", "survey")
 KIOSK_PLOTS = ("kiosk", "kiosk_kinds", "abandoned")
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
             "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-Day = Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Day = Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", json_schema_extra={"format": "date"}, description="YYYY-MM-DD")]
 Lang = Annotated[Literal["en", "zh"], Query()]
 RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
 
@@ -51,30 +52,6 @@ class ReportRequest(BaseModel):
     language: Literal["en", "zh"] = "zh"
 
 
-def _who(request: Request, authorization: str | None, access_token: str | None, roles: tuple[str, ...], what: str) -> Any:
-    token = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else access_token
-    if not token:
-        raise HTTPException(401, "This needs a bearer token: send 'Authorization: Bearer <token>'.")
-    who = request.app.state.tokens.lookup(token)
-    if who is None:
-        raise HTTPException(401, "The token is not valid for this server.")
-    if who.role not in roles:
-        raise HTTPException(403, f"A {who.role} token cannot {what}; use a manager token.")
-    return who
-
-
-def _reader(request: Request, authorization: Annotated[str | None, Header()] = None,
-            access_token: Annotated[str | None, Query(include_in_schema=False)] = None) -> None:
-    _who(request, authorization, access_token, ("manager", "admin"), "read the dashboard")
-
-
-def _kiosk(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    _who(request, authorization, None, ("kiosk",), "report kiosk sessions")
-
-
-Reader = Depends(_reader)
-
-
 def _range(text: str, label: str) -> tuple[str, str]:
     m = RANGE.match(text)
     if not m:
@@ -82,12 +59,15 @@ def _range(text: str, label: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def dashboard_router(service: Any, *, store: Store, reports_dir: Path, schedule: bool = True) -> APIRouter:
+def dashboard_router(service: Any, *, store: Store, reports_dir: Path, allow: Callable[..., Any],
+                     schedule: bool = True) -> APIRouter:
     """The router to ``include_router`` into the queue server's app.
 
     ``service`` gives the hospital file (a ``QueueService`` or, in an HTTP worker, its stand-in)
-    and its clock if it has one; ``store`` is read for the figures and written for kiosk events.
+    and its clock if it has one; ``store`` is read for the figures and written for kiosk events;
+    ``allow`` makes a route's rights dependency (``queueserver.app.Allow``).
     """
+    Reader = Depends(allow("manager", "admin", what="read the dashboard"))  # noqa: N806  (a dependency, like a type)
     clock = getattr(service, "clock", None) or (lambda: datetime.now(timezone.utc))
 
     def today() -> str:
@@ -175,7 +155,8 @@ def dashboard_router(service: Any, *, store: Store, reports_dir: Path, schedule:
         """Kiosk transactions per kiosk and hour, time per transaction, abandoned sessions, shares, advice."""
         return await run_in_threadpool(kiosk, first, last)
 
-    @router.get("/api/v1/dashboard/plots/{plot}.svg", tags=["dashboard"], dependencies=[Reader])
+    @router.get("/api/v1/dashboard/plots/{plot}.svg", tags=["dashboard"], dependencies=[Reader], response_class=Response,
+                responses={200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}, "description": "the plot"}})
     async def plot_svg(plot: str, lang: Lang = "zh", first: Day | None = None, last: Day | None = None,
                        department: str | None = None, before: str | None = None, after: str | None = None) -> Response:
         if plot == "kiosk_kinds":
@@ -184,7 +165,8 @@ def dashboard_router(service: Any, *, store: Store, reports_dir: Path, schedule:
         body = await run_in_threadpool(plots.svg, plot, data, lang)
         return Response(body, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
-    @router.get("/api/v1/dashboard/tables/{plot}.csv", tags=["dashboard"], dependencies=[Reader])
+    @router.get("/api/v1/dashboard/tables/{plot}.csv", tags=["dashboard"], dependencies=[Reader], response_class=PlainTextResponse,
+                responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the plot's numbers"}})
     async def plot_csv(plot: str, lang: Lang = "zh", first: Day | None = None, last: Day | None = None,
                        department: str | None = None, before: str | None = None, after: str | None = None) -> Response:
         data = await run_in_threadpool(data_for, plot, first, last, department, before, after)
@@ -207,14 +189,16 @@ def dashboard_router(service: Any, *, store: Store, reports_dir: Path, schedule:
         refresh()
         return await run_in_threadpool(scheduler.write_report, week, body.language)
 
-    @router.get("/api/v1/dashboard/reports/{name}", tags=["dashboard"], dependencies=[Reader])
+    @router.get("/api/v1/dashboard/reports/{name}", tags=["dashboard"], dependencies=[Reader], response_class=FileResponse,
+                responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+                                 "description": "the weekly report (PDF)"}})
     def get_report(name: str) -> FileResponse:
         path = report.report_path(reports_dir, name)
         if path is None:
             raise HTTPException(404, f"There is no report {name!r}.")
         return FileResponse(path, media_type="application/pdf", filename=name)
 
-    @router.post("/api/v1/kiosk-events", tags=["kiosk"], dependencies=[Depends(_kiosk)], status_code=202)
+    @router.post("/api/v1/kiosk-events", tags=["kiosk"], dependencies=[Depends(allow("kiosk", what="report kiosk sessions"))], status_code=202)
     async def kiosk_event(body: KioskEvent) -> dict:
         """A kiosk session ended: what it was for, done or abandoned, on which screen, how long it took."""
         now = clock()
