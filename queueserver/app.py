@@ -59,7 +59,7 @@ from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
 from queueserver.auth import ROLES, STREAM_TICKET_TTL, Principal, TokenBook
 from queueserver.core_link import RemoteQueueService
-from queueserver.errors import BadRequestError, ForbiddenError, Unavailable
+from queueserver.errors import BadRequestError, ForbiddenError, NotAuthenticated, Unavailable
 from queueserver.help_stats import help_stats, help_stats_csv
 from queueserver.helpdesk import HelpDesk, escalate_after_from_env
 from queueserver.hospital_file import Hospital, HospitalFileError, parse_hospital
@@ -241,6 +241,7 @@ def rights_table(app: FastAPI) -> dict[tuple[str, str], tuple[tuple[str, ...], s
 # The one place a domain error becomes a status code: the first family that matches wins.
 STATUS_OF: tuple[tuple[type[ClinicflowError], int], ...] = (
     (NotFoundError, 404),
+    (NotAuthenticated, 401),
     (ForbiddenError, 403),
     (BadRequestError, 400),
     (ConflictError, 409),

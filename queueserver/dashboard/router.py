@@ -27,6 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from queueserver.auth import principal_with_role
 from queueserver.dashboard import plots, report
 from queueserver.dashboard.kiosk_events import KioskEvent, record_kiosk_event
 from queueserver.dashboard.queries import Dashboard, RangeError
@@ -51,27 +52,23 @@ class ReportRequest(BaseModel):
     language: Literal["en", "zh"] = "zh"
 
 
-def _who(request: Request, authorization: str | None, access_token: str | None, roles: tuple[str, ...], what: str) -> Any:
-    token = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else access_token
-    if not token:
-        raise HTTPException(401, "This needs a bearer token: send 'Authorization: Bearer <token>'.")
-    who = request.app.state.tokens.lookup(token)
-    if who is None:
-        raise HTTPException(401, "The token is not valid for this server.")
-    if who.role not in roles:
-        raise HTTPException(403, f"A {who.role} token cannot {what}; use a manager token.")
-    return who
+READERS = ("manager", "admin")  # the roles that read the dashboard
+KIOSKS = ("kiosk",)  # the roles that report kiosk sessions
 
 
-def _reader(request: Request, authorization: Annotated[str | None, Header()] = None,
-            access_token: Annotated[str | None, Query(include_in_schema=False)] = None) -> None:
-    _who(request, authorization, access_token, ("manager", "admin"), "read the dashboard")
+def _reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    principal_with_role(request.app.state.tokens, authorization, request.query_params, READERS, "read the dashboard")
 
 
 def _kiosk(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    _who(request, authorization, None, ("kiosk",), "report kiosk sessions")
+    principal_with_role(request.app.state.tokens, authorization, request.query_params, KIOSKS,
+                        "report kiosk sessions")
 
 
+# The rights each check declares to queueserver.app.rights_table (the API docs' table), as the fleet's
+# _admin does: an attribute on the dependency function, which mypy does not let a function have.
+_reader.roles = READERS  # type: ignore[attr-defined]
+_kiosk.roles = KIOSKS  # type: ignore[attr-defined]
 Reader = Depends(_reader)
 
 
