@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
@@ -59,7 +59,7 @@ from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
 from queueserver.auth import ROLES, STREAM_TICKET_TTL, Principal, TokenBook
 from queueserver.core_link import RemoteQueueService
-from queueserver.errors import BadRequestError, ForbiddenError, Unavailable
+from queueserver.errors import BadRequestError, ForbiddenError, NotAuthenticated, Unavailable
 from queueserver.help_stats import help_stats, help_stats_csv
 from queueserver.helpdesk import HelpDesk, escalate_after_from_env
 from queueserver.hospital_file import Hospital, HospitalFileError, parse_hospital
@@ -231,9 +231,10 @@ def rights_markdown(rows: list[tuple[str, str, tuple[str, ...], str]]) -> str:
 
 def rights_table(app: FastAPI) -> dict[tuple[str, str], tuple[tuple[str, ...], str]]:
     """(METHOD, path) -> (roles, scope) for every documented API route (docs/api.md's table)."""
-    table = {}
+    table: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
     for route in iter_route_contexts(app.routes):  # included routers' routes too, with their prefixes
-        if isinstance(route.original_route, APIRoute) and route.include_in_schema:
+        # an APIRoute always has methods and a path; the context types them as optional
+        if isinstance(route.original_route, APIRoute) and route.include_in_schema and route.methods and route.path:
             for method in sorted(route.methods - {"HEAD"}):
                 table[(method, route.path)] = route_rights(route)
     return table
@@ -242,6 +243,7 @@ def rights_table(app: FastAPI) -> dict[tuple[str, str], tuple[tuple[str, ...], s
 # The one place a domain error becomes a status code: the first family that matches wins.
 STATUS_OF: tuple[tuple[type[ClinicflowError], int], ...] = (
     (NotFoundError, 404),
+    (NotAuthenticated, 401),
     (ForbiddenError, 403),
     (BadRequestError, 400),
     (ConflictError, 409),
@@ -673,7 +675,7 @@ def create_app(
         "event": {"type": "string", "description": "message, or error (then data is an ErrorOut)"},
         "data": {"type": "string", "description": "the view as JSON"}, "id": {"type": "string"},
         "retry": {"type": "integer"}}}
-    stream_doc = {200: {"content": {"text/event-stream": {"schema": event}},
+    stream_doc: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": event}},
                         "description": "server-sent events, one JSON view per change"}}
 
     @app.get("/api/v1/rooms/{room}/events", tags=["live"], response_class=EventStreamResponse, responses=stream_doc,
@@ -708,7 +710,7 @@ def create_app(
 
     from queueserver.helpdesk_api import escalation_notifier, helpdesk_router  # desk page, help loop
     desk.on_escalate = escalation_notifier(
-        service.site, publish_alert=lambda a: service.publisher and service.publisher.publish_alert(a),
+        service.site, publish_alert=lambda a: None if service.publisher is None else service.publisher.publish_alert(a),
         bus_of=lambda: getattr(app.state, "bus", None))
     app.include_router(helpdesk_router(desk, allow=Allow, wake=lambda: broadcaster.changed(set(), set()),
                                        wait_change=broadcaster.wait, version=lambda: broadcaster.version,

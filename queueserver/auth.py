@@ -25,9 +25,11 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from queueserver.errors import ForbiddenError, NotAuthenticated
 from queueserver.hospital_file import Hospital
 
 ROLES = ("kiosk", "display", "clinician", "manager", "admin")
@@ -44,6 +46,36 @@ class Principal:
 
     def may_use_room(self, room: str) -> bool:
         return self.role == "admin" or self.rooms is None or room in self.rooms
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value (None: no bearer token in it)."""
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return None
+
+
+def principal_with_role(tokens: "TokenBook", authorization: str | None, query: Mapping[str, str],
+                        roles: Collection[str], what: str) -> Principal:
+    """The caller of an ``Authorization`` header if its role is one of ``roles`` (``what`` it asked to do).
+
+    Raises ``NotAuthenticated`` (no bearer token, an unknown one, a token sent in the address's
+    ``query`` instead) or ``ForbiddenError`` (a role that may not).
+    """
+    token = bearer_token(authorization)
+    if not token:
+        if "access_token" in query:  # refused: addresses end up in access and proxy logs
+            raise NotAuthenticated("Tokens are not accepted in the address (they end up in logs): send "
+                                   "'Authorization: Bearer <token>'.")
+        raise NotAuthenticated("This needs a bearer token: send 'Authorization: Bearer <token>'.")
+    who = tokens.lookup(token)
+    if who is None:
+        raise NotAuthenticated("The token is not valid for this server.")
+    if who.role not in roles:
+        first = next(iter(roles))
+        raise ForbiddenError(f"A {who.role} token cannot {what}; use a{'n' if first[0] in 'aeiou' else ''} "
+                             f"{first} token.")
+    return who
 
 
 class TokenBook:

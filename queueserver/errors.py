@@ -18,6 +18,10 @@ class ForbiddenError(ClinicflowError, PermissionError):
     """The caller's role or rooms do not allow this."""
 
 
+class NotAuthenticated(ClinicflowError, PermissionError):
+    """No bearer token, or one this server does not know."""
+
+
 class Unavailable(ClinicflowError, ConnectionError):
     """The queue core cannot answer just now (it is restarting); the same request may be retried."""
 

@@ -76,7 +76,7 @@ async def serve(args: argparse.Namespace) -> None:
         if bus is not None:
             bus.stop()
         backend.close()
-        store.dispose()
+        store.dispose()  # the one store opened below, before any request
 
     from queueserver.store import Store
 

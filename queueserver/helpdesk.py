@@ -166,11 +166,12 @@ class HelpDesk:
         if kind not in KINDS:
             raise ValueError(f"unknown help kind {kind!r}; one of {', '.join(KINDS)}")
         now = self.clock()
-        values = {"help_id": help_id or uuid.uuid4().hex[:16], "idem_key": idem_key, "day": self.day(now),
+        help_id = help_id or uuid.uuid4().hex[:16]
+        values = {"help_id": help_id, "idem_key": idem_key, "day": self.day(now),
                   "kind": kind, "reason": reason, "device": device, "room": room, "department": department,
                   "ticket": ticket, "ticket_id": ticket_id, "symptoms": ",".join(symptoms)[:400],
                   "message": message, "created_at": now}
-        found = self._existing(values["help_id"], idem_key)
+        found = self._existing(help_id, idem_key)
         if found is not None:
             return found, False
         try:
@@ -178,11 +179,11 @@ class HelpDesk:
                 tx.conn.execute(help_requests.insert().values(**values))
                 tx.after_commit(self._changed)
         except IntegrityError:  # another process stored the same request a moment ago
-            found = self._existing(values["help_id"], idem_key)
+            found = self._existing(help_id, idem_key)
             if found is None:
                 raise
             return found, False
-        return self.get(values["help_id"]), True
+        return self.get(help_id), True
 
     def _existing(self, help_id: str, idem_key: str | None) -> HelpItem | None:
         cond = help_requests.c.help_id == help_id

@@ -33,7 +33,7 @@ def messages(language: str) -> dict[str, str]:
     locale = LANGUAGES[language]
     with (LOCALE_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po").open("rb") as fh:
         cat = read_po(fh, locale=locale)
-    return {m.id: m.string for m in cat if m.id and isinstance(m.id, str) and m.string}
+    return {m.id: m.string for m in cat if isinstance(m.id, str) and m.id and isinstance(m.string, str) and m.string}
 
 
 _RUNTIME = r"""

@@ -201,14 +201,17 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         phone = body.phone if body.method == "phone" else None
         check_throttle(kiosk_key, phone)
         appointment_no = None
-        if body.method == "qr":  # the model checked that the method's fields are there
+        # The model checked that the method's fields are there; the `is not None` tests say so to mypy.
+        if body.method == "qr" and body.appointment_no is not None:
             appt = hospital.find_appointment(body.appointment_no)
             patient = hospital.get_patient(appt.patient_id) if appt else None
             appointment_no = appt.appointment_no if appt else None
-        elif body.method == "card":
+        elif body.method == "card" and body.card_number is not None:
             patient = hospital.find_patient_by_card(body.card_number)
-        else:
+        elif body.method == "phone" and body.phone is not None and body.id_last4 is not None:
             patient = hospital.find_patient_by_phone(body.phone, body.id_last4)
+        else:  # not reached: IdentifyRequest refuses a method without its fields
+            raise HTTPException(422, f"Identification by {body.method} needs its fields.")
         if patient is None:
             identify_failed(kiosk_key, phone)
             raise HTTPException(404, "No patient matches. Check the details or ask at the desk.")

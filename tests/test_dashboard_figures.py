@@ -130,25 +130,20 @@ def test_statistics_p90_no_longer_under_reports(tmp_path):
     clinic.close()
 
 
-def test_help_requests_and_red_flags_plug_in_when_the_store_keeps_them(tmp_path):
-    from sqlalchemy import Column, MetaData, String, Table
-
-    from queueserver.store import UTCDateTime
+def test_help_requests_and_red_flags_raised_at_the_desk_count_per_day_and_department(tmp_path):
+    from queueserver.helpdesk import HelpDesk
 
     clinic = ClinicDay(tmp_path)
-    board = dashboard_of(clinic)
-    assert board.queue_figures("2026-03-02", "2026-03-02")["help"] is None  # not recorded: the page says so
-    table = Table("qs_help_requests", MetaData(), Column("help_id", String(64), primary_key=True),
-                  Column("kind", String(16)), Column("department", String(64)), Column("created_at", UTCDateTime))
-    table.create(clinic.store.engine)
-    at = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
-    with clinic.store.tx() as tx:
-        tx.conn.execute(table.insert(), [
-            {"help_id": "h1", "kind": "help", "department": "internal", "created_at": at},
-            {"help_id": "h2", "kind": "red_flag", "department": "internal", "created_at": at},
-            {"help_id": "h3", "kind": "help", "department": "surgery", "created_at": at},
-            {"help_id": "h4", "kind": "long_wait", "department": "surgery", "created_at": at},
-            {"help_id": "h5", "kind": "help", "department": "surgery", "created_at": at.replace(day=3)}])
+    none_yet = dashboard_of(clinic).queue_figures("2026-03-02", "2026-03-02")["help"]
+    assert (none_yet["rows"], none_yet["help_requests"], none_yet["red_flags"]) == ([], 0, 0)  # recorded, none asked
+    now = [datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)]  # 10:00 in Shanghai
+    desk = HelpDesk(clinic.store, timezone_name=clinic.service.hospital.site.timezone, clock=lambda: now[0])
+    desk.raise_request(kind="help", reason="help", department="internal")
+    desk.raise_request(kind="red_flag", reason="red_flag", department="internal", symptoms=["chest_pain"])
+    desk.raise_request(kind="help", reason="payment", department="surgery")
+    desk.raise_request(kind="long_wait", reason="long_wait", department="surgery")  # an alert, not a request
+    now[0] = now[0].replace(day=3)
+    desk.raise_request(kind="help", reason="help", department="surgery")  # the next day
     help_ = dashboard_of(clinic).queue_figures("2026-03-02", "2026-03-02")["help"]  # answers are kept 10 s
     assert (help_["help_requests"], help_["red_flags"]) == (2, 1)
     assert {(r["department"], r["help_requests"], r["red_flags"]) for r in help_["rows"]} == {

@@ -1,7 +1,6 @@
 """The dashboard page in Chromium at desktop and tablet sizes, in Chinese and English (screenshots written)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 
 import pytest
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 import subprocess
 from datetime import date, datetime, time
-from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import select

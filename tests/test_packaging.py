@@ -19,8 +19,9 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_ONLY = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "psycopg", "psycopg-binary", "cryptography",
-               "uvloop", "httptools"}
-DEVICE_ONLY = {"kivy", "pycups", "python-escpos", "pyusb", "evdev", "babel", "pyserial"}
+               "uvloop", "httptools", "matplotlib"}
+# babel is shared: the kiosk's screens and the server's staff pages are both translated
+DEVICE_ONLY = {"kivy", "pycups", "python-escpos", "pyusb", "evdev", "pyserial"}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,7 @@ def role(extras: dict[str, list[Requirement]], *names: str) -> set[str]:
 def test_a_kiosk_or_screen_installs_no_server_package(extras):
     kiosk, display, box = role(extras, "kiosk"), role(extras, "display"), role(extras, "buttonbox")
     assert "kivy" in kiosk and "python-escpos" in kiosk and "kivy" in display  # the resolution is real
+    assert "babel" in kiosk  # the check-in screens' translations
     for packages in (kiosk, display, box):
         assert not packages & SERVER_ONLY, packages & SERVER_ONLY
         assert "amqtt" not in packages and "pyttsx3" not in packages
@@ -76,6 +78,7 @@ def test_a_kiosk_or_screen_installs_no_server_package(extras):
 def test_the_server_installs_no_device_package(extras):
     server = role(extras, "server", "postgres")
     assert {"fastapi", "starlette", "sqlalchemy", "psycopg"} <= server  # starlette only arrives through fastapi
+    assert {"matplotlib", "babel"} <= server  # the dashboard's plots, the staff pages' translations
     assert not server & DEVICE_ONLY, server & DEVICE_ONLY
     assert "amqtt" not in server and "websockets" not in server
 

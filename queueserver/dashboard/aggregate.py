@@ -100,7 +100,7 @@ def fold_tickets(rows: Iterable[Mapping[str, Any]], *, rules: Rules, tz: ZoneInf
     return out
 
 
-def fold_kiosk(rows: Iterable[Mapping[str, Any]], *, tz: ZoneInfo, into: Folded | None = None) -> Folded:
+def fold_kiosk(rows: Iterable[Mapping[Any, Any]], *, tz: ZoneInfo, into: Folded | None = None) -> Folded:
     out = into or Folded()
     for r in rows:
         cell = out.kiosk[(r["day"], r["kiosk"], r["at"].astimezone(tz).hour, r["kind"], r["outcome"], r["screen"])]

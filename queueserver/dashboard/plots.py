@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.rcsetup import cycler  # noqa: E402  (what matplotlib.cycler is; the stubs only type this name)
 
 from queueserver.dashboard.labels import word  # noqa: E402
 
@@ -45,7 +46,7 @@ def setup_fonts() -> None:
             font_manager.fontManager.addfont(str(CJK_FONT))
             families.insert(0, "WenQuanYi Micro Hei")
         matplotlib.rcParams.update({"font.family": families, "pdf.fonttype": 42, "svg.fonttype": "path",
-                                    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
+                                    "axes.prop_cycle": cycler(color=OKABE_ITO),
                                     "axes.spines.top": False, "axes.spines.right": False})
         _fonts_ready = True
 

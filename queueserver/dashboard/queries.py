@@ -264,7 +264,7 @@ class Dashboard:
                  for d in self.hospital.departments if not department or d.id == department]
         room_ids = [r.id for r in self.hospital.rooms if not department or department in r.departments]
         room_ids += sorted(k for k in g["room"].sums if k and k not in room_ids)
-        rooms = [{"id": rid, "name": dict(self.hospital.room(rid).name) if self.hospital.room(rid) else {"en": rid, "zh": rid},
+        rooms = [{"id": rid, "name": dict(room.name) if (room := self.hospital.room(rid)) else {"en": rid, "zh": rid},
                   **g["room"].figures(rid)} for rid in room_ids]
         if "" in g["room"].sums:
             rooms.append({"id": "", "name": {"en": "not called", "zh": "未叫号"}, **g["room"].figures("")})

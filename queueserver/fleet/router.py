@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from config.registry import DeviceRegistry
 from config.schema import ConfigError, validate_settings
+from queueserver.auth import principal_with_role
 from queueserver.fleet.registry import FleetRegistry
 from queueserver.fleet.rollout import Rollout
 
@@ -73,14 +74,7 @@ def site_open(hospital: Any) -> Callable[[datetime], bool]:
 
 def _admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
     # Only the header: a token in the address would end up in access and proxy logs.
-    token = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else None
-    if not token:
-        raise HTTPException(401, "This needs a bearer token: send 'Authorization: Bearer <token>'.")
-    who = request.app.state.tokens.lookup(token)
-    if who is None:
-        raise HTTPException(401, "The token is not valid for this server.")
-    if who.role != "admin":
-        raise HTTPException(403, f"A {who.role} token cannot manage devices; use an admin token.")
+    principal_with_role(request.app.state.tokens, authorization, request.query_params, ("admin",), "manage devices")
 
 
 def _registry(request: Request) -> FleetRegistry:
