@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                         if isinstance(w, Label) and w.text]
         report["shots"].append({"name": name, "path": str(path), "screen": vm.screen, "language": vm.language,
                                 "large": vm.large_text, "problems": problems,
-                                "countdown": countdown.text,
+                                "countdown": countdown.text, "idle_remaining": vm.idle_remaining,
                                 "texts": [w.text for w in root.ids.screens.current_screen.walk()
                                           if isinstance(w, Label) and w.text],
                                 "large_button": [large.width, large.height] if large.opacity else None,
