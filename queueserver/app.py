@@ -343,7 +343,6 @@ def create_app(
     keepalive: float = 15.0,
     hospital_path: Path | None = None,
     republish_interval: float = 0.0,
-    help_store: Store | None = None,
     data_dir: Path | None = None,
     store: Store | None = None,
 ) -> FastAPI:
@@ -352,10 +351,10 @@ def create_app(
     ``hospital_path``: where the admin API saves a changed hospital configuration (JSON).
     ``republish_interval``: seconds between republishing every room snapshot (0: only on change
     and on connect; the CLI turns it on for PostgreSQL, where several replicas may publish).
-    ``help_store``: where help requests, patient sessions and answers live (default: the service's
-    store; an HTTP worker process opens its own on the same database).
-    ``data_dir``: where the dashboard keeps its weekly reports (``<data_dir>/weekly-reports``);
-    ``store``: the store the dashboard reads in an HTTP worker (the service's own store otherwise).
+    ``data_dir``: where the dashboard keeps its weekly reports (``<data_dir>/weekly-reports``).
+    ``store``: where help requests, patient sessions and answers live and what the dashboard reads
+    (default: the service's own; an HTTP worker, whose service is remote, must open one on the same
+    database and pass it).
     """
     broadcaster = Broadcaster()
     service.add_listener(broadcaster.changed)
@@ -381,8 +380,11 @@ def create_app(
     app.state.tokens = tokens
     app.state.broadcaster = broadcaster
     app.state.data_dir = hospital_path.parent if hospital_path is not None else None  # devices.json (fleet page)
-    store_for_help = help_store if help_store is not None else service.store
-    desk = HelpDesk(store_for_help, timezone_name=service.hospital.site.timezone,
+    if store is None:
+        if remote:
+            raise ValueError("an HTTP worker's app needs the store opened on the queue's database (store=...)")
+        store = service.store
+    desk = HelpDesk(store, timezone_name=service.hospital.site.timezone,
                     escalate_after=escalate_after_from_env())
     app.state.helpdesk = desk
 
@@ -716,14 +718,12 @@ def create_app(
                                        wait_change=broadcaster.wait, version=lambda: broadcaster.version,
                                        keepalive=keepalive, stream_response=EventStreamResponse, stream_doc=stream_doc))
     from queueserver.patient_api import patient_router  # kiosk patient API (docs/kiosk.md)
-    app.include_router(patient_router(service, tokens, store=store_for_help, desk=desk))
+    app.include_router(patient_router(service, tokens, store=store, desk=desk))
     from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)
     app.include_router(fleet_router())
-    dashboard_store = store or getattr(service, "store", None)
-    if dashboard_store is not None:  # managers' figures and reports (docs/dashboard.md)
-        from queueserver.dashboard.router import dashboard_router
-        app.include_router(dashboard_router(service, store=dashboard_store, allow=Allow,
-                                            reports_dir=(data_dir or Path("clinicflow-data")) / "weekly-reports"))
+    from queueserver.dashboard.router import dashboard_router  # managers' figures and reports (docs/dashboard.md)
+    app.include_router(dashboard_router(service, store=store, allow=Allow,
+                                        reports_dir=(data_dir or Path("clinicflow-data")) / "weekly-reports"))
 
     def openapi() -> dict:
         if app.openapi_schema is None:

@@ -84,7 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
     store = Store(os.environ["CLINICFLOW_STORE_URL"])
     app = create_app(remote, tokens, on_startup=on_startup, on_shutdown=on_shutdown,  # type: ignore[arg-type]
                      alert_interval=0, republish_interval=0, hospital_path=data_dir / "hospital.json",
-                     help_store=store, data_dir=data_dir, store=store)
+                     data_dir=data_dir, store=store)
     app.state.bus = bus
     # The inherited socket as what it is (TCP): uvicorn's own --fd takes every descriptor for a Unix
     # socket, and without TCP_NODELAY each answer waited ~40 ms for a delayed ACK.

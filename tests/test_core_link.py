@@ -163,7 +163,7 @@ def test_the_http_answer_while_the_core_is_gone_is_503_with_retry_after(clinic, 
         tokens = TokenBook.load_or_create(tmp_path, remote.hospital)
         # as an HTTP worker does (queueserver/front.py): its own store on the core's database
         app = create_app(remote, tokens, alert_interval=0,  # type: ignore[arg-type]
-                         help_store=clinic.store, store=clinic.store)
+                         store=clinic.store)
 
         async def die_on_call() -> None:
             await _receive(core_reader)  # hello
