@@ -93,10 +93,11 @@ _NO_WAITS = np.zeros(WAIT_CAP + 1, dtype=np.int64)
 
 
 class Cells:
-    """Aggregate cells (day, department, room, hour) as arrays: ``sums`` (n x HOUR_SUMS), ``waits`` (n x minutes)."""
+    """Aggregate cells (day, department, room, hour): ``sums`` (n x HOUR_SUMS) and their wait histograms kept
+    sparse, as three parallel arrays (cell, minute, count): a dense n x 241 matrix of 90 days would be 90 MB."""
 
-    def __init__(self, keys: list[tuple], sums: np.ndarray, waits: np.ndarray) -> None:
-        self.keys, self.sums, self.waits = keys, sums, waits
+    def __init__(self, keys: list[tuple], sums: np.ndarray, hist: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.keys, self.sums, self.hist = keys, sums, hist
 
     @classmethod
     def build(cls, rows: list[Any], live: Folded, department: str | None) -> "Cells":
@@ -104,36 +105,42 @@ class Cells:
         live_keys = [key for key in live.hours if not department or key[1] == department]
         n = len(rows) + len(live_keys)
         sums = np.zeros((n, k))
-        waits = np.zeros((n, WAIT_CAP + 1), dtype=np.int64)
+        cell_of, minute_of, count_of = [np.zeros(0, dtype=np.int64)] * 3
         if rows:
             sums[:len(rows)] = np.array([r[4:4 + k] for r in rows], dtype=float)
             blobs = [r[4 + k] or b"" for r in rows]
-            lengths = np.array([len(b) // 2 for b in blobs])
-            flat = np.frombuffer(b"".join(blobs), dtype="<u2")
-            if len(flat):  # scatter every packed histogram into its row in one step
-                row_of = np.repeat(np.arange(len(rows)), lengths)
-                starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-                waits[row_of, np.arange(len(flat)) - starts] = flat
+            lengths = np.fromiter((len(b) // 2 for b in blobs), dtype=np.int64, count=len(blobs))
+            count_of = np.frombuffer(b"".join(blobs), dtype="<u2").astype(np.int64)
+            cell_of = np.repeat(np.arange(len(rows)), lengths)  # each packed count's cell and minute
+            minute_of = np.arange(len(count_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            keep = count_of > 0
+            cell_of, minute_of, count_of = cell_of[keep], minute_of[keep], count_of[keep]
+        live_cells, live_minutes, live_counts = [], [], []
         for i, key in enumerate(live_keys, start=len(rows)):
             sums[i] = [live.hours[key][name] for name in HOUR_SUMS]
             for minute, count in live.waits.get(key, {}).items():
-                waits[i, minute] = count
-        return cls([tuple(r[:4]) for r in rows] + live_keys, sums, waits)
+                live_cells.append(i)
+                live_minutes.append(minute)
+                live_counts.append(count)
+        hist = (np.concatenate([cell_of, np.array(live_cells, dtype=np.int64)]),
+                np.concatenate([minute_of, np.array(live_minutes, dtype=np.int64)]),
+                np.concatenate([count_of, np.array(live_counts, dtype=np.int64)]))
+        return cls([tuple(r[:4]) for r in rows] + live_keys, sums, hist)
 
     def group(self, labels: list[Any]) -> tuple[list[Any], np.ndarray, np.ndarray]:
-        """Add up the cells by ``labels`` (one per cell): the labels present, their sums and histograms."""
+        """Add up the cells by ``labels`` (one per cell): the labels present, their sums and dense histograms."""
+        width = WAIT_CAP + 1
         if not labels:
-            return [], np.zeros((0, len(HOUR_SUMS))), np.zeros((0, WAIT_CAP + 1), dtype=np.int64)
+            return [], np.zeros((0, len(HOUR_SUMS))), np.zeros((0, width), dtype=np.int64)
         uniq = sorted(set(labels))
         index = {u: i for i, u in enumerate(uniq)}
         inv = np.fromiter((index[x] for x in labels), dtype=np.int64, count=len(labels))
-        sums, waits = self.sums, self.waits
-        if len(inv) > 1 and (np.diff(inv) < 0).any():  # cells come in key order: most groupings need no sort
-            order = np.argsort(inv, kind="stable")
-            inv, sums, waits = inv[order], sums[order], waits[order]
-        starts = np.flatnonzero(np.r_[True, np.diff(inv) != 0])
-        return ([uniq[i] for i in inv[starts]], np.add.reduceat(sums, starts, axis=0),
-                np.add.reduceat(waits, starts, axis=0))
+        n = len(uniq)
+        sums = np.stack([np.bincount(inv, weights=self.sums[:, j], minlength=n) for j in range(self.sums.shape[1])],
+                        axis=1)
+        cell_of, minute_of, count_of = self.hist
+        waits = np.bincount(inv[cell_of] * width + minute_of, weights=count_of, minlength=n * width)
+        return uniq, sums, np.rint(waits).astype(np.int64).reshape(n, width)
 
 
 def _groups(labels: list[Any], sums: np.ndarray, waits: np.ndarray) -> Groups:
@@ -304,15 +311,21 @@ class Dashboard:
         days = days_between(first, last)
         with self.read() as conn:
             k = stats_kiosk
+            in_range = k.c.day.between(first, last)
+            # The closed days summed by the database (a 90-day range is 60,000 rows, a few hundred groups);
+            # which kiosks worked on which day is read apart, for the visits-per-kiosk advice.
             cells: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0])
-            for r in conn.execute(select(k.c.day, k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen,
-                                         k.c.n, k.c.seconds_sum).where(k.c.day.between(first, last))):
-                cells[tuple(r[:6])][0] += r.n
-                cells[tuple(r[:6])][1] += r.seconds_sum
+            for r in conn.execute(select(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen, func.sum(k.c.n),
+                                         func.sum(k.c.seconds_sum)).where(in_range)
+                                  .group_by(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen)):
+                cells[tuple(r[:5])] = [r[5], r[6]]
+            kiosk_days = {tuple(r) for r in conn.execute(select(k.c.day, k.c.kiosk).where(in_range).distinct())}
             live = self._open_fold(conn, days, raw=False)
-            for key, (n, secs) in live.kiosk.items():
-                cells[key][0] += n
-                cells[key][1] += secs
+            for (day, *key), (n, secs) in live.kiosk.items():
+                kiosk_days.add((day, key[0]))
+                cell = cells[tuple(key)]
+                cell[0] += n
+                cell[1] += secs
             h = stats_hour
             names = ("arrivals", "appointments", "walk_ins", "desk")
             closed = conn.execute(select(*(func.coalesce(func.sum(h.c[n]), 0) for n in names))
@@ -325,10 +338,8 @@ class Dashboard:
         kinds = {kind: {"done": 0, "abandoned": 0, "seconds": 0.0} for kind in KIOSK_KINDS}
         screens: dict[tuple[str, str], int] = defaultdict(int)
         kiosks: set[str] = set()
-        kiosk_days: set[tuple[str, str]] = set()
-        for (day, kiosk, hour, kind, outcome, screen), (n, secs) in cells.items():
+        for (kiosk, hour, kind, outcome, screen), (n, secs) in cells.items():
             kiosks.add(kiosk)
-            kiosk_days.add((day, kiosk))
             entry = kinds.setdefault(kind, {"done": 0, "abandoned": 0, "seconds": 0.0})
             if outcome == "done":
                 per_hour[(kiosk, hour, kind)] += int(n)
