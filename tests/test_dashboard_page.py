@@ -35,6 +35,9 @@ def test_manager_sees_plots_with_their_numbers(browser, server, history, artifac
         page.click("#plot-days summary")
         cells = page.eval_on_selector_all("#plot-days tbody tr", "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].textContent])")
         assert {d: int(n) for d, n in cells if d in ledgers} == {d: len(ledgers[d]) for d in days}
+        # every column of the opened table is in view: none hidden behind a scrollbar (Service time was cut once)
+        hidden = page.eval_on_selector("#plot-days .scroll", "s => s.scrollWidth - s.clientWidth")
+        assert hidden <= 1, f"the day-by-day table is {hidden} px wider than its panel"
         title = page.text_content("#plot-departments h3")
         assert title == ("各科室等候时间" if lang == "zh" else "Waits by department")
         page.wait_for_function("document.querySelectorAll('#kiosk-plots figure img[src^=blob]').length == 2")
