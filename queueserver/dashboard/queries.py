@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from queueserver.hospital.desk_records import PaymentChannels
 from queueserver.hospital_file import Hospital
 from queueserver.dashboard import quantiles
 from queueserver.dashboard.aggregate import Folded, closed_days, fold_days
@@ -160,8 +161,10 @@ def _regroup(labels: list[Any], sums: np.ndarray, waits: np.ndarray, key: Callab
 class Dashboard:
     """The queries of one site (hospital file for names, rules and time zone)."""
 
-    def __init__(self, *, hospital: Hospital, read: Callable[[], Any], today: Callable[[], str]) -> None:
+    def __init__(self, *, hospital: Hospital, read: Callable[[], Any], today: Callable[[], str],
+                 payments: PaymentChannels | None = None) -> None:
         self.hospital = hospital
+        self.payments = payments  # where bills were paid, if the hospital backend records it
         self.read = read  # a context manager giving a read-only Connection (Store.read)
         self.today = today
         self._live_cache: dict[tuple, tuple[float, Folded]] = {}
@@ -305,6 +308,15 @@ class Dashboard:
         return {"before": {"first": before[0], "last": before[1]}, "after": {"first": after[0], "last": after[1]},
                 "department": department, "rows": rows}
 
+    def _payment_share(self, days: list[str]) -> dict[str, Any]:
+        """Paid payments at kiosks and at the desk, from the backend; None where it does not record the desk."""
+        if self.payments is None:
+            return {"payments_recorded": False, "payments_paid_at_kiosk": None, "payments_paid_at_desk": None,
+                    "payment_kiosk_share": None}
+        counts = self.payments.payments_by_channel(date.fromisoformat(days[0]), date.fromisoformat(days[-1]), self.tz)
+        return {"payments_recorded": True, "payments_paid_at_kiosk": counts.kiosk, "payments_paid_at_desk": counts.desk,
+                "payment_kiosk_share": counts.kiosk_share}
+
     def kiosk_figures(self, first: str, last: str) -> dict:
         """Kiosk transactions per kiosk and hour by kind, time per transaction, abandoned sessions and the
         screen they stopped at, kiosk share of check-ins and registrations, visits per kiosk against 500."""
@@ -371,7 +383,7 @@ class Dashboard:
                 "registration_kiosk_share": round(total["walk_ins"] / (total["walk_ins"] + total["desk"]), 3)
                 if total["walk_ins"] + total["desk"] else None,
                 "payment_at_kiosk": kinds["payment"]["done"],
-                "payment_kiosk_share": None,  # the hospital backend does not tell which payments were made at a desk
+                **self._payment_share(days),
             },
             "advice": {"visits_per_day": round(visits_per_day, 1), "kiosks": active, "visits_per_kiosk": per_kiosk,
                        "rule_of_thumb": VISITS_PER_KIOSK, "kiosks_needed": needed,

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from queueserver.dashboard import plots, report
 from queueserver.dashboard.kiosk_events import KioskEvent, record_kiosk_event
+from queueserver.hospital.desk_records import PaymentChannels
 from queueserver.dashboard.queries import Dashboard, RangeError
 from queueserver.dashboard.scheduler import DashboardScheduler
 from queueserver.store import Store
@@ -73,7 +74,9 @@ def dashboard_router(service: Any, *, store: Store, reports_dir: Path, allow: Ca
     def today() -> str:
         return clock().astimezone(service.hospital.tz).date().isoformat()
 
-    board = Dashboard(hospital=service.hospital, read=store.read, today=today)
+    backend = getattr(service, "backend", None)
+    board = Dashboard(hospital=service.hospital, read=store.read, today=today,
+                      payments=backend if isinstance(backend, PaymentChannels) else None)
     scheduler = DashboardScheduler(board, store, reports_dir=reports_dir, clock=clock)
 
     @asynccontextmanager

@@ -20,6 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from protocol.errors import ConflictError, NotFoundError
+from queueserver.hospital.desk_records import ChannelCounts
 from queueserver.hospital.port import (
     Appointment,
     Bill,
@@ -81,6 +82,12 @@ CREATE TABLE IF NOT EXISTS his_payments (
     status TEXT NOT NULL,
     paid_at TEXT,
     provider_ref TEXT
+);
+CREATE TABLE IF NOT EXISTS his_desk_payments (  -- bills paid at the staffed cash desk (dashboard's kiosk share)
+    payment_id TEXT PRIMARY KEY,
+    bill_ids TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    paid_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS his_reports (
     report_id TEXT PRIMARY KEY,
@@ -178,7 +185,7 @@ class EmbeddedHospitalBackend:
     def clear(self) -> None:
         """Delete every patient, appointment, bill, payment and report (re-seeding)."""
         with self._tx() as db:
-            for table in ("his_bill_items", "his_payments", "his_bills", "his_reports", "his_appointments",
+            for table in ("his_bill_items", "his_payments", "his_desk_payments", "his_bills", "his_reports", "his_appointments",
                           "his_cards", "his_patients"):
                 db.execute(f"DELETE FROM {table}")
 
@@ -414,3 +421,28 @@ class EmbeddedHospitalBackend:
         report = self.get_report(report_id)
         assert report is not None
         return report
+
+    # -- where bills were paid (queueserver.hospital.desk_records.PaymentChannels) ----------------
+    def record_desk_payment(self, payment_id: str, bill_ids: Sequence[str], amount: Decimal, paid_at: datetime) -> None:
+        """A payment taken at the staffed cash desk: settles its bills; idempotent on ``payment_id``."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM his_desk_payments WHERE payment_id = ?", (payment_id,)).fetchone():
+                return
+            for bill_id in bill_ids:
+                row = db.execute("SELECT status FROM his_bills WHERE bill_id = ?", (bill_id,)).fetchone()
+                if row is None:
+                    raise NotFoundError(f"There is no bill {bill_id}.")
+                if row["status"] != "outstanding":
+                    raise ConflictError(f"Bill {bill_id} is already {row['status']}.")
+            db.execute("INSERT INTO his_desk_payments VALUES (?,?,?,?)",
+                       (payment_id, json.dumps(list(bill_ids)), str(amount), _iso(paid_at)))
+            for bill_id in bill_ids:
+                db.execute("UPDATE his_bills SET status = 'paid', payment_id = ? WHERE bill_id = ?", (payment_id, bill_id))
+
+    def payments_by_channel(self, first: date, last: date, tz: ZoneInfo) -> ChannelCounts:
+        """Paid kiosk payments (``his_payments``) and desk payments whose local day is in ``first``..``last``."""
+        def count(sql: str) -> int:  # paid_at keeps the offset it was given: compare as local days
+            return sum(1 for r in self._query(sql) if first <= datetime.fromisoformat(r[0]).astimezone(tz).date() <= last)
+
+        return ChannelCounts(kiosk=count("SELECT paid_at FROM his_payments WHERE status = 'paid' AND paid_at IS NOT NULL"),
+                             desk=count("SELECT paid_at FROM his_desk_payments"))

@@ -17,6 +17,7 @@ const T = {
        plot_abandoned: "Where patients gave up", plot_compare: "Before and after",
        share_checkin: "Check-ins at a kiosk: {k} of {t} ({p})", share_reg: "Registrations at a kiosk: {k}, at the desk: {d} ({p} at kiosks)",
        share_pay: "Payments at a kiosk: {k} (desk payments are not recorded by the hospital backend)",
+       share_pay_recorded: "Bills paid at a kiosk: {k}, at the cash desk: {d} ({p} at kiosks)",
        advice: "{v} visits a day, {n} kiosks: {per} per kiosk against the rule of thumb of {rule}. {verdict}",
        advice_ok: "Enough kiosks.", advice_more: "{m} more kiosk(s) would bring each under {rule}.", advice_none: "No kiosk has reported in this range."},
   zh: {title: "医院运营看板", login: "请输入管理者令牌。", open: "打开", from: "起", to: "止",
@@ -34,6 +35,7 @@ const T = {
        plot_compare: "调整前后对比",
        share_checkin: "自助机签到：{k}/{t}（{p}）", share_reg: "自助挂号：{k}，窗口挂号：{d}（自助占{p}）",
        share_pay: "自助缴费：{k}（医院系统未记录窗口缴费）",
+       share_pay_recorded: "自助机缴费：{k}，收费窗口缴费：{d}（自助占{p}）",
        advice: "日均{v}人次，{n}台自助机：每台{per}人次（经验值{rule}）。{verdict}",
        advice_ok: "自助机数量充足。", advice_more: "建议增加{m}台，使每台不超过{rule}人次。", advice_none: "该时段没有自助机上报数据。"},
 };
@@ -147,7 +149,9 @@ function kioskText(k) {
   $("kiosk-share").replaceChildren(
     li(t("share_checkin", {k: s.check_in_at_kiosk, t: s.check_in_tickets, p: pct(s.check_in_kiosk_share)})),
     li(t("share_reg", {k: s.registration_at_kiosk, d: s.registration_at_desk, p: pct(s.registration_kiosk_share)})),
-    li(t("share_pay", {k: s.payment_at_kiosk})));
+    li(s.payments_recorded
+      ? t("share_pay_recorded", {k: s.payments_paid_at_kiosk, d: s.payments_paid_at_desk, p: pct(s.payment_kiosk_share)})
+      : t("share_pay", {k: s.payment_at_kiosk})));
   const verdict = !a.kiosks ? t("advice_none") : a.kiosks_needed > a.kiosks
     ? t("advice_more", {m: a.kiosks_needed - a.kiosks, rule: a.rule_of_thumb}) : t("advice_ok");
   $("kiosk-advice").textContent = a.kiosks ? t("advice", {v: a.visits_per_day, n: a.kiosks, per: a.visits_per_kiosk, rule: a.rule_of_thumb, verdict}) : verdict;
