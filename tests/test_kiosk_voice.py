@@ -255,3 +255,23 @@ def test_the_emergency_direction_is_spoken(server):
         assert "红线" in p.heard[-1] and "急诊" in p.heard[-1]
     finally:
         p.close()
+
+
+def test_a_cantonese_kiosk_reads_the_chinese_screens_in_cantonese(server, tmp_path):
+    """A Guangdong kiosk (``spoken_language={"zh": "yue"}``): the Chinese screens are spoken by the Cantonese
+    voice, figures as Chinese numerals (no "A 零 十 二" guessed by the engine), and real espeak-ng makes sound."""
+    from hardware.speech.cache import PhraseCache
+    from hardware.speech.espeak import EspeakSpeaker
+
+    p = BlindPatient(server, spoken_language={"zh": "yue"})
+    try:
+        p.press("voice")
+        said = p.card(ID_P1006)
+        assert p.vm.language == "zh" and {u.language for u in p.speaker.spoken} == {"yue"}
+        assert not any(FIGURES.search(u.text) for u in p.speaker.spoken), [u.text for u in p.speaker.spoken]
+        wav = EspeakSpeaker(player=None, cache=PhraseCache(tmp_path)).render(first_sentence(said), "yue")
+        with wave.open(str(wav)) as w:
+            frames = w.readframes(w.getnframes())
+        assert len(frames) > 0 and max(frames) > 0  # not silence
+    finally:
+        p.close()

@@ -1,4 +1,4 @@
-"""Numbers into words before synthesis, in Chinese and English.
+"""Numbers into words before synthesis, in Chinese (Mandarin and Cantonese) and English.
 
 espeak-ng reads what it is given, and figures badly: with the Mandarin voice "¥65.95" comes
 out as 六十五 九 五, "03:00" as 三 零 零, "05:25" as 五 二十五 and the ticket "A012" as
@@ -191,10 +191,13 @@ def _en_ticket(m: re.Match) -> str:
 _PATTERNS = (_MONEY, _DATE, _TIME, _TICKET, _NUMBER)
 _WORDS = {"zh": (_zh_money, _zh_date, _zh_time, _zh_ticket, _zh_plain),
           "en": (_en_money, _en_date, _en_time, _en_ticket, _en_plain)}
+# Cantonese reads the same written numerals (and the same 两 before a measure word) in its own sounds:
+# espeak-ng's yue voice says 两点零五分 as loeng5 dim2 ling4 ng5 fan1, but "A012" raw as A 零 十 二.
+_WORDS["yue"] = _WORDS["zh"]
 
 
 def speakable(text: str, language: str) -> str:
-    """``text`` with every figure written out in ``language``'s words ("zh" or "en"; others unchanged)."""
+    """``text`` with every figure written out in ``language``'s words ("zh", "yue" or "en"; others unchanged)."""
     for pattern, words in zip(_PATTERNS, _WORDS.get(language, ())):
         text = pattern.sub(words, text)
     return text

@@ -61,6 +61,9 @@ class KioskSettings:
         "pediatrics": {"zh": "一楼儿科候诊区", "en": "waiting area, floor 1"},
     })
     voice_hint_interval: float = 90.0  # Home, nobody there: say how to start voice this often (0: never)
+    # The voice a screen language is spoken in, where it is not its own: {"zh": "yue"} reads the Chinese
+    # screens aloud in Cantonese (as Cantonese speakers read written Chinese), for Guangdong and Hong Kong.
+    spoken_language: dict[str, str] = field(default_factory=dict)
 
 
 # What a screen is for, in the dashboard's kiosk figures (queueserver/dashboard/kiosk_events.py).
@@ -429,7 +432,7 @@ class KioskViewModel(EventDispatcher):
     def say(self, text: str, *, again: bool = False) -> None:
         """Say ``text`` in the kiosk's language, once (``again`` repeats it on purpose)."""
         if text:
-            self.speech.say(text, self.language, again=again)
+            self.speech.say(text, self.settings.spoken_language.get(self.language, self.language), again=again)
 
     def ngettext(self, singular: str, plural: str, n: int, **fmt: Any) -> str:
         return self.tr.ngettext(singular, plural, n, **fmt)
