@@ -178,7 +178,7 @@ def booking_router(service: Any, ident: PhoneIdentity, *, offers_sms: bool | Non
     def departments() -> dict:
         today = datetime.now(service.tz).date()
         return {"departments": [{"id": h.department, "name": h.name, "slot_minutes": h.booking_minutes}
-                                for h in hours],
+                                for h in hours], "timezone": service.hospital.site.timezone,
                 "days": [(today + timedelta(days=i)).isoformat() for i in range(BOOKING_DAYS)]}
 
     @router.get("/api/v1/booking/slots", response_model=list[SlotOut])

@@ -29,6 +29,7 @@ class ReportsSummaryOut(BaseModel):
     ready: int
     next_ready_at: datetime | None  # the earliest expected time of a report not ready yet
     ready_times: list[datetime]  # expected times of the reports not ready yet, in order
+    timezone: str  # the hospital's zone: the page shows times on the hospital's clock
 
 
 class PhoneReportOut(BaseModel):
@@ -62,7 +63,8 @@ def results_router(service: Any, store: Any, ident: PhoneIdentity) -> APIRouter:
         reports = service.backend.reports_for_patient(pid) if pid else []
         waiting = sorted(r.ready_at for r in reports if not r.ready and r.ready_at is not None)
         return ReportsSummaryOut(count=len(reports), ready=sum(1 for r in reports if r.ready),
-                                 next_ready_at=waiting[0] if waiting else None, ready_times=waiting)
+                                 next_ready_at=waiting[0] if waiting else None, ready_times=waiting,
+                                 timezone=service.hospital.site.timezone)
 
     @router.get("/api/v1/phone/reports", response_model=list[PhoneReportOut])
     def reports(patient: Patient = Depends(me)) -> list[PhoneReportOut]:

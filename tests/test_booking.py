@@ -110,7 +110,7 @@ def test_booking_queues_an_sms_reminder_with_time_and_place(server):
 def test_relative_books_for_elderly_parent_who_then_gets_priority_on_site(server):
     son = phone_session(server, "13800000001", "1234")  # 张伟 books for his mother 王秀英 (82)
     now = datetime.now(TZ)
-    slot = next(s for s in free(son, "internal", now.date())
+    slot = next(s for s in free(son, "internal", now.date()) + free(son, "internal", now.date() + timedelta(days=1))
                 if datetime.fromisoformat(s["start"]) - now < timedelta(minutes=55))  # check-in is open
     r = book(son, slot["slot_id"], for_patient={"card_number": "11010119440315567X"}, relation="parent")
     assert r.status_code == 201, r.text
@@ -137,3 +137,39 @@ def test_phone_identification_is_throttled(server):
         assert c.post("/api/v1/phone/identify", json={"phone": "13800000009", "id_last4": "0000"}).status_code == 404
     r = c.post("/api/v1/phone/identify", json={"phone": "13800000009", "id_last4": "0000"})
     assert r.status_code == 429 and "Retry-After" in r.headers
+
+
+def test_phone_page_books_changes_and_cancels(server, browser_page, artifacts_dir):
+    from playwright.sync_api import expect
+
+    ticket = server.client("kiosk").post("/api/v1/checkins", json={"appointment_no": "AP1005"}).json()
+    page = browser_page
+    page.set_viewport_size({"width": 390, "height": 1600})
+    page.goto(ticket["status_url"])
+    expect(page.locator("#booking-need-id")).to_be_visible()
+    page.fill("#results-phone", "13800000005")
+    page.fill("#results-last4", "9753")
+    page.get_by_role("button", name="查看报告 See my reports").click()
+    expect(page.locator("#booking-main")).to_be_visible()
+    page.select_option("#booking-dept", "pediatrics")
+    days = page.locator("#booking-day option").all_inner_texts()
+    page.select_option("#booking-day", days[5])
+    page.locator("#booking-slots button", has_text="10:00").click()
+    page.get_by_role("button", name="确认预约 Confirm booking").click()
+    expect(page.locator("#booking-done")).to_contain_text("预约成功 Booked: BK")
+    booked = page.locator("#booking-mine li", has_text="BK")
+    expect(booked).to_have_count(1)
+    page.screenshot(path=str(artifacts_dir / "phone-booking-booked.png"), full_page=True)
+    stored = next(b for b in phone_session(server, "13800000005", "9753").get("/api/v1/booking/appointments").json()
+                  if b["appointment_no"].startswith("BK"))
+    assert datetime.fromisoformat(stored["start"]).astimezone(TZ).strftime("%H:%M") == "10:00"  # the hospital's clock
+
+    booked.get_by_role("button", name="改期 Change").click()
+    page.locator("#booking-slots button", has_text="11:30").click()
+    page.get_by_role("button", name="改到此时间 Move here").click()
+    expect(page.locator("#booking-done")).to_contain_text("已改期 Changed")
+    expect(booked).to_contain_text("11:30")
+    booked.get_by_role("button", name="取消 Cancel").click()
+    expect(page.locator("#booking-done")).to_contain_text("已取消 Cancelled")
+    expect(page.locator("#booking-mine li", has_text="BK")).to_have_count(0)
+    assert page.console_errors == []  # type: ignore[attr-defined]
