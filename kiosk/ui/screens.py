@@ -278,6 +278,8 @@ class PaymentScreen(FlowScreen):
             lines = [TextLabel(tr("{item}: {amount}, insurance {ins}", item=tr.pick(item.description),
                                   amount=money(item.amount), ins=money(item.insurance_covered))) for item in page]
             self.add(Columns(lines, pager, ratio=0.6) if pager else Column(lines))
+        if vm.not_ready_text():  # which reports are still at the lab, and when, plus "see them on your phone"
+            self.add(TextLabel(vm.not_ready_text(), size=0.9))
             buttons = [self.option(vm.method_label(m), lambda m=m: vm.choose(m)) for m in vm.methods]
             self.add(Grid(buttons, cols=self.cols(len(buttons) if len(buttons) <= 4 else 3)))
             return
@@ -355,3 +357,40 @@ class HelpScreen(FlowScreen):
 
 SCREENS = [HomeScreen, AccessOfferScreen, CheckInScreen, IdentifyScreen, AppointmentsScreen, RegisterScreen,
            PaymentScreen, ReportsScreen, TicketScreen, HelpScreen]
+
+
+class BookingScreen(FlowScreen):
+    """Booking a future appointment: one choice per screen (department, day, time, confirm)."""
+
+    flow_name = "booking"
+
+    def build(self) -> None:
+        vm, tr = self.flow, self.tr
+        self.prompt()
+        if vm.step == "department":
+            specs = [(vm.dept_name(d), lambda i=d["id"]: vm.choose_department(i), {"size": 1.1})
+                     for d in vm.departments]
+            self.add(Grid([self.option(label, action, **kw) for label, action, kw in specs], cols=self.cols(3)))
+            for b in vm.shown_bookings:
+                no = b["appointment_no"]
+                self.add(Columns([TextLabel(vm.booking_line(b))],
+                                 [Row([self.option(tr("Change"), lambda n=no: vm.change(n), kind="secondary"),
+                                       self.option(tr("Cancel"), lambda n=no: vm.cancel(n), kind="secondary")])],
+                                 ratio=0.55))
+        elif vm.step == "day":
+            days = [self.option(vm.day_label(d), lambda d=d: vm.choose_day(d)) for d in vm.days]
+            self.add(Grid(days, cols=self.cols(3)))
+            self.add(Row([self.option(tr("Back"), vm.back_step, kind="secondary")]))
+        elif vm.step == "slot":
+            slots = [self.option(vm.slot_label(s), lambda i=s["slot_id"]: vm.choose_slot(i)) for s in vm.slots]
+            if slots:
+                self.add(Grid(slots, cols=self.cols(4)))
+            self.add(Row([self.option(tr("Back"), vm.back_step, kind="secondary")]))
+        elif vm.step == "confirm":
+            self.add(Row([self.option(tr("Confirm"), vm.confirm, size=1.3),
+                          self.option(tr("Back"), vm.back_step, kind="secondary")]))
+        else:
+            self.add(self.option(tr("Finish"), vm.finish, size=1.2))
+
+
+SCREENS.append(BookingScreen)
