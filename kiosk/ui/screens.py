@@ -278,8 +278,6 @@ class PaymentScreen(FlowScreen):
             lines = [TextLabel(tr("{item}: {amount}, insurance {ins}", item=tr.pick(item.description),
                                   amount=money(item.amount), ins=money(item.insurance_covered))) for item in page]
             self.add(Columns(lines, pager, ratio=0.6) if pager else Column(lines))
-        if vm.not_ready_text():  # which reports are still at the lab, and when, plus "see them on your phone"
-            self.add(TextLabel(vm.not_ready_text(), size=0.9))
             buttons = [self.option(vm.method_label(m), lambda m=m: vm.choose(m)) for m in vm.methods]
             self.add(Grid(buttons, cols=self.cols(len(buttons) if len(buttons) <= 4 else 3)))
             return
@@ -308,6 +306,8 @@ class ReportsScreen(FlowScreen):
         page, pager = self.paged_items("reports", list(vm.reports), 2 if self.large else 4)
         lines = [TextLabel(vm.line(report)) for report in page]
         self.add(Columns(lines, pager, ratio=0.6) if pager else Column(lines))
+        if vm.not_ready_text():  # which reports are still at the lab, and when, plus "see them on your phone"
+            self.add(TextLabel(vm.not_ready_text()))
         buttons = []
         if vm.printable:
             buttons.append(self.option(tr.ngettext("Print {n} report", "Print {n} reports", len(vm.printable)),
@@ -378,19 +378,24 @@ class BookingScreen(FlowScreen):
                                        self.option(tr("Cancel"), lambda n=no: vm.cancel(n), kind="secondary")])],
                                  ratio=0.55))
         elif vm.step == "day":
-            days = [self.option(vm.day_label(d), lambda d=d: vm.choose_day(d)) for d in vm.days]
-            self.add(Grid(days, cols=self.cols(3)))
-            self.add(Row([self.option(tr("Back"), vm.back_step, kind="secondary")]))
+            self.paged("booking-days", [(vm.day_label(d), lambda d=d: vm.choose_day(d), {}) for d in vm.days], 3)
         elif vm.step == "slot":
-            slots = [self.option(vm.slot_label(s), lambda i=s["slot_id"]: vm.choose_slot(i)) for s in vm.slots]
-            if slots:
-                self.add(Grid(slots, cols=self.cols(4)))
-            self.add(Row([self.option(tr("Back"), vm.back_step, kind="secondary")]))
+            self.paged("booking-slots:" + vm.day, [(vm.slot_label(s), lambda i=s["slot_id"]: vm.choose_slot(i), {})
+                                                   for s in vm.slots], 4)
         elif vm.step == "confirm":
             self.add(Row([self.option(tr("Confirm"), vm.confirm, size=1.3),
                           self.option(tr("Back"), vm.back_step, kind="secondary")]))
         else:
             self.add(self.option(tr("Finish"), vm.finish, size=1.2))
+
+
+    def paged(self, key: str, specs: list[tuple], normal_cols: int) -> None:
+        """Two rows of choices (a pager when more), then Back one step: fits in large text too."""
+        cols = self.cols(normal_cols)
+        buttons, pager = self.paged_options(key, specs, 2 * cols)
+        if buttons:
+            self.add(Grid(buttons, cols=cols))
+        self.add(Row(pager + [self.option(self.tr("Back"), self.flow.back_step, kind="secondary")]))
 
 
 SCREENS.append(BookingScreen)
