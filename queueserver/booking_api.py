@@ -32,6 +32,7 @@ from queueserver.hospital.port import HospitalBackend, Patient
 from queueserver.patient_state import StoredSessions
 from queueserver.throttle import FailureThrottle
 
+SESSION_NEEDED = {401: {"description": "no patient session, or it expired: identify again"}}
 BOOKING_DAYS = 7  # days ahead offered, from tomorrow... today's later slots included
 
 
@@ -170,7 +171,7 @@ def booking_router(service: Any, ident: PhoneIdentity, *, offers_sms: bool | Non
             raise HTTPException(422, f"{slot_id!r} is not a slot; choose one from the list of free slots.") from exc
 
     @router.post("/api/v1/phone/identify", response_model=PhoneSessionOut,
-                 responses={429: {"description": "too many failed attempts"}})
+                 responses={404: {"description": "no patient matches"}, 429: {"description": "too many failed attempts"}})
     def identify(body: PhoneIdentifyIn, request: Request) -> PhoneSessionOut:
         return ident.identify(body.phone, body.id_last4, request.client.host if request.client else "unknown")
 
@@ -187,11 +188,11 @@ def booking_router(service: Any, ident: PhoneIdentity, *, offers_sms: bool | Non
             raise HTTPException(404, f"The department {department!r} takes no bookings.")
         return [SlotOut(slot_id=s.slot_id, start=s.start, end=s.end) for s in backend.free_slots(department, day)]
 
-    @router.get("/api/v1/booking/appointments", response_model=list[BookingOut])
+    @router.get("/api/v1/booking/appointments", response_model=list[BookingOut], responses=SESSION_NEEDED)
     def mine(patient: Patient = Depends(me)) -> list[BookingOut]:
         return [out(b, patient) for b in backend.bookings_for_patient(patient.patient_id)]
 
-    @router.post("/api/v1/booking/appointments", response_model=BookingOut, status_code=201)
+    @router.post("/api/v1/booking/appointments", response_model=BookingOut, status_code=201, responses=SESSION_NEEDED)
     def book(body: BookIn, patient: Patient = Depends(me)) -> BookingOut:
         target, booked_by = patient, None
         who = body.for_patient
@@ -211,11 +212,11 @@ def booking_router(service: Any, ident: PhoneIdentity, *, offers_sms: bool | Non
                                f"{body.request_id}", booked_by=booked_by, relation=body.relation)
         return out(booking, patient)
 
-    @router.put("/api/v1/booking/appointments/{appointment_no}", response_model=BookingOut)
+    @router.put("/api/v1/booking/appointments/{appointment_no}", response_model=BookingOut, responses=SESSION_NEEDED)
     def move(appointment_no: str, body: MoveIn, patient: Patient = Depends(me)) -> BookingOut:
         return out(backend.reschedule(appointment_no, slot_of(body.slot_id), patient_id=patient.patient_id), patient)
 
-    @router.delete("/api/v1/booking/appointments/{appointment_no}", response_model=BookingOut)
+    @router.delete("/api/v1/booking/appointments/{appointment_no}", response_model=BookingOut, responses=SESSION_NEEDED)
     def cancel(appointment_no: str, patient: Patient = Depends(me)) -> BookingOut:
         return out(backend.cancel(appointment_no, patient_id=patient.patient_id), patient)
 

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Response
 from pydantic import BaseModel
 
-from queueserver.booking_api import PhoneIdentity
+from queueserver.booking_api import SESSION_NEEDED, PhoneIdentity
 from queueserver.hospital.port import Patient
 
 
@@ -66,12 +66,12 @@ def results_router(service: Any, store: Any, ident: PhoneIdentity) -> APIRouter:
                                  next_ready_at=waiting[0] if waiting else None, ready_times=waiting,
                                  timezone=service.hospital.site.timezone)
 
-    @router.get("/api/v1/phone/reports", response_model=list[PhoneReportOut])
+    @router.get("/api/v1/phone/reports", response_model=list[PhoneReportOut], responses=SESSION_NEEDED)
     def reports(patient: Patient = Depends(me)) -> list[PhoneReportOut]:
         return [PhoneReportOut(report_id=r.report_id, title=r.title, ready=r.ready, ready_at=r.ready_at)
                 for r in service.backend.reports_for_patient(patient.patient_id)]
 
-    @router.get("/api/v1/phone/reports/{report_id}/pdf")
+    @router.get("/api/v1/phone/reports/{report_id}/pdf", responses=SESSION_NEEDED)
     def pdf(report_id: str, patient: Patient = Depends(me)) -> Response:
         report = next((r for r in service.backend.reports_for_patient(patient.patient_id)
                        if r.report_id == report_id), None)
