@@ -32,7 +32,7 @@ from queueserver.hospital.port import HospitalBackend, Patient
 from queueserver.patient_state import StoredSessions
 from queueserver.throttle import FailureThrottle
 
-SESSION_NEEDED = {401: {"description": "no patient session, or it expired: identify again"}}
+SESSION_NEEDED: dict[int | str, dict[str, Any]] = {401: {"description": "no patient session, or it expired: identify again"}}
 BOOKING_DAYS = 7  # days ahead offered, from tomorrow... today's later slots included
 
 
