@@ -719,6 +719,11 @@ def create_app(
                                        keepalive=keepalive, stream_response=EventStreamResponse, stream_doc=stream_doc))
     from queueserver.patient_api import patient_router  # kiosk patient API (docs/kiosk.md)
     app.include_router(patient_router(service, tokens, store=store, desk=desk))
+    from queueserver.booking_api import booking_router, phone_identity  # booking, results on the phone
+    from queueserver.results_api import results_router
+    ident = phone_identity(service, store)
+    app.include_router(booking_router(service, ident))
+    app.include_router(results_router(service, store, ident))
     from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)
     app.include_router(fleet_router())
     from queueserver.dashboard.router import dashboard_router  # managers' figures and reports (docs/dashboard.md)

@@ -92,6 +92,7 @@ class Site(_Strict):
     id: Ident
     name: Names = {"en": "Hospital"}
     timezone: str = "Asia/Shanghai"
+    sms_reminders: bool = Field(False, description="the hospital sends booking reminders by SMS")
 
     @field_validator("timezone")
     @classmethod

@@ -198,6 +198,33 @@ def main(argv: list[str] | None = None) -> int:
         do(lambda: tap(vm.tr("OK")))
         shot("touch-ticket")
 
+    if "booking" in scenarios:  # booking a future appointment, each step, zh/en x normal/large (tests/test_booking_windows.py)
+        combos = [(lang, mode) for lang in args.languages.split(",") for mode in args.modes.split(",")]
+        for lang, mode in combos:
+            prefix = f"booking-{lang}-{mode}"
+
+            def bsetup(lang=lang, mode=mode):
+                vm.end_session()
+                vm.set_language(lang)
+                vm.large_text = mode == "large"
+            do(bsetup)
+            do(lambda: (vm.home.choose("booking"), vm.on_card("YB1004")))
+            shot(f"{prefix}-1-departments")
+            do(lambda: vm.booking.choose_department("surgery"))
+            shot(f"{prefix}-2-day")
+            do(lambda: vm.booking.choose_day(vm.booking.days[1]))
+            shot(f"{prefix}-3-slot")
+            do(lambda: vm.booking.choose_slot(vm.booking.slots[0]["slot_id"]))
+            shot(f"{prefix}-4-confirm")
+            do(lambda: vm.booking.confirm())
+            shot(f"{prefix}-5-booked")
+            do(lambda: (vm.end_session(), vm.home.choose("booking"), vm.on_card("YB1004")))
+            shot(f"{prefix}-6-with-bookings")
+            do(lambda: (vm.booking.cancel(vm.booking.bookings[-1]["appointment_no"])))
+            shot(f"{prefix}-7-cancelled")
+            do(lambda: (vm.end_session(), vm.home.choose("reports"), vm.on_card("YB1001"), no_offer()))
+            shot(f"{prefix}-8-reports-not-ready")
+
     # ---------------------------------------------------------------- runner
     started = time.monotonic()
 

@@ -306,6 +306,8 @@ class ReportsScreen(FlowScreen):
         page, pager = self.paged_items("reports", list(vm.reports), 2 if self.large else 4)
         lines = [TextLabel(vm.line(report)) for report in page]
         self.add(Columns(lines, pager, ratio=0.6) if pager else Column(lines))
+        if vm.not_ready_text():  # which reports are still at the lab, and when, plus "see them on your phone"
+            self.add(TextLabel(vm.not_ready_text()))
         buttons = []
         if vm.printable:
             buttons.append(self.option(tr.ngettext("Print {n} report", "Print {n} reports", len(vm.printable)),
@@ -355,3 +357,45 @@ class HelpScreen(FlowScreen):
 
 SCREENS = [HomeScreen, AccessOfferScreen, CheckInScreen, IdentifyScreen, AppointmentsScreen, RegisterScreen,
            PaymentScreen, ReportsScreen, TicketScreen, HelpScreen]
+
+
+class BookingScreen(FlowScreen):
+    """Booking a future appointment: one choice per screen (department, day, time, confirm)."""
+
+    flow_name = "booking"
+
+    def build(self) -> None:
+        vm, tr = self.flow, self.tr
+        self.prompt()
+        if vm.step == "department":
+            specs = [(vm.dept_name(d), lambda i=d["id"]: vm.choose_department(i), {"size": 1.1})
+                     for d in vm.departments]
+            self.add(Grid([self.option(label, action, **kw) for label, action, kw in specs], cols=self.cols(3)))
+            for b in vm.shown_bookings:
+                no = b["appointment_no"]
+                self.add(Columns([TextLabel(vm.booking_line(b))],
+                                 [Row([self.option(tr("Change"), lambda n=no: vm.change(n), kind="secondary"),
+                                       self.option(tr("Cancel"), lambda n=no: vm.cancel(n), kind="secondary")])],
+                                 ratio=0.55))
+        elif vm.step == "day":
+            self.paged("booking-days", [(vm.day_label(d), lambda d=d: vm.choose_day(d), {}) for d in vm.days], 3)
+        elif vm.step == "slot":
+            self.paged("booking-slots:" + vm.day, [(vm.slot_label(s), lambda i=s["slot_id"]: vm.choose_slot(i), {})
+                                                   for s in vm.slots], 4)
+        elif vm.step == "confirm":
+            self.add(Row([self.option(tr("Confirm"), vm.confirm, size=1.3),
+                          self.option(tr("Back"), vm.back_step, kind="secondary")]))
+        else:
+            self.add(self.option(tr("Finish"), vm.finish, size=1.2))
+
+
+    def paged(self, key: str, specs: list[tuple], normal_cols: int) -> None:
+        """Two rows of choices (a pager when more), then Back one step: fits in large text too."""
+        cols = self.cols(normal_cols)
+        buttons, pager = self.paged_options(key, specs, 2 * cols)
+        if buttons:
+            self.add(Grid(buttons, cols=cols))
+        self.add(Row(pager + [self.option(self.tr("Back"), self.flow.back_step, kind="secondary")]))
+
+
+SCREENS.append(BookingScreen)

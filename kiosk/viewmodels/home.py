@@ -9,6 +9,7 @@ SERVICES = (
     ("register", N_("Register (no appointment)")),
     ("payment", N_("Pay bills")),
     ("reports", N_("Print reports")),
+    ("booking", N_("Book an appointment")),
     ("help", N_("Call staff")),
 )
 
@@ -24,7 +25,7 @@ class HomeViewModel(FlowViewModel):
             self.kiosk.go("appointments" if self.kiosk.patient is not None else "checkin")
         elif service == "register":
             self.kiosk.go("register")
-        elif service in ("payment", "reports"):
+        elif service in ("payment", "reports", "booking"):
             self.kiosk.go(service)
         elif service == "help":
             self.kiosk.go("help")

@@ -71,7 +71,7 @@ SESSION_KIND = {"checkin": "check_in", "appointments": "check_in", "register": "
                 "payment": "payment", "reports": "report"}
 
 # Screens that need an identified patient first.
-NEEDS_PATIENT = {"appointments", "payment", "reports", "register"}
+NEEDS_PATIENT = {"appointments", "payment", "reports", "register", "booking"}
 
 
 class KioskViewModel(EventDispatcher):
@@ -96,6 +96,7 @@ class KioskViewModel(EventDispatcher):
                  language: str = "zh", **kw) -> None:
         super().__init__(**kw)
         from kiosk.viewmodels.access import AccessOfferViewModel
+        from kiosk.viewmodels.booking import BookingViewModel
         from kiosk.viewmodels.checkin import AppointmentsViewModel, CheckInViewModel
         from kiosk.viewmodels.help import HelpViewModel
         from kiosk.viewmodels.home import HomeViewModel
@@ -136,9 +137,10 @@ class KioskViewModel(EventDispatcher):
         self.ticket = TicketViewModel(self)
         self.help = HelpViewModel(self)
         self.access = AccessOfferViewModel(self)
+        self.booking = BookingViewModel(self)  # future appointments (kiosk/viewmodels/booking.py)
         self.flows = {"home": self.home, "identify": self.identify, "access": self.access, "checkin": self.checkin,
                       "appointments": self.appointments, "register": self.register, "payment": self.payment,
-                      "reports": self.reports, "ticket": self.ticket, "help": self.help}
+                      "reports": self.reports, "ticket": self.ticket, "help": self.help, "booking": self.booking}
         for flow in self.flows.values():
             flow.bind(prompt=lambda *_: self._prompt_changed())
         self.home.enter()

@@ -42,6 +42,22 @@ class ReportsViewModel(FlowViewModel):
     def printable(self) -> list[Any]:
         return [r for r in self.reports if r.ready and r.reprints_left > 0 and r.report_id not in self.printed]
 
+    @property
+    def not_ready(self) -> list[Any]:
+        """Reports the lab has not finished yet, soonest expected first (those without a time last)."""
+        waiting = [r for r in self.reports if not r.ready]
+        return sorted(waiting, key=lambda r: (r.ready_at is None, r.ready_at or 0))
+
+    def not_ready_text(self) -> str:
+        """One sentence naming every report not ready yet and when it is expected ("" when none)."""
+        parts = [self.tr("{title} (expected at {when})", title=self.tr.pick(r.title),
+                         when=self.kiosk.format_time(r.ready_at)) if r.ready_at else self.tr.pick(r.title)
+                 for r in self.not_ready]
+        if not parts:
+            return ""
+        return self.tr("Not ready yet: {reports}. You can also see them on your phone when they are ready.",
+                       reports=self.tr("; ").join(parts))
+
     def line(self, report: Any) -> str:
         """How one report is described on screen."""
         title = self.tr.pick(report.title)
@@ -63,7 +79,8 @@ class ReportsViewModel(FlowViewModel):
         lines = [self.line(r) for r in self.reports]
         ask = self.tr.ngettext("Press Print to print {n} report.", "Press Print to print {n} reports.",
                                len(self.printable)) if self.printable else ""
-        self.prompt = " ".join(([ask] if ask else []) + lines)  # the choice first (voice mode)
+        pending = self.not_ready_text()
+        self.prompt = " ".join(([ask] if ask else []) + lines + ([pending] if pending else []))  # the choice first
 
     def print_ready(self) -> None:
         """The "Print" button: prints every ready report not printed yet (touch 1)."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from protocol.errors import ConflictError, NotFoundError
@@ -29,6 +30,9 @@ from queueserver.hospital.port import (
     Patient,
     PaymentRecord,
 )
+
+if TYPE_CHECKING:  # booking is an optional capability (queueserver.hospital.booking)
+    from queueserver.hospital.booking import Booking, DepartmentHours, Slot
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS his_patients (
@@ -446,3 +450,127 @@ class EmbeddedHospitalBackend:
 
         return ChannelCounts(kiosk=count("SELECT paid_at FROM his_payments WHERE status = 'paid' AND paid_at IS NOT NULL"),
                              desk=count("SELECT paid_at FROM his_desk_payments"))
+
+    # -- booking (optional capability, queueserver.hospital.booking) -----------------------------
+    # Kept in one block with its own tables (created on first use) so the core backend stays as it was.
+    def configure_booking(self, hours: Sequence["DepartmentHours"], *, offers_sms: bool,
+                          clock: "Callable[[], datetime] | None" = None) -> None:
+        """Departments that take bookings (from the hospital file) and whether reminders go out by SMS."""
+        from queueserver.hospital.booking import OutboxReminderSender, ensure_schema
+
+        with self._lock:
+            ensure_schema(self._db)
+        self._booking_hours = {h.department: h for h in hours}
+        self.reminders = OutboxReminderSender(self._db) if offers_sms else None
+        self._booking_clock = clock or (lambda: datetime.now(self.tz))
+
+    def _hours(self, department: str) -> "DepartmentHours":
+        hours = getattr(self, "_booking_hours", {}).get(department)
+        if hours is None:
+            raise NotFoundError(f"The department {department!r} takes no bookings.")
+        return hours  # type: ignore[no-any-return]
+
+    def _booking(self, appointment_no: str) -> "Booking":
+        from queueserver.hospital.booking import Booking
+
+        appt = self.find_appointment(appointment_no)
+        if appt is None:
+            raise NotFoundError(f"There is no appointment {appointment_no}.")
+        rows = self._query("SELECT * FROM his_bookings WHERE appointment_no = ?", (appt.appointment_no,))
+        return Booking(appt, rows[0]["booked_by"] if rows else None, rows[0]["relation"] if rows else None)
+
+    def free_slots(self, department: str, day: date) -> list["Slot"]:
+        """The department's slots of ``day`` still free and not yet started."""
+        from queueserver.hospital.booking import day_slots
+
+        hours = getattr(self, "_booking_hours", {}).get(department)
+        if hours is None:
+            return []  # "not found" is an empty list, like every other look-up of the port
+        now = self._booking_clock()
+        taken = {r["slot_start"] for r in self._query(
+            "SELECT slot_start FROM his_appointments WHERE department = ? AND status != 'cancelled'", (department,))}
+        taken_at = {datetime.fromisoformat(t) for t in taken}
+        return [s for s in day_slots(hours, day, self.tz) if s.start > now and s.start not in taken_at]
+
+    def _check_free(self, db: sqlite3.Connection, slot: "Slot", ignore_no: str | None = None) -> None:
+        from queueserver.hospital.booking import SlotInPastError, SlotTakenError, day_slots
+
+        hours = self._hours(slot.department)
+        if slot.start <= self._booking_clock():
+            raise SlotInPastError("This time has already passed; please choose a later one.")
+        if slot not in day_slots(hours, slot.start.astimezone(self.tz).date(), self.tz):
+            raise NotFoundError(f"{slot.slot_id} is not one of the department's slots.")
+        for row in db.execute("SELECT appointment_no, slot_start FROM his_appointments WHERE department = ? AND "
+                              "status != 'cancelled'", (slot.department,)):
+            if datetime.fromisoformat(row["slot_start"]) == slot.start and row["appointment_no"] != ignore_no:
+                raise SlotTakenError("Someone else has just booked this time; please choose another one.")
+
+    def _remind(self, db: sqlite3.Connection, appt: Appointment) -> None:
+        from queueserver.hospital.booking import Reminder, reminder_text
+
+        patient = self.get_patient(appt.patient_id)
+        if self.reminders is None or patient is None or not patient.phone:
+            return  # the hospital offers no SMS, or there is no number to send to
+        text = reminder_text(appt, self._hours(appt.department), self.tz, patient.language)
+        self.reminders.queue(Reminder(patient.phone, text, appt.appointment_no, appt.slot_start - timedelta(days=1)))
+
+    def book(self, patient_id: str, slot: "Slot", *, request_id: str, booked_by: str | None = None,
+             relation: str | None = None) -> "Booking":
+        """Book a free future slot; a retried ``request_id`` returns the first booking and books nothing."""
+        with self._tx() as db:
+            done = db.execute("SELECT appointment_no FROM his_bookings WHERE request_id = ?", (request_id,)).fetchone()
+            if done is None:
+                if db.execute("SELECT 1 FROM his_patients WHERE patient_id = ?", (patient_id,)).fetchone() is None:
+                    raise NotFoundError(f"There is no patient {patient_id}.")
+                self._check_free(db, slot)
+                count = db.execute("SELECT count(*) FROM his_bookings").fetchone()[0]
+                no = f"BK{count + 1:05d}"
+                appt = Appointment(no, patient_id, slot.department, slot.start, slot.end)
+                db.execute("INSERT INTO his_appointments VALUES (?,?,?,?,?,?,?,?)",
+                           (no, patient_id, slot.department, _iso(slot.start), _iso(slot.end), None, None, "booked"))
+                db.execute("INSERT INTO his_bookings VALUES (?,?,?,?)", (no, request_id, booked_by, relation))
+                self._remind(db, appt)
+                appointment_no = no
+            else:
+                appointment_no = done["appointment_no"]
+        return self._booking(appointment_no)
+
+    def _own_booked(self, appointment_no: str, patient_id: str) -> "Booking":
+        booking = self._booking(appointment_no)
+        if patient_id not in (booking.appointment.patient_id, booking.booked_by):
+            raise NotFoundError(f"There is no appointment {appointment_no} for this patient.")
+        if booking.appointment.status != "booked":
+            raise ConflictError(f"Appointment {appointment_no} is {booking.appointment.status.replace('_', ' ')}.")
+        return booking
+
+    def reschedule(self, appointment_no: str, slot: "Slot", *, patient_id: str) -> "Booking":
+        """Move a booked appointment (of the patient, or booked by them) to another free slot."""
+        booking = self._own_booked(appointment_no, patient_id)
+        with self._tx() as db:
+            self._check_free(db, slot, ignore_no=booking.appointment.appointment_no)
+            db.execute("UPDATE his_appointments SET department = ?, slot_start = ?, slot_end = ? "
+                       "WHERE appointment_no = ?", (slot.department, _iso(slot.start), _iso(slot.end),
+                                                    booking.appointment.appointment_no))
+            self._remind(db, self._booking(appointment_no).appointment)
+        return self._booking(appointment_no)
+
+    def cancel(self, appointment_no: str, *, patient_id: str) -> "Booking":
+        """Cancel a booked appointment; cancelling a cancelled one again returns it unchanged."""
+        booking = self._booking(appointment_no)
+        if booking.appointment.status == "cancelled" and patient_id in (booking.appointment.patient_id,
+                                                                         booking.booked_by):
+            return booking
+        self._own_booked(appointment_no, patient_id)
+        with self._tx() as db:
+            db.execute("UPDATE his_appointments SET status = 'cancelled' WHERE appointment_no = ?",
+                       (booking.appointment.appointment_no,))
+        return self._booking(appointment_no)
+
+    def bookings_for_patient(self, patient_id: str) -> list["Booking"]:
+        """Future booked appointments of the patient and those they booked for someone else."""
+        now = self._booking_clock()
+        rows = self._query("SELECT a.appointment_no FROM his_appointments a LEFT JOIN his_bookings b "
+                           "ON a.appointment_no = b.appointment_no WHERE (a.patient_id = ? OR b.booked_by = ?) "
+                           "AND a.status = 'booked'", (patient_id, patient_id))
+        found = [self._booking(r["appointment_no"]) for r in rows]
+        return sorted((b for b in found if b.appointment.slot_end > now), key=lambda b: b.appointment.slot_start)
