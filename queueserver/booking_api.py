@@ -123,7 +123,7 @@ def phone_identity(service: Any, store: Any, ttl: float = 600.0) -> PhoneIdentit
 
 def department_hours(hospital_file: Any) -> list[DepartmentHours]:
     """Bookable departments of the hospital file (emergency takes no bookings)."""
-    return [DepartmentHours(d.id, dict(d.name), d.opens, d.closes, d.slot_minutes)
+    return [DepartmentHours(d.id, dict(d.name), d.booking_opens or d.opens, d.booking_closes or d.closes, d.slot_minutes)
             for d in hospital_file.departments if not d.emergency]
 
 

@@ -73,6 +73,9 @@ class Department(_Strict):
                                        "(numbers get a fourth digit after 999)")
     opens: time = time(0, 0)
     closes: time | None = Field(None, description="none: open until midnight")
+    # Booking offers slots in clinic hours only, even where the department takes walk-ins round the clock.
+    booking_opens: time | None = Field(None, description="first bookable slot; none: when the department opens")
+    booking_closes: time | None = Field(None, description="end of the last bookable slot; none: when it closes")
     emergency: bool = Field(False, description="every ticket of this department is an emergency")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from pathlib import Path
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,9 +18,18 @@ from tests.fixtures_server import QueueServerProcess
 TZ = ZoneInfo("Asia/Shanghai")
 
 
+DEMO = Path(__file__).resolve().parent.parent / "queueserver" / "demo_hospital.toml"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, mosquitto):
-    proc = QueueServerProcess(tmp_path_factory.mktemp("booking"), mosquitto.url).start()
+    """The demo hospital with bookings open round the clock, so that a slot near "now" exists whenever the
+    suite runs (the relative's booking is checked in at once); clinic hours are checked on their own below."""
+    data_dir = tmp_path_factory.mktemp("booking")
+    all_day = data_dir / "hospital.toml"
+    all_day.write_text(DEMO.read_text(encoding="utf-8").replace("booking_opens = 08:00:00", "booking_opens = 00:00:00")
+                       .replace("booking_closes = 17:00:00", ""), encoding="utf-8")
+    proc = QueueServerProcess(data_dir, mosquitto.url, hospital=all_day).start()
     yield proc
     proc.stop()
 
@@ -53,7 +63,7 @@ def test_book_change_cancel_from_the_phone(server):
     c = phone_session(server, "13800000003", "2468")  # 李娜
     day = datetime.now(TZ).date() + timedelta(days=2)
     slots = free(c, "surgery", day)
-    assert len(slots) == 48  # the demo is open all day, 30-minute slots
+    assert len(slots) == 48  # bookable all day in this module's hospital file, 30-minute slots
     first, other = slots[18], slots[20]  # 09:00 and 10:00
     assert datetime.fromisoformat(first["end"]) - datetime.fromisoformat(first["start"]) == timedelta(minutes=30)
     r = book(c, first["slot_id"])
@@ -173,3 +183,16 @@ def test_phone_page_books_changes_and_cancels(server, browser_page, artifacts_di
     expect(page.locator("#booking-done")).to_contain_text("已取消 Cancelled")
     expect(page.locator("#booking-mine li", has_text="BK")).to_have_count(0)
     assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+def test_the_demo_hospital_offers_bookings_in_clinic_hours_only():
+    """Walk-ins are taken round the clock in the demo, but nobody is offered a 00:00 appointment."""
+    from queueserver.booking_api import department_hours
+    from queueserver.hospital.booking import day_slots
+    from queueserver.hospital_file import load_hospital
+
+    hours = {h.department: h for h in department_hours(load_hospital())}
+    assert "emergency" not in hours
+    slots = day_slots(hours["internal"], date(2026, 12, 7), TZ)
+    assert [s.start.strftime("%H:%M") for s in slots[:2]] == ["08:00", "08:30"] and len(slots) == 18
+    assert slots[-1].end.strftime("%H:%M") == "17:00"
