@@ -53,7 +53,7 @@ class TicketSlip:
     ``department_name`` and ``room_name`` map language codes ("zh", "en") to names;
     ``position`` is 1 for the next patient (as in ``protocol.api.TicketOut``);
     ``status_url`` is encoded in the QR code so the patient can follow the queue on a phone;
-    ``where`` says where to wait (waiting area, floor) for departments with several rooms;
+    ``where`` says where the room is (building, floor, the way there) or, before a room is known, where to wait;
     ``issued_at`` is printed on the hospital's clock (``timezone``).
     """
 
@@ -107,6 +107,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "department": "科室",
         "room": "诊室",
         "where": "候诊",
+        "located": "位置",
         "next": "下一位就是您，请留意叫号",
         "ahead": "前面还有 {n} 人",
         "ahead_one": "前面还有 1 人",
@@ -121,6 +122,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "department": "Department",
         "room": "Room",
         "where": "Wait at",
+        "located": "Where",
         "next": "You are next, please listen for your number",
         "ahead": "{n} people ahead of you",
         "ahead_one": "1 person ahead of you",
@@ -156,8 +158,9 @@ def ticket_lines(slip: TicketSlip) -> list[Line]:
     if room:
         lines.append(Line(f"{label['room']}{colon}{room}", align="center", size=2))
     where = pick(slip.where, lang)
-    if where:  # several rooms and none assigned yet: where to wait (area, floor)
-        lines.append(Line(f"{label['where']}{colon}{where}", align="center", size=2 if not room else 1))
+    if where:  # the room's building, floor and way there; with no room yet, where to wait
+        lines.append(Line(f"{label['located' if room else 'where']}{colon}{where}", align="center",
+                          size=2 if not room else 1))
     if slip.position is not None:
         if slip.position <= 1:
             lines.append(Line(label["next"], align="center"))

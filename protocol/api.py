@@ -34,6 +34,8 @@ class TicketOut(_Model):
     department_name: dict[str, str]
     room: str | None = Field(None, description="room the ticket is queued for, if already assigned")
     room_name: dict[str, str] = Field(default_factory=dict)
+    where: dict[str, str] = Field(default_factory=dict, description="building, floor and the way to the room "
+                                  "(or the department's waiting area before a room is known), per language")
     status: str = Field(description="waiting, called, serving, done, no_show, cancelled")
     position: int | None = Field(None, description="1 = next; None once called")
     estimated_wait_min: int | None = None

@@ -93,6 +93,8 @@ class CallEvent(_Payload):
     site: Ident
     room: Ident
     room_name: LanguageTexts = Field(default_factory=dict)
+    room_where: LanguageTexts = Field(default_factory=dict, description="building, floor, the way there (optional: "
+                                      "older servers send none, older screens ignore it)")
     department: Ident
     ticket: TicketNumber
     kind: CallKind

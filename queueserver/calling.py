@@ -101,7 +101,7 @@ class Calling:
         ctx.sql(tx.conn, _I_CALL, dict(call_id=call_id, ticket_id=tid, room=room.id, kind=kind.value,
                                        reason=placed.reason, at=now, seq=seq, day=ctx.today(now)))
         event = CallEvent(id=call_id, seq=seq, ts=now, site=ctx.site, room=room.id, room_name=dict(room.name),
-                          department=row["department"], ticket=row["number"], kind=kind,
+                          room_where=room.where(), department=row["department"], ticket=row["number"], kind=kind,
                           masked_name=row["masked_name"], recall_count=0,
                           announce=announcement_texts(row["number"], room.id, room.name))
         self._announce(tx, event)
@@ -212,7 +212,7 @@ class Calling:
                                                  kind="recall", reason=reason, at=now, seq=seq, day=ctx.today(now)))
             self._announce(tx, CallEvent(
                 id=call_id, seq=seq, ts=now, site=ctx.site, room=room_id, room_name=dict(room.name),
-                department=t["department"], ticket=t["number"], kind=CallKind.RECALL, masked_name=t["masked_name"],
+                room_where=room.where(), department=t["department"], ticket=t["number"], kind=CallKind.RECALL, masked_name=t["masked_name"],
                 recall_count=count, announce=announcement_texts(t["number"], room_id, room.name, recall=True)))
             self.guard.called(room_id, by, t["number"], now)
             return CallOut(call_id=call_id, kind="recall", room=room_id,

@@ -109,6 +109,13 @@ class QueueContext:
         dept = self.hospital.department(dept_id)
         return dict(dept.name) if dept else {"en": dept_id}
 
+    def where(self, dept_id: str, room: Room | None) -> dict[str, str]:
+        """Where the patient goes: the room's location, else the department's waiting area ({}: not given)."""
+        if room is not None and room.location is not None:
+            return room.where()
+        dept = self.hospital.department(dept_id)
+        return dept.location.texts() if dept is not None and dept.location is not None else {}
+
     def rooms_sharing(self, room: Room) -> list[str]:
         """The rooms that share a department with ``room`` (itself included): one call changes all their lists."""
         depts = set(room.departments)

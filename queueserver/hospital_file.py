@@ -64,6 +64,33 @@ class Rules(_Strict):
         return groups
 
 
+class Location(_Strict):
+    """Where a room or a department's waiting area is, for tickets, calls and the phone page."""
+
+    building: Names | None = None
+    floor: Annotated[str, Field(min_length=1, max_length=8)] | None = Field(None, description='"2", "B1", "G"')
+    directions: Names | None = Field(None, description="from the lifts or the entrance, per language")
+
+    def texts(self) -> dict[str, str]:
+        """One line per language: "门诊楼 2 楼，出电梯左转" / "Outpatient building, floor 2, left from the lifts"."""
+        langs = set(self.building or {}) | set(self.directions or {}) | ({"zh", "en"} if self.floor else set())
+        out = {}
+        for lang in sorted(langs):
+            zh_like = lang in ("zh", "yue")
+            building = _pick(self.building, lang)
+            floor = (f"{self.floor} 楼" if zh_like else f"floor {self.floor}") if self.floor else ""
+            head = " ".join(p for p in (building, floor) if p) if zh_like else ", ".join(p for p in (building, floor) if p)
+            way = _pick(self.directions, lang)
+            out[lang] = ("，" if zh_like else ", ").join(p for p in (head, way) if p)
+        return {k: v for k, v in out.items() if v}
+
+
+def _pick(texts: dict[str, str] | None, lang: str) -> str:
+    if not texts:
+        return ""
+    return texts.get(lang) or (texts.get("zh") if lang == "yue" else None) or texts.get("en") or ""
+
+
 class Department(_Strict):
     id: Ident
     prefix: Annotated[str, Field(pattern=r"^[A-Z]{1,3}$")]
@@ -77,12 +104,18 @@ class Department(_Strict):
     booking_opens: time | None = Field(None, description="first bookable slot; none: when the department opens")
     booking_closes: time | None = Field(None, description="end of the last bookable slot; none: when it closes")
     emergency: bool = Field(False, description="every ticket of this department is an emergency")
+    location: Location | None = Field(None, description="its waiting area: shown on tickets before a room is known")
 
 
 class Room(_Strict):
     id: Ident
     name: Names
     departments: tuple[Ident, ...] = Field(min_length=1)
+    location: Location | None = Field(None, description="building, floor and the way there")
+
+    def where(self) -> dict[str, str]:
+        """The room's location per language ({} when the hospital file gives none)."""
+        return self.location.texts() if self.location else {}
 
 
 class Clinician(_Strict):

@@ -368,8 +368,10 @@ def test_ticket_of_a_multi_room_department_says_where_to_wait_and_next_in_line(k
     vm.go("checkin")
     vm.checkin.submit()
     ticket = vm.ticket.ticket
-    assert ticket.room is None and "二楼内科候诊区" in vm.ticket.room_text
-    assert "候诊：二楼内科候诊区" in kiosk.printer.last_text
+    # where to wait comes from the hospital file's location of the department's waiting area
+    assert ticket.room is None and ticket.where["zh"] == "门诊楼 2 楼，内科候诊区，出电梯左转"
+    assert "门诊楼 2 楼，内科候诊区" in vm.ticket.room_text
+    assert "候诊：门诊楼 2 楼，内科候诊区，出电梯左转" in kiosk.printer.last_text
     vm.ticket.show(ticket.model_copy(update={"position": 1, "estimated_wait_min": 0}))  # the next one in line
     assert vm.ticket.position_text == "下一位就是您。" and vm.ticket.wait_text == ""
     assert "下一位就是您" in kiosk.printer.last_text and "0 分钟" not in kiosk.printer.last_text
@@ -493,3 +495,16 @@ def test_patient_api_refuses_without_session_token_or_valid_input(server):
     assert display.post("/api/v1/patient/identify", json={"method": "card", "card_number": "YB1001"}).status_code == 403
     session = kiosk_http.post("/api/v1/patient/identify", json={"method": "card", "card_number": "YB1001"}).json()
     assert session["masked_name"] == "张*" and "name" not in session  # never the full name
+
+
+def test_ticket_with_its_room_prints_where_the_room_is(kiosk):
+    """AP1006 is booked into room 2: the slip names the room and, from the hospital file, the way there."""
+    vm = kiosk.vm
+    vm.set_language("zh", touched=False)
+    vm.checkin.type_code("AP1006")
+    vm.go("checkin")
+    vm.checkin.submit()
+    ticket = vm.ticket.ticket
+    assert ticket.room == "r2" and ticket.where["en"] == "Outpatient building, floor 2, second door left from the lifts"
+    assert "位置：门诊楼 2 楼，出电梯左转第二间" in kiosk.printer.last_text
+    assert "出电梯左转第二间" in vm.ticket.room_text  # on the ticket screen and in what voice mode says

@@ -31,6 +31,8 @@ def test_the_demo_hospital_has_the_shared_departments_and_rooms():
      "rules.favourite_colour: Extra inputs are not permitted"),
     (('priority_groups = ["elderly", "pregnant", "disabled"]', 'priority_groups = ["vip"]'),
      "unknown priority group(s) vip"),
+    (('floor = "3", directions', 'flor = "3", directions'), "departments.1.location.flor: Extra inputs are not permitted"),
+    (('floor = "3", directions', 'floor = "", directions'), "departments.1.location.floor: String should have at least 1"),
 ])
 def test_a_bad_hospital_file_names_the_key_and_the_problem(tmp_path, change, expected):
     path = tmp_path / "hospital.toml"

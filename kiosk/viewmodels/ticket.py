@@ -43,6 +43,8 @@ class TicketViewModel(FlowViewModel):
         dept = tr.pick(t.department_name)
         if t.room_name:
             self.room_text = tr("{dept}, {room}", dept=dept, room=tr.pick(t.room_name))
+            if self.where:  # and the way there: "内科，1 诊室，门诊楼 2 楼，出电梯左转第一间"
+                self.room_text = tr("{dept}, {room}", dept=self.room_text, room=tr.pick(self.where))
         elif self.where:  # several rooms, none assigned yet: say where to wait
             self.room_text = tr("{dept}, {room}", dept=dept, room=tr.pick(self.where))
         else:
@@ -62,10 +64,11 @@ class TicketViewModel(FlowViewModel):
 
     @property
     def where(self) -> dict[str, str]:
-        """The waiting area of the ticket's department (site settings), or {}."""
+        """Where to go: the hospital file's location of the room (or the department's waiting area) as the
+        server sends it, else this kiosk's own waiting-area setting, or {}."""
         if self.ticket is None:
             return {}
-        return dict(self.kiosk.settings.waiting_areas.get(self.ticket.department, {}))
+        return dict(self.ticket.where) or dict(self.kiosk.settings.waiting_areas.get(self.ticket.department, {}))
 
     def _print(self) -> None:
         printer = self.kiosk.printer
@@ -74,8 +77,8 @@ class TicketViewModel(FlowViewModel):
             return
         from hardware.ticket_printer import TicketSlip
 
-        slip = TicketSlip.from_ticket(self.ticket, language=self.kiosk.language, where=self.where if not
-                                      self.ticket.room_name else None, timezone=self.kiosk.settings.timezone)
+        slip = TicketSlip.from_ticket(self.ticket, language=self.kiosk.language, where=self.where,
+                                      timezone=self.kiosk.settings.timezone)
         self.kiosk.run(self, lambda: printer.print_ticket(slip), self._printed)
 
     def _printed(self, _result: Any, error: BaseException | None) -> None:
