@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -86,6 +86,8 @@ class RoomState(_Payload):
 class CallEvent(_Payload):
     """One call or recall of a ticket to a room, with the words to announce per language."""
 
+    OMIT_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("room_where",)
+
     id: Ident
     seq: int = Field(ge=0, description="the room's seq of the snapshot this call produced")
     epoch: Ident = Field(NO_EPOCH, description="the store generation of that seq (see RoomState.epoch)")
@@ -94,7 +96,7 @@ class CallEvent(_Payload):
     room: Ident
     room_name: LanguageTexts = Field(default_factory=dict)
     room_where: LanguageTexts = Field(default_factory=dict, description="building, floor, the way there (optional: "
-                                      "older servers send none, older screens ignore it)")
+                                      "left off the wire when empty, see encode_payload)")
     department: Ident
     ticket: TicketNumber
     kind: CallKind
@@ -162,8 +164,13 @@ P = TypeVar("P", bound=BaseModel)
 
 
 def encode_payload(payload: BaseModel) -> bytes:
-    """Serialise a payload model to the JSON bytes that go on the wire."""
-    return payload.model_dump_json(exclude_none=False).encode("utf-8")
+    """Serialise a payload model to the JSON bytes that go on the wire.
+
+    Fields added after a screen release (``OMIT_WHEN_EMPTY``) stay off the wire while empty: payloads
+    refuse unknown keys, so an older screen keeps accepting the calls of a site that does not use them.
+    """
+    omit = {name for name in getattr(payload, "OMIT_WHEN_EMPTY", ()) if not getattr(payload, name)}
+    return payload.model_dump_json(exclude_none=False, exclude=omit or None).encode("utf-8")
 
 
 def decode_payload(model: type[P], raw: bytes | bytearray | str) -> P:

@@ -90,3 +90,13 @@ def test_room_state_is_frozen():
 ])
 def test_mask_name_never_shows_a_full_name(name, masked):
     assert mask_name(name) == masked
+
+
+def test_a_call_without_a_room_location_is_what_older_screens_accept_and_one_with_it_round_trips():
+    """Payloads refuse unknown keys, so ``room_where`` stays off the wire while empty: a site without room
+    locations keeps working with screens from before the field existed."""
+    plain = encode_payload(_call())
+    assert b"room_where" not in plain
+    where = {"zh": "门诊楼 2 楼，出电梯左转", "en": "Outpatient building, floor 2, left from the lifts"}
+    located = decode_payload(CallEvent, encode_payload(_call().model_copy(update={"room_where": where})))
+    assert located.room_where == where and decode_payload(CallEvent, plain).room_where == {}
