@@ -369,9 +369,9 @@ def test_ticket_of_a_multi_room_department_says_where_to_wait_and_next_in_line(k
     vm.checkin.submit()
     ticket = vm.ticket.ticket
     # where to wait comes from the hospital file's location of the department's waiting area
-    assert ticket.room is None and ticket.where["zh"] == "门诊楼 2 楼，内科候诊区，出电梯左转"
-    assert "门诊楼 2 楼，内科候诊区" in vm.ticket.room_text
-    assert "候诊：门诊楼 2 楼，内科候诊区，出电梯左转" in kiosk.printer.last_text
+    assert ticket.room is None and ticket.where["zh"] == "门诊楼 2 楼，出电梯左转"
+    assert "门诊楼 2 楼，出电梯左转" in vm.ticket.room_text
+    assert "候诊：门诊楼 2 楼，出电梯左转" in kiosk.printer.last_text
     vm.ticket.show(ticket.model_copy(update={"position": 1, "estimated_wait_min": 0}))  # the next one in line
     assert vm.ticket.position_text == "下一位就是您。" and vm.ticket.wait_text == ""
     assert "下一位就是您" in kiosk.printer.last_text and "0 分钟" not in kiosk.printer.last_text
@@ -505,6 +505,6 @@ def test_ticket_with_its_room_prints_where_the_room_is(kiosk):
     vm.go("checkin")
     vm.checkin.submit()
     ticket = vm.ticket.ticket
-    assert ticket.room == "r2" and ticket.where["en"] == "Outpatient building, floor 2, second door left from the lifts"
+    assert ticket.room == "r2" and ticket.where["en"] == "Clinic building, floor 2, second door left from the lifts"
     assert "位置：门诊楼 2 楼，出电梯左转第二间" in kiosk.printer.last_text
     assert "出电梯左转第二间" in vm.ticket.room_text  # on the ticket screen and in what voice mode says

@@ -8,46 +8,22 @@ to check a patient in. Screenshots go to ``test-artifacts/kiosk/`` for review.
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.fixtures_server import QueueServerProcess
+from tests.kiosk_driver import run_kiosk_driver
 
-ROOT = Path(__file__).resolve().parent.parent
 CJK = re.compile(r"[\u4e00-\u9fff]")
 SCREENS_PER_COMBO = 23
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, mosquitto, artifacts_dir):
-    if not os.environ.get("DISPLAY"):
-        pytest.skip("needs an X display: run the suite under xvfb-run")
-    server = QueueServerProcess(tmp_path_factory.mktemp("kiosk-windows"), mosquitto.url).start()
-    out = tmp_path_factory.mktemp("kiosk-shots")
-    env = dict(os.environ, KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1",
-               KIVY_HOME=str(tmp_path_factory.mktemp("kivy-home")), PYTHONPATH=str(ROOT))
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "kiosk.ui.driver", "--server", server.base_url, "--token=" + server.tokens["kiosk"],
-             "--out", str(out), "--report", str(out / "report.json"), "--scenario", "screens,long-press,checkin-touch",
-             "--appointment", "AP1001", "--touch-appointment", "AP1008", "--size", "1280x800"],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
-    finally:
-        server.stop()
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads((out / "report.json").read_text())
-    dest = artifacts_dir / "kiosk"
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(out, dest)
-    return report
+    return run_kiosk_driver(tmp_path_factory, mosquitto.url, artifacts_dir / "kiosk", "kiosk-windows",
+                            "--scenario", "screens,long-press,checkin-touch",
+        "--appointment", "AP1001", "--touch-appointment", "AP1008", "--size", "1280x800")
 
 
 def test_driver_walked_every_screen_without_errors(run):

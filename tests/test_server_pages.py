@@ -67,7 +67,7 @@ def test_patient_status_page_follows_the_ticket_and_takes_the_survey(queue_serve
         expect(page.locator("#headline")).to_contain_text("Please go to the room")
         expect(page.locator("#room")).to_contain_text("3 诊室")
         # and where room 3 is, from the hospital file: the patient finds it from the phone
-        expect(page.locator("#where")).to_have_text("门诊楼 3 楼，出电梯右转 · Outpatient building, floor 3, right from the lifts")
+        expect(page.locator("#where")).to_have_text("门诊楼 3 楼，出电梯右转 · Clinic building, floor 3, right from the lifts")
         page.screenshot(path=str(artifacts_dir / "queue-status-called.png"))
         clinician.post("/api/v1/rooms/r3/finish").raise_for_status()
 
