@@ -325,10 +325,12 @@ class Rehearsal:
         units = list((root / "etc/systemd/system").glob("clinicflow-*.service"))
         assert len(units) == 1, f"{device}: expected one unit, found {units}"
         command, env, workdir = self.unit(units[0])
-        assert command[0].endswith("clinicflow"), command
+        # An updatable device's unit starts the A/B launcher, which runs `python -m clinicflow` of its current release.
+        assert command[0].endswith("clinicflow") or command[0] == "/opt/clinicflow/launch", command
         env = {k: (v.replace("/etc/clinicflow/", f"{root}/etc/clinicflow/").replace("/var/lib/clinicflow/",
                                                                                       f"{root}/var/lib/clinicflow/"))
                for k, v in env.items()}
+        env = {k: (f"{root}{v}" if v == "/opt/clinicflow" else v) for k, v in env.items()}
         env["GPIOZERO_PIN_FACTORY"] = "mock"
         if "DISPLAY" in env and os.environ.get("DISPLAY"):
             env["DISPLAY"] = os.environ["DISPLAY"]  # the rehearsal's X server (xvfb-run), not the Pi's :0

@@ -31,6 +31,7 @@ SECRETS_DIR = f"{ETC}/secrets"
 TOKEN_PATH = f"{SECRETS_DIR}/api-token"
 MQTT_PASSWORD_PATH = f"{SECRETS_DIR}/mqtt-password"
 CA_PATH = f"{ETC}/ca.crt"
+RELEASE_KEY_PATH = f"{ETC}/release-signing.pub"  # the site's A/B release key (from broker-config)
 
 
 class Bundle(BaseModel):
@@ -48,6 +49,7 @@ class Bundle(BaseModel):
     api_token: str = Field(min_length=16, max_length=200)
     mqtt_password: str = Field(min_length=16, max_length=200)
     ca_cert: str | None = Field(None, max_length=4000)
+    release_key: str | None = Field(None, max_length=1000)  # PEM public key devices verify updates with
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from config.broker_files import MosquittoPasswdError, MosquittoPasswords, reserved_name_problem, write_acl
+from clinicflow.update import PUB_NAME
 from config.bundle import CA_PATH, MQTT_PASSWORD_PATH, TOKEN_PATH, Bundle
 from config.loader import parse_config
 from config.registry import DeviceRecord, DeviceRegistry, data_dir, token_hash
@@ -118,6 +119,7 @@ def add(args: argparse.Namespace) -> int:
 
     endpoints = _endpoints(broker_dir)
     ca_file = broker_dir / "ca.crt"
+    release_pub = broker_dir / PUB_NAME  # made by broker-config: the device verifies updates with it
     broker_url = args.broker_url or endpoints.get("broker_url") or "mqtt://localhost:1883"
     server_url = args.server_url or os.environ.get("CLINICFLOW_PUBLIC_URL") or f"http://{socket.getfqdn()}:8000"
     has_ca = ca_file.exists() and broker_url.startswith("mqtts://")
@@ -137,7 +139,8 @@ def add(args: argparse.Namespace) -> int:
     write_acl(broker_dir / "acl", registry.all())
 
     bundle = Bundle(device_id=device_id, role=role, site=args.site, config_toml=toml_text, api_token=api_token,
-                    mqtt_password=mqtt_password, ca_cert=ca_file.read_text() if has_ca else None)
+                    mqtt_password=mqtt_password, ca_cert=ca_file.read_text() if has_ca else None,
+                    release_key=release_pub.read_text() if release_pub.exists() else None)
     out = Path(args.out) if args.out else data / "bundles" / f"{device_id}.cfbundle"
     bundle.write(out)
     qr = Path(args.qr) if args.qr else out.with_suffix(".png")

@@ -9,6 +9,9 @@ Writes (under ``--root``, default ``/``)::
     /var/lib/clinicflow/<id>/                the unit's working directory (lgpio writes here)
     /etc/systemd/system/clinicflow-<app>.service   Restart=always, WatchdogSec, Type=notify
     /etc/polkit-1/rules.d/50-clinicflow-reboot.rules   so the `reboot` command may reboot
+    /etc/clinicflow/release-signing.pub      the site's release key, when the bundle has one
+    /opt/clinicflow/                         the A/B app root (clinicflow.update): launch,
+                                             current -> releases/<version>, whose venv is this installation
 
 then, on the live root only, creates the service user, hands it the files, and
 enables and (re)starts the unit. Every step prints what it did; running it again
@@ -27,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
-from config.bundle import CA_PATH, CONFIG_PATH, ETC, MQTT_PASSWORD_PATH, SECRETS_DIR, TOKEN_PATH, Bundle, read_bundle
+from clinicflow import __version__
+from clinicflow.update import LAUNCHER
+from config.bundle import CA_PATH, CONFIG_PATH, RELEASE_KEY_PATH, ETC, MQTT_PASSWORD_PATH, SECRETS_DIR, TOKEN_PATH, Bundle, read_bundle
 from config.loader import parse_config
 from config.schema import ConfigError
 
@@ -43,6 +48,7 @@ GROUPS_FOR_ROLE = {
 POLKIT_RULE = "/etc/polkit-1/rules.d/50-clinicflow-reboot.rules"
 UNIT_DIR = "/etc/systemd/system"
 MARKER = "# clinicflow-managed-unit"
+APP_ROOT = "/opt/clinicflow"
 
 
 @dataclass
@@ -103,6 +109,22 @@ class Plan:
         self.say("wrote", f"{absolute} (mode {mode:o})")
         return True
 
+    def symlink(self, absolute: str, target: str) -> None:
+        """Point ``absolute`` at ``target`` (kept when it already does; replaced atomically)."""
+        link = self.path(absolute)
+        if link.is_symlink() and os.readlink(link) == target:
+            self.say("unchanged", f"{absolute} -> {target}")
+            return
+        self.changed = True
+        if self.dry_run:
+            self.say("would link", f"{absolute} -> {target}")
+            return
+        tmp = link.with_name(f".{link.name}.new")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        os.replace(tmp, link)
+        self.say("linked", f"{absolute} -> {target}")
+
     def remove(self, absolute: str) -> None:
         self.changed = True
         if self.dry_run:
@@ -116,6 +138,10 @@ def render_unit(bundle: Bundle, *, exec_path: str, user: str) -> str:
     app = APP_FOR_ROLE[bundle.role]
     screens = bundle.role != "button_box"
     extra_env = "Environment=DISPLAY=:0\n" if screens else "Environment=GPIOZERO_PIN_FACTORY=lgpio\n"
+    if bundle.release_key:
+        # Updatable: systemd starts the A/B launcher, which runs whatever release is current.
+        exec_path = f"{APP_ROOT}/launch"
+        extra_env += f"Environment=CLINICFLOW_APP_ROOT={APP_ROOT}\nEnvironment=CLINICFLOW_RELEASE_KEY={RELEASE_KEY_PATH}\n"
     return Template((DEPLOY / "clinicflow-device.service.in").read_text()).substitute(
         device_id=bundle.device_id, role=bundle.role, role_title=bundle.role.replace("_", " "), docs=REPO, user=user,
         groups=GROUPS_FOR_ROLE[bundle.role], workdir=f"/var/lib/clinicflow/{bundle.device_id}", config=CONFIG_PATH,
@@ -149,8 +175,11 @@ def provision(bundle: Bundle, *, root: Path, dry_run: bool, user: str = "clinicf
     workdir = f"/var/lib/clinicflow/{bundle.device_id}"
     plan.directory("/var/lib/clinicflow", 0o755)
     plan.directory(workdir, 0o750)
+    exec_path = exec_path or default_exec()
+    if bundle.release_key:
+        _app_root(plan, bundle.release_key, venv=str(Path(exec_path).resolve().parent.parent))
     unit_name = f"clinicflow-{app}.service"
-    unit_changed = plan.file(f"{UNIT_DIR}/{unit_name}", render_unit(bundle, exec_path=exec_path or default_exec(), user=user), 0o644)
+    unit_changed = plan.file(f"{UNIT_DIR}/{unit_name}", render_unit(bundle, exec_path=exec_path, user=user), 0o644)
     plan.file(POLKIT_RULE, Template((DEPLOY / "50-clinicflow-reboot.rules.in").read_text()).substitute(user=user), 0o644)
 
     stale = []
@@ -169,12 +198,28 @@ def provision(bundle: Bundle, *, root: Path, dry_run: bool, user: str = "clinicf
         plan.say("would run", f"useradd/chown for {user}; systemctl daemon-reload; systemctl enable --now {unit_name}")
         return plan
     _ensure_user(plan, user, config.device.role)
-    for absolute in (SECRETS_DIR, TOKEN_PATH, MQTT_PASSWORD_PATH, workdir):
+    owned = [SECRETS_DIR, TOKEN_PATH, MQTT_PASSWORD_PATH, workdir]
+    if bundle.release_key:  # the device installs releases and records its trials itself
+        owned += [APP_ROOT, f"{APP_ROOT}/releases", f"{APP_ROOT}/state"]
+    for absolute in owned:
         shutil.chown(plan.path(absolute), user=user, group=user)
     _run(plan, ["systemctl", "daemon-reload"])
     _run(plan, ["systemctl", "enable", unit_name])
     _run(plan, ["systemctl", "restart" if (plan.changed or unit_changed or stale) else "start", unit_name])
     return plan
+
+
+def _app_root(plan: Plan, release_key: str, *, venv: str) -> None:
+    """The A/B layout of clinicflow.update, whose first release is this installation's venv (linked, not copied)."""
+    plan.file(RELEASE_KEY_PATH, release_key, 0o644)
+    plan.directory(APP_ROOT, 0o755)
+    plan.directory(f"{APP_ROOT}/releases", 0o755)
+    plan.directory(f"{APP_ROOT}/state", 0o755)
+    plan.directory(f"{APP_ROOT}/releases/{__version__}", 0o755)
+    plan.symlink(f"{APP_ROOT}/releases/{__version__}/venv", venv)
+    if not plan.path(f"{APP_ROOT}/current").is_symlink():  # an update moved it on: provisioning again keeps that
+        plan.symlink(f"{APP_ROOT}/current", f"releases/{__version__}")
+    plan.file(f"{APP_ROOT}/launch", LAUNCHER, 0o755)
 
 
 def _ensure_user(plan: Plan, user: str, role: str) -> None:

@@ -225,3 +225,52 @@ def test_the_launcher_switches_back_a_release_that_never_confirmed_before_starti
     assert out == "running 1.0.0 -m clinicflow display"
     assert os.readlink(app / "current") == "releases/1.0.0" and updater.trial() is None
     assert "1.1.0 did not report healthy" in (app / "state" / "rolled-back").read_text()
+
+
+def test_a_device_provisioned_as_the_docs_say_can_install_and_run_a_signed_release(tmp_path):
+    """broker-config, devices add and provision exactly as docs/technicians.md prints them: no hand steps after."""
+    if not shutil.which("git"):
+        pytest.skip("git is needed to copy this tree")
+    from clinicflow.cli import main as clinicflow_main
+    from clinicflow.rehearsal import doc_commands, split_and
+
+    build = _build(tmp_path, "0.2.0")
+    data, pi = tmp_path / "server", tmp_path / "pi"
+    blocks = doc_commands()
+
+    def run(block: str, first_word: str, *extra: str) -> None:
+        words = next(part for line in blocks[block] for part in split_and(line) if part[1:2] == [first_word])
+        words = [str(data) if w == "/var/lib/clinicflow" else w for w in words]
+        if first_word == "provision":
+            words = [str(data / "bundles" / w) if w.endswith(".cfbundle") else w for w in words]
+        assert clinicflow_main([*words[1:], *extra]) == 0, words
+
+    run("server", "broker-config")
+    run("devices", "devices")  # the first device of the block: kiosk-1
+    bundle = data / "bundles" / "kiosk-1.cfbundle"
+    assert clinicflow_main(["provision", str(bundle), "--root", str(pi), "--exec", str(Path(sys.prefix) / "bin" / "clinicflow")]) == 0
+
+    # The unit starts the A/B launcher with the app root and the site's key, both laid out by provision.
+    unit = (pi / "etc/systemd/system/clinicflow-kiosk.service").read_text()
+    env = dict(line.removeprefix("Environment=").split("=", 1) for line in unit.splitlines() if line.startswith("Environment="))
+    assert "ExecStart=/opt/clinicflow/launch kiosk" in unit
+    app, key = pi / env["CLINICFLOW_APP_ROOT"].lstrip("/"), pi / env["CLINICFLOW_RELEASE_KEY"].lstrip("/")
+    assert key.read_bytes() == (data / "broker" / "release-signing.pub").read_bytes()
+    assert Updater(app, public_key=key).running_version() == "0.1.0"
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    usage = subprocess.run([str(app / "launch"), "--help"], capture_output=True, text=True, env=clean, cwd=tmp_path, timeout=60)
+    assert usage.returncode == 0 and "provision" in usage.stdout, usage.stderr
+
+    # The server publishes 0.2.0; the device verifies it with the provisioned key, installs it beside 0.1.0, switches.
+    out, _ = build.communicate(timeout=300)
+    assert build.returncode == 0, out.decode(errors="replace")[-2000:]
+    assert clinicflow_main(["release", "publish", str(tmp_path / "wheels" / "clinicflow-0.2.0-py3-none-any.whl"),
+                            "--data-dir", str(data)]) == 0
+    updater = Updater(app, public_key=key, reuse_site_packages=[sysconfig.get_paths()["purelib"]])
+    updater.install((data / "releases" / "0.2.0").as_uri(), "0.2.0")
+    assert updater.switch("0.2.0", health_timeout=120) == "0.1.0"
+    version = subprocess.run([str(app / "current" / "venv" / "bin" / "python"), "-c",
+                              "import clinicflow; print(clinicflow.__version__)"], capture_output=True, text=True,
+                             env=clean, cwd=tmp_path, timeout=60)
+    assert version.stdout.strip() == "0.2.0", version.stderr
+    assert (app / "previous").resolve() == (app / "releases" / "0.1.0").resolve()
