@@ -286,7 +286,7 @@ class PaymentScreen(FlowScreen):
             left = [TextLabel(tr("{s} seconds left", s=int(vm.countdown)), size=1.3, bold=True),
                     self.option(tr("Cancel"), vm.cancel, kind="secondary")]
             self.add(Columns(left, [Centered(QrCode(vm.qr_payload, side=side))], ratio=0.55))
-        elif vm.state in ("insert_card", "terminal"):
+        elif vm.state in ("insert_card", "scan_code", "terminal"):
             self.add(self.option(tr("Cancel"), vm.cancel, kind="secondary"))
         elif vm.state == "confirm_later":
             self.add(Row([self.option(tr("Confirm"), vm.confirm_pay_later),

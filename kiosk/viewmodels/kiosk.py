@@ -351,12 +351,14 @@ class KioskViewModel(EventDispatcher):
 
     # -- input devices --------------------------------------------------------------------------
     def on_scan(self, code: str) -> None:
-        """A code from the scanner (keyboard wedge or serial): an appointment QR code."""
+        """A code from the scanner (keyboard wedge or serial): an appointment QR code, or a payment code."""
         code = code.strip()
         if not code:
             return
         self.restart_idle()
-        if self.screen == "identify":
+        if self.screen == "payment" and self.payment.state == "scan_code":
+            self.payment.code_scanned(code)  # the patient's WeChat Pay / Alipay payment code
+        elif self.screen == "identify":
             self.identify.scanned(code)
         else:
             self.checkin.scanned(code)
