@@ -187,3 +187,15 @@ def test_payment_code_charged_then_kiosk_crash_is_settled_once_after_restart(que
     vm2.on_card("YB1006")
     vm2.decline_accessibility()
     assert vm2.payment.state == "nothing"  # settled: the bill cannot be paid again
+
+
+def test_insurance_e_voucher_identifies_and_pays_the_insurance_part(module_queue_server):
+    vm, printer = _kiosk(module_queue_server)
+    vm.home.choose("payment")
+    vm.on_scan("EC:YB1002:sandbox-token-1")  # the e-voucher QR from the patient's phone, instead of the card
+    vm.decline_accessibility()  # 82: the large text / voice offer comes first
+    assert vm.patient is not None and vm.payment.state == "bills"
+    vm.payment.choose("insurance_card")
+    vm.on_scan("EC:YB1002:sandbox-token-2")  # and again as the insurance part of the payment
+    assert vm.payment.state == "paid" and vm.payment.payment.method == "insurance_card"
+    assert "Payment receipt" in printer.last_text and "Method: Insurance card" in printer.last_text
