@@ -108,8 +108,8 @@ def test_wechat_payment_code_pays_in_two_touches_after_identification(module_que
     vm.home.choose("payment")
     vm.on_card("YB1001")
     assert vm.payment.state == "bills"
-    assert "payment_code" in vm.payment.methods and "Cash is taken at the staffed window" in vm.payment.prompt
-    assert "WeChat Pay / Alipay" in vm.payment.method_label("qr")  # the kiosk-shows-a-QR way stays
+    assert "payment_code" in vm.payment.methods and "Cash is paid at window 1" in vm.payment.prompt
+    assert "WeChat/Alipay" in vm.payment.method_label("qr")  # the kiosk-shows-a-QR way stays
     mark = vm.touches
     vm.payment.choose("payment_code")
     assert vm.payment.state == "scan_code" and "payment code under the scanner" in vm.payment.prompt

@@ -279,7 +279,8 @@ class PaymentScreen(FlowScreen):
                                   amount=money(item.amount), ins=money(item.insurance_covered))) for item in page]
             self.add(Columns(lines, pager, ratio=0.6) if pager else Column(lines))
             buttons = [self.option(vm.method_label(m), lambda m=m: vm.choose(m)) for m in vm.methods]
-            self.add(Grid(buttons, cols=self.cols(len(buttons) if len(buttons) <= 4 else 3)))
+            # Five methods (pay later too) in two large columns would push the bills off the glass.
+            self.add(Grid(buttons, cols=self.cols(len(buttons) if len(buttons) <= 4 else 3, 3 if len(buttons) > 4 else 2)))
             return
         if vm.state == "qr":
             side = 380 if self.large else 320

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 METHOD_LABELS = {
     "insurance_card": N_("Insurance card"),
-    "qr": N_("WeChat Pay / Alipay: scan the kiosk's QR code"),
-    "payment_code": N_("WeChat Pay / Alipay: show your payment code"),
+    "qr": N_("WeChat/Alipay: QR code"),
+    "payment_code": N_("WeChat/Alipay: payment code"),
     "bank_card": N_("Bank card"),
     "pay_later": N_("Pay later"),
 }
@@ -127,7 +127,7 @@ class PaymentViewModel(FlowViewModel):
         }[self.state]
 
     def _cash_note(self) -> str:
-        return self.tr("Cash is taken at the staffed window: {where}", where=self.tr.pick(self.kiosk.settings.directions))
+        return self.tr("Cash is paid at {where}.", where=self.tr.pick(self.kiosk.settings.directions))
 
     def on_state(self, *_):
         self._describe()
