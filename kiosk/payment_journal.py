@@ -9,7 +9,9 @@ became of each unfinished payment and settles the journal:
 journal state           meaning / what reconciliation does
 =====================  ==========================================================================
 ``started``             written, request maybe sent: ask the server; unknown -> ``abandoned``
-                        (nothing was charged), pending QR -> cancel it, paid -> ``paid``
+                        (nothing was charged), pending QR -> cancel it, paid -> ``paid``;
+                        a pending payment code -> cancel, which the server settles by the
+                        provider's order query (paid stays paid: never charged twice)
 ``terminal_approved``   the bank card terminal approved: the money is taken, so the server
                         must record it: re-send with the same id (idempotent)
 ``paid``/``deferred``   settled; receipt not yet printed: ``receipt_missed`` (staff reprint)

@@ -154,9 +154,11 @@ class BillsOut(_Model):
 class PaymentRequest(_Model):
     payment_id: PaymentId = Field(description="chosen by the kiosk and journalled before the request: the idempotency key")
     bill_ids: tuple[BillId, ...] = Field(min_length=1, max_length=50)
-    method: Literal["insurance_card", "qr", "bank_card", "pay_later"]
+    method: Literal["insurance_card", "qr", "payment_code", "bank_card", "pay_later"]
     amount: Money = Field(description="the self-pay total the patient saw, e.g. \"65.95\"")
     card_number: CardNumber | None = Field(None, description="insurance card number (insurance_card)")
+    payment_code: Annotated[str, Field(pattern=r"^[0-9]{16,24}$")] | None = Field(
+        None, description="the patient's WeChat Pay / Alipay payment code read by the scanner (payment_code)")
     terminal_ref: Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$")] | None = Field(
         None, description="approval reference (bank_card): printable ASCII")
 

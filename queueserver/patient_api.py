@@ -12,7 +12,7 @@ Endpoints (models in ``protocol.api_patient``)::
     GET    /api/v1/patient/bills                     itemised, insurance/self-pay split, methods
     POST   /api/v1/patient/payments                  start/record a payment (idempotent on payment_id)
     GET    /api/v1/payments/{id}                     a payment's state (kiosk reconciliation, QR polling)
-    POST   /api/v1/payments/{id}/cancel              withdraw a pending QR payment
+    POST   /api/v1/payments/{id}/cancel              withdraw a pending QR (or unanswered payment-code) payment
     POST   /api/v1/payments/{id}/confirm             sandbox: the QR order was paid (admin)
     POST   /api/v1/payments/{id}/reconcile           a card payment approved before a kiosk crash
     GET    /pay/{id}?t=..., POST /pay/{id}           sandbox phone page behind the QR code
@@ -74,7 +74,7 @@ from queueserver.helpdesk import HelpDesk, HelpItem
 from queueserver.hospital.port import HospitalBackend, Patient, PaymentRecord
 from queueserver.patient_state import StoredAnswers, StoredSessions
 from queueserver.page_security import html_page
-from queueserver.payments.port import PaymentDeclinedError, PaymentProvider
+from queueserver.payments.port import NotAPaymentCodeError, PaymentDeclinedError, PaymentProvider, payment_code_channel
 from queueserver.throttle import FailureThrottle
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class PatientApiSettings:
     late_grace_min: int = 15  # after the slot's start plus this, the patient is "late" (loses the slot's place)
     max_report_prints: int = 2  # first print plus one reprint
     pay_later_enabled: bool = True  # the hospital allows deferred payment for eligible patients
+    payment_code_enabled: bool = True  # the scanner may read WeChat Pay / Alipay payment codes (micropay)
     elderly_age: int = 65
     walk_in_slot_min: int = 30
     walk_in_slots: int = 4  # slots offered from now on
@@ -285,7 +286,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
 
     # -- bills and payments -------------------------------------------------------------------------
     def methods_for(patient: Patient) -> tuple[str, ...]:
-        found = ["qr", "bank_card"]
+        found = ["qr", "payment_code", "bank_card"] if cfg.payment_code_enabled else ["qr", "bank_card"]
         if patient.insured:
             found.insert(0, "insurance_card")
         if patient.pay_later_eligible and cfg.pay_later_enabled:
@@ -359,12 +360,46 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
                 failed = record(replace(base, status="failed"))
                 return payment_out(failed, detail=str(exc))
             return payment_out(record(replace(base, status="paid", provider_ref=ref)))
+        if body.method == "payment_code":
+            return charge_payment_code(body, base, existing)
         # bank_card: the kiosk's terminal already approved; record it with the terminal's reference.
         if not body.terminal_ref:
             raise HTTPException(422, "A bank card payment needs the terminal's approval reference.")
         return payment_out(record(replace(base, status="paid", provider_ref=body.terminal_ref)))
 
+    def charge_payment_code(body: PaymentRequest, base: PaymentRecord, existing: PaymentRecord | None) -> PaymentOut:
+        """Micropay: the kiosk scanned the patient's payment code; charge it now (idempotent on payment_id)."""
+        if not body.payment_code:
+            raise HTTPException(422, "Show your WeChat Pay or Alipay payment code to the scanner to pay with it.")
+        try:
+            payment_code_channel(body.payment_code)
+        except NotAPaymentCodeError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        if existing is not None:  # pending: an earlier try may have charged before the server died
+            settled = settle_provider(existing)
+            if settled.status != "pending":
+                return payment_out(settled)
+        else:
+            record(base)  # pending first: a crash between charge and record is then found by the order query
+        try:
+            ref = payments.charge_payment_code(body.payment_id, body.payment_code, body.amount, "clinicflow bills")
+        except PaymentDeclinedError as exc:
+            return payment_out(record(replace(base, status="failed")), detail=str(exc))
+        return payment_out(record(replace(base, status="paid", provider_ref=ref)))
+
+    def settle_provider(rec: PaymentRecord) -> PaymentRecord:
+        """A pending payment-code payment: the provider's order query says what became of it."""
+        if rec.method != "payment_code" or rec.status != "pending":
+            return rec
+        order = payments.query_order(rec.payment_id)
+        if order is None or order.state == "pending":
+            return rec
+        status = "paid" if order.state in ("paid", "refunded") else "failed"
+        return record(replace(rec, status=status, provider_ref=order.provider_ref or None))
+
     def settle_qr(rec: PaymentRecord) -> PaymentRecord:
+        if rec.method == "payment_code":
+            return settle_provider(rec)
         if rec.method != "qr" or rec.status != "pending":
             return rec
         state = payments.qr_state(rec.payment_id)
@@ -385,8 +420,12 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
     @router.post("/api/v1/payments/{payment_id}/cancel", response_model=PaymentOut, dependencies=[kiosk])
     def cancel(payment_id: str) -> PaymentOut:
         rec = get_record(payment_id)
+        rec = settle_provider(rec)  # a payment code charged before a crash stays paid
         if rec.status == "pending":
-            state = payments.cancel_qr(payment_id) if rec.method == "qr" else "failed"
+            if rec.method == "payment_code":
+                state = "paid" if payments.close_order(payment_id) in ("paid", "refunded") else "failed"
+            else:
+                state = payments.cancel_qr(payment_id) if rec.method == "qr" else "failed"
             rec = record(replace(rec, status=state))
         return payment_out(rec)
 

@@ -231,7 +231,7 @@ def test_declined_bank_card_takes_nothing_and_approved_card_pays_once(kiosk):
     kiosk.terminal.next_outcome = "declined"
     vm.home.choose("payment")
     vm.on_card("E12344321")  # uninsured: no insurance card method
-    assert vm.payment.methods == ["qr", "bank_card"]
+    assert vm.payment.methods == ["qr", "payment_code", "bank_card"]
     vm.payment.choose("bank_card")
     assert vm.payment.state == "failed" and "declined" in vm.payment.result and "Nothing was charged" in vm.payment.result
     vm.end_session()

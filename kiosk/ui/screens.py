@@ -279,14 +279,15 @@ class PaymentScreen(FlowScreen):
                                   amount=money(item.amount), ins=money(item.insurance_covered))) for item in page]
             self.add(Columns(lines, pager, ratio=0.6) if pager else Column(lines))
             buttons = [self.option(vm.method_label(m), lambda m=m: vm.choose(m)) for m in vm.methods]
-            self.add(Grid(buttons, cols=self.cols(len(buttons) if len(buttons) <= 4 else 3)))
+            # Five methods (pay later too) in two large columns would push the bills off the glass.
+            self.add(Grid(buttons, cols=self.cols(len(buttons) if len(buttons) <= 4 else 3, 3 if len(buttons) > 4 else 2)))
             return
         if vm.state == "qr":
             side = 380 if self.large else 320
             left = [TextLabel(tr("{s} seconds left", s=int(vm.countdown)), size=1.3, bold=True),
                     self.option(tr("Cancel"), vm.cancel, kind="secondary")]
             self.add(Columns(left, [Centered(QrCode(vm.qr_payload, side=side))], ratio=0.55))
-        elif vm.state in ("insert_card", "terminal"):
+        elif vm.state in ("insert_card", "scan_code", "terminal"):
             self.add(self.option(tr("Cancel"), vm.cancel, kind="secondary"))
         elif vm.state == "confirm_later":
             self.add(Row([self.option(tr("Confirm"), vm.confirm_pay_later),

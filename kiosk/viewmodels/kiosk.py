@@ -27,6 +27,7 @@ from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 
 from kiosk.clock import ManualClock, Scheduler
+from kiosk.evoucher import voucher_card_number
 from kiosk.i18n import Translator
 from kiosk.symptom_guide import SymptomGuide
 from kiosk.tasks import InlineTasks, Tasks
@@ -356,12 +357,18 @@ class KioskViewModel(EventDispatcher):
 
     # -- input devices --------------------------------------------------------------------------
     def on_scan(self, code: str) -> None:
-        """A code from the scanner (keyboard wedge or serial): an appointment QR code."""
+        """A code from the scanner (keyboard wedge or serial): an appointment QR code, an insurance
+        e-voucher (used like the insurance card), or a payment code while the payment screen waits for one."""
         code = code.strip()
         if not code:
             return
         self.restart_idle()
-        if self.screen == "identify":
+        voucher = voucher_card_number(code)
+        if voucher is not None:
+            self.on_card(voucher)  # the insurance e-voucher does what the insurance card does
+        elif self.screen == "payment" and self.payment.state == "scan_code":
+            self.payment.code_scanned(code)  # the patient's WeChat Pay / Alipay payment code
+        elif self.screen == "identify":
             self.identify.scanned(code)
         else:
             self.checkin.scanned(code)

@@ -1,4 +1,8 @@
-"""Payment: outstanding bills itemised with the insurance / self-pay split; four ways to pay; a receipt.
+"""Payment: outstanding bills itemised with the insurance / self-pay split; five ways to pay; a receipt.
+
+WeChat Pay / Alipay work both ways round: the kiosk shows a QR code the phone scans (``qr``),
+or the kiosk's scanner reads the payment code the phone shows (``payment_code``, "micropay",
+charged at once). Cash is not taken by the machine: the screen says which window takes it.
 
 Every payment is journalled (``kiosk.payment_journal``) before anything is charged, under
 a ``payment_id`` that is also the server's idempotency key, so a retry or a restart can
@@ -24,10 +28,31 @@ log = logging.getLogger(__name__)
 
 METHOD_LABELS = {
     "insurance_card": N_("Insurance card"),
-    "qr": N_("Scan to pay (QR code)"),
+    "qr": N_("WeChat/Alipay: QR code"),
+    "payment_code": N_("WeChat/Alipay: payment code"),
     "bank_card": N_("Bank card"),
     "pay_later": N_("Pay later"),
 }
+
+
+CHANNEL_LABELS = {"wechat": N_("WeChat Pay"), "alipay": N_("Alipay")}
+
+
+def payment_channel(code: str) -> str | None:
+    """``wechat`` / ``alipay`` for a scanned payment code, None for anything else (e.g. an appointment QR).
+
+    The services' published formats: WeChat Pay 18 digits starting 10-15, Alipay 16-24 digits
+    starting 25-30. The server checks again (``queueserver.payments.port.payment_code_channel``).
+    """
+    code = code.strip()
+    if not (code.isascii() and code.isdigit()) or len(code) < 16:
+        return None
+    head = int(code[:2])
+    if len(code) == 18 and 10 <= head <= 15:
+        return "wechat"
+    if len(code) <= 24 and 25 <= head <= 30:
+        return "alipay"
+    return None
 
 
 def money(amount: Decimal) -> str:
@@ -35,7 +60,7 @@ def money(amount: Decimal) -> str:
 
 
 class PaymentViewModel(FlowViewModel):
-    state = OptionProperty("loading", options=["loading", "bills", "nothing", "insert_card", "qr", "terminal",
+    state = OptionProperty("loading", options=["loading", "bills", "nothing", "insert_card", "qr", "scan_code", "terminal",
                                                "confirm_later", "paid", "failed"])
     bills = ObjectProperty(None, allownone=True)  # protocol.api_patient.BillsOut
     methods = ListProperty([])
@@ -45,6 +70,7 @@ class PaymentViewModel(FlowViewModel):
     countdown = NumericProperty(0)  # seconds left to pay by QR
     summary = StringProperty("")  # "Total ¥175.00, insurance ¥120.00, you pay ¥55.00"
     result = StringProperty("")
+    channel = StringProperty("")  # wechat / alipay: the payment code last scanned
     receipt_problem = StringProperty("")
 
     def __init__(self, kiosk, **kw) -> None:
@@ -88,15 +114,20 @@ class PaymentViewModel(FlowViewModel):
                               ins=money(b.insurance_part), own=money(b.self_pay))
         self.prompt = {
             "loading": tr("Loading your bills..."),
-            "bills": self.summary + " " + tr("Choose how to pay."),
+            "bills": self.summary + " " + tr("Choose how to pay.") + " " + self._cash_note(),
             "nothing": tr("You have nothing to pay."),
             "insert_card": tr("Insert your insurance card to pay {own}.", own=money(b.self_pay) if b else ""),
             "qr": tr("Scan the QR code with your phone to pay {own}.", own=money(b.self_pay) if b else ""),
+            "scan_code": tr("Open WeChat Pay or Alipay, tap Pay, and hold the payment code under the scanner to pay {own}.",
+                            own=money(b.self_pay) if b else ""),
             "terminal": tr("Insert or tap your bank card on the card terminal to pay {own}.", own=money(b.self_pay) if b else ""),
             "confirm_later": tr("Pay {own} later at the desk or in the app? Press Confirm.", own=money(b.self_pay) if b else ""),
             "paid": self.result,
             "failed": self.result,
         }[self.state]
+
+    def _cash_note(self) -> str:
+        return self.tr("Cash is paid at {where}.", where=self.tr.pick(self.kiosk.settings.directions))
 
     def on_state(self, *_):
         self._describe()
@@ -117,6 +148,8 @@ class PaymentViewModel(FlowViewModel):
         elif method == "qr":
             self._start(PaymentRequest(payment_id=self._new_id(), bill_ids=self._bill_ids(), method="qr",
                                        amount=self.bills.self_pay))
+        elif method == "payment_code":
+            self.state = "scan_code"
         elif method == "bank_card":
             self.state = "terminal"
             self._charge_card()
@@ -140,6 +173,18 @@ class PaymentViewModel(FlowViewModel):
             self.error = self.tr("The card could not be read. Please take it out and insert it again.")
             return
         self._start(request)
+
+    def code_scanned(self, code: str) -> None:
+        """The scanner read a code while the kiosk waits for a payment code (no touch needed)."""
+        if self.state != "scan_code":
+            return
+        channel = payment_channel(code)
+        if channel is None:
+            self.error = self.tr("That is not a WeChat Pay or Alipay payment code. Open the payment code in the app and scan it again.")
+            return
+        self.channel, self.error = channel, ""
+        self._start(PaymentRequest(payment_id=self._new_id(), bill_ids=self._bill_ids(), method="payment_code",
+                                   amount=self.bills.self_pay, payment_code=code.strip()))
 
     def cancel(self) -> None:
         """Back to the bills (a QR code still shown is withdrawn; nothing is charged)."""
@@ -316,8 +361,12 @@ class PaymentViewModel(FlowViewModel):
         else:
             self._journal_state(pid, "failed")
             self.state = "failed"
-            self.result = self.tr("The payment was not completed. Nothing was charged.") if self.method != "qr" else \
-                self.tr("The QR code has expired. Nothing was charged.")
+            if payment.method == "payment_code":
+                self.result = self.tr("{channel} declined the payment. Nothing was charged. Please choose another way to pay.",
+                                      channel=self.tr(CHANNEL_LABELS.get(self.channel, CHANNEL_LABELS["wechat"])))
+            else:
+                self.result = self.tr("The payment was not completed. Nothing was charged.") if self.method != "qr" else \
+                    self.tr("The QR code has expired. Nothing was charged.")
 
     def _print_receipt(self, payment: Any) -> None:
         from hardware.receipt_layout import Receipt
@@ -331,7 +380,7 @@ class PaymentViewModel(FlowViewModel):
         rows += [(tr.pick(item.description), money(item.self_pay)) for bill in self.bills.bills for item in bill.items]
         rows += [(tr("Total"), money(self.bills.total)), (tr("Insurance"), money(self.bills.insurance_part)),
                  (tr("You paid") if paid else tr("To pay later"), money(payment.amount)),
-                 (tr("Method"), tr(METHOD_LABELS[payment.method])), (tr("Reference"), payment.payment_id[-10:])]
+                 (tr("Method"), self._method_on_receipt(payment.method)), (tr("Reference"), payment.payment_id[-10:])]
         # Nothing was paid on a pay-later slip: it must not be titled a receipt.
         receipt = Receipt(title=tr("Payment receipt") if paid else tr("Pay-later slip: not paid yet"),
                           rows=tuple(rows), header=tr.pick(self.kiosk.settings.hospital_name),
@@ -351,6 +400,11 @@ class PaymentViewModel(FlowViewModel):
             return
         self.kiosk.run(self, lambda: printer.print_receipt(receipt), done)
 
+    def _method_on_receipt(self, method: str) -> str:
+        if method == "payment_code" and self.channel in CHANNEL_LABELS:
+            return self.tr(CHANNEL_LABELS[self.channel])  # the receipt says which app paid
+        return self.tr(METHOD_LABELS[method])
+
     def finish(self) -> None:
         self.kiosk.touch()
         self.kiosk.end_session()
@@ -367,7 +421,7 @@ class PaymentViewModel(FlowViewModel):
             return [(self.method_label(m), lambda m=m: self.choose(m)) for m in self.methods]
         if self.state == "confirm_later":
             return [(self.tr("Confirm"), self.confirm_pay_later), (self.tr("Cancel"), self.cancel)]
-        if self.state in ("qr", "insert_card", "terminal"):
+        if self.state in ("qr", "scan_code", "insert_card", "terminal"):
             return [(self.tr("Cancel"), self.cancel)]
         if self.state in ("paid", "failed", "nothing"):
             return [(self.tr("Finish"), self.finish)]
@@ -379,7 +433,7 @@ class PaymentViewModel(FlowViewModel):
         self.state = "loading"
         self.bills = None
         self.methods = []
-        self.method = ""
+        self.method = self.channel = ""
         self.payment = None
         self.qr_payload = ""
         self.countdown = 0

@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS his_reports (
 );
 """
 
-PAYMENT_METHODS = frozenset({"insurance_card", "qr", "bank_card", "pay_later"})
+PAYMENT_METHODS = frozenset({"insurance_card", "qr", "payment_code", "bank_card", "pay_later"})
 PAYMENT_STATUSES = frozenset({"pending", "paid", "failed", "deferred"})
 _FINAL = frozenset({"paid", "failed", "deferred"})
 

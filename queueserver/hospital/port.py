@@ -92,7 +92,7 @@ class Bill:
 class PaymentRecord:
     payment_id: str  # idempotency key of the payment, chosen by the kiosk before it starts
     bill_ids: tuple[str, ...]
-    method: str  # insurance_card, qr, bank_card, pay_later
+    method: str  # insurance_card, qr, payment_code, bank_card, pay_later
     amount: Decimal
     status: str  # pending, paid, failed, deferred
     paid_at: datetime | None = None
