@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -25,7 +27,30 @@ from queueserver.process import QueueServerProcess
 if TYPE_CHECKING:
     from queueserver.store import Store
 
-__all__ = ["QueueServerProcess", "module_queue_server", "queue_server", "queue_server_factory", "sqlite_store"]
+__all__ = ["DEMO_HOSPITAL", "QueueServerProcess", "daytime_hospital", "daytime_zone", "module_queue_server", "queue_server", "queue_server_factory", "sqlite_store"]
+
+DEMO_HOSPITAL = Path(__file__).resolve().parent.parent / "queueserver" / "demo_hospital.toml"
+
+
+def daytime_zone(hour: int = 11) -> ZoneInfo:
+    """A fixed-offset zone where it is now ``hour`` o'clock (give or take an hour).
+
+    The demo hospital lays today's appointments around "now" (one late by two hours, one due in 90
+    minutes): near midnight those fall on another day. Tests whose story is a day at the clinic run the
+    hospital in this zone, so they tell the same story whenever the suite runs; kiosk and server still
+    share one UTC clock, only the hospital's wall clock moves.
+    """
+    offset = (hour - datetime.now(timezone.utc).hour) % 24
+    offset = offset - 24 if offset > 14 else offset  # Etc/GMT zones span UTC-12 .. UTC+14
+    return ZoneInfo(f"Etc/GMT{-offset:+d}")  # POSIX sign: Etc/GMT-8 is UTC+8
+
+
+def daytime_hospital(path: Path, zone: ZoneInfo, text: str | None = None) -> Path:
+    """Write the demo hospital file (or ``text``) to ``path`` with its site in ``zone``; returns ``path``."""
+    source = DEMO_HOSPITAL.read_text(encoding="utf-8") if text is None else text
+    assert 'timezone = "Asia/Shanghai"' in source
+    path.write_text(source.replace('timezone = "Asia/Shanghai"', f'timezone = "{zone.key}"'), encoding="utf-8")
+    return path
 
 
 @pytest.fixture

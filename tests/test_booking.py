@@ -6,29 +6,25 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from pathlib import Path
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from tests.fixtures_server import QueueServerProcess
+from tests.fixtures_server import DEMO_HOSPITAL, QueueServerProcess, daytime_hospital, daytime_zone
 
-TZ = ZoneInfo("Asia/Shanghai")
-
-
-DEMO = Path(__file__).resolve().parent.parent / "queueserver" / "demo_hospital.toml"
+TZ = daytime_zone()  # the module's hospital: mid-morning now, so "a slot within the hour, today" exists
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, mosquitto):
-    """The demo hospital with bookings open round the clock, so that a slot near "now" exists whenever the
-    suite runs (the relative's booking is checked in at once); clinic hours are checked on their own below."""
+    """The demo hospital with bookings open round the clock and its wall clock at mid-morning, so that a
+    slot near "now" exists whenever the suite runs (the relative's booking is checked in at once); clinic
+    hours are checked on their own below."""
     data_dir = tmp_path_factory.mktemp("booking")
-    all_day = data_dir / "hospital.toml"
-    all_day.write_text(DEMO.read_text(encoding="utf-8").replace("booking_opens = 08:00:00", "booking_opens = 00:00:00")
-                       .replace("booking_closes = 17:00:00", ""), encoding="utf-8")
+    text = (DEMO_HOSPITAL.read_text(encoding="utf-8").replace("booking_opens = 08:00:00", "booking_opens = 00:00:00")
+            .replace("booking_closes = 17:00:00", ""))
+    all_day = daytime_hospital(data_dir / "hospital.toml", TZ, text)
     proc = QueueServerProcess(data_dir, mosquitto.url, hospital=all_day).start()
     yield proc
     proc.stop()
@@ -120,7 +116,7 @@ def test_booking_queues_an_sms_reminder_with_time_and_place(server):
 def test_relative_books_for_elderly_parent_who_then_gets_priority_on_site(server):
     son = phone_session(server, "13800000001", "1234")  # 张伟 books for his mother 王秀英 (82)
     now = datetime.now(TZ)
-    slot = next(s for s in free(son, "internal", now.date()) + free(son, "internal", now.date() + timedelta(days=1))
+    slot = next(s for s in free(son, "internal", now.date())
                 if datetime.fromisoformat(s["start"]) - now < timedelta(minutes=55))  # check-in is open
     r = book(son, slot["slot_id"], for_patient={"card_number": "11010119440315567X"}, relation="parent")
     assert r.status_code == 201, r.text

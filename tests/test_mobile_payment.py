@@ -27,7 +27,7 @@ from queueserver.payments.reconcile import reconcile_statement
 WECHAT = "134567890123456789"  # 18 digits, 10-15: WeChat Pay
 ALIPAY = "2845678901234567"  # 16 digits, 25-30: Alipay
 ALIPAY_EMPTY = "287654321098760000"  # the sandbox declines codes ending 0000 (no balance)
-TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+BEIJING = ZoneInfo("Asia/Shanghai")  # the payment services cut their statements at midnight Beijing time
 
 
 # -- the sandbox provider --------------------------------------------------------------------------
@@ -76,12 +76,13 @@ def test_statement_and_reconciliation_list_what_does_not_match():
     sandbox.charge_payment_code("wrong", WECHAT, Decimal("30.00"), "bills")
     sandbox.charge_payment_code("back", ALIPAY, Decimal("40.00"), "bills")
     sandbox.refund("back", "rf-back")
-    text = sandbox.statement(TODAY)
+    day = sandbox.query_order("ok").paid_at.astimezone(BEIJING).date()  # the statement of the day it was paid
+    text = sandbox.statement(day)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert sorted((r["payment_id"], r["type"], r["amount"]) for r in rows) == [
         ("back", "payment", "40.00"), ("back", "refund", "40.00"), ("lost", "payment", "20.00"),
         ("ok", "payment", "10.00"), ("wrong", "payment", "30.00")]
-    assert sandbox.statement(TODAY.replace(year=TODAY.year - 1)).count("\n") == 1  # header only
+    assert sandbox.statement(day.replace(year=day.year - 1)).count("\n") == 1  # header only
 
     def rec(pid: str, amount: str, method: str = "payment_code", status: str = "paid") -> PaymentRecord:
         return PaymentRecord(pid, ("B1",), method, Decimal(amount), status, datetime.now(timezone.utc), "ref")
