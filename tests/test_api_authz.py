@@ -83,6 +83,7 @@ def test_every_route_refuses_and_allows_exactly_the_callers_its_rights_say(serve
     wrong = []
     with httpx.Client(base_url=server.base_url, timeout=10) as http:
         for method, path, roles, scope in operations:
+            session = _session(server)  # one patient session per route: no route's callers share another's
             for caller in CALLERS:
                 url = path.replace("{room}", OTHER_ROOM).replace("{payment_id}", "pay-unknown-0001") \
                           .replace("{report_id}", "R1001").replace("{device}", "kiosk-lobby-1")
@@ -91,7 +92,7 @@ def test_every_route_refuses_and_allows_exactly_the_callers_its_rights_say(serve
                 params = {"room": OTHER_ROOM} if path == "/api/v1/alerts" else {}
                 if caller == "admin token in the URL":  # refused everywhere: URLs end up in logs
                     params["access_token"] = server.tokens["admin"]
-                headers = {**_headers(server, caller), "X-Patient-Session": _session(server)}
+                headers = {**_headers(server, caller), "X-Patient-Session": session}
                 body = BODIES.get(path, {}) if method in ("POST", "PUT", "PATCH") else None
                 with http.stream(method, url, params=params, headers=headers, json=body) as r:
                     status = r.status_code  # a live stream stays open: the status is all we need
