@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from hardware.escpos_preview import parse
 from hardware.payment_terminal import FakePaymentTerminal
 from hardware.ticket_printer import FakeTicketPrinter
 from kiosk.clock import ManualClock
@@ -25,6 +26,7 @@ from queueserver.hospital.embedded import EmbeddedHospitalBackend
 from queueserver.hospital.port import PaymentRecord
 from queueserver.payments import NotAPaymentCodeError, PaymentDeclinedError, SandboxPaymentProvider, payment_code_channel
 from queueserver.payments.reconcile import reconcile_statement
+from tests.hardware_sims import decode_qr
 
 WECHAT = "134567890123456789"  # 18 digits, 10-15: WeChat Pay
 ALIPAY = "2845678901234567"  # 16 digits, 25-30: Alipay
@@ -106,7 +108,7 @@ def _kiosk(server, journal=None, client=None):
     return vm, printer
 
 
-def test_wechat_payment_code_pays_in_two_touches_after_identification(module_queue_server):
+def test_wechat_payment_code_pays_in_two_touches_after_identification(module_queue_server, artifacts_dir):
     vm, printer = _kiosk(module_queue_server)
     vm.home.choose("payment")
     vm.on_card("YB1001")
@@ -126,7 +128,8 @@ def test_wechat_payment_code_pays_in_two_touches_after_identification(module_que
     assert (f"E-invoice code: {invoice.invoice_code}\nE-invoice number: {invoice.invoice_number}\n"
             f"Check code: {invoice.check_code}\n") in printer.last_text
     assert f"[QR] {invoice.verify_url}\nScan to see and check your e-invoice\n" in printer.last_text
-    assert printer.jobs[-1].slip.qr == invoice.verify_url and b"\x1dv0" in printer.jobs[-1].data  # drawn as a raster image
+    paper = parse(printer.jobs[-1].data).save_png(artifacts_dir / "receipt-einvoice.png")  # the paper, as printed
+    assert decode_qr(paper) == [invoice.verify_url]  # a phone scanning the receipt opens the check page
     check = httpx.get(invoice.verify_url)  # what the patient's phone opens from the QR (the demo check page)
     assert check.status_code == 200 and invoice.invoice_number in check.text and "¥65.95" in check.text
     assert httpx.get(invoice.verify_url[:-1] + "X").status_code == 404  # a wrong check code checks nothing
