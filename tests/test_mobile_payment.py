@@ -125,6 +125,7 @@ def test_wechat_payment_code_pays_in_two_touches_after_identification(module_que
     assert "Method: WeChat Pay\n" in printer.last_text  # the receipt says which app paid
     invoice = vm.payment.payment.invoice  # the demo backend issues the e-invoice at once
     assert invoice.status == "issued" and invoice.total == Decimal("211.50")
+    assert "Your e-invoice is on the receipt" in vm.payment.result
     assert (f"E-invoice code: {invoice.invoice_code}\nE-invoice number: {invoice.invoice_number}\n"
             f"Check code: {invoice.check_code}\n") in printer.last_text
     assert f"[QR] {invoice.verify_url}\nScan to see and check your e-invoice\n" in printer.last_text
@@ -229,6 +230,7 @@ def test_slow_e_invoice_does_not_hold_the_receipt_and_reaches_the_phone_page(mod
         vm.on_card("E12344321")  # Emily Carter pays by bank card
         vm.payment.choose("bank_card")
         assert vm.payment.state == "paid" and vm.payment.payment.invoice.status == "pending"
+        assert "e-invoice is being issued: see it later on your phone page" in vm.payment.result
         assert "Payment receipt" in printer.last_text and "See it later on your phone page" in printer.last_text
         assert "[QR]" not in printer.last_text and "E-invoice number" not in printer.last_text
         kiosk = server.client("kiosk")  # her queue ticket, whose QR code opens the phone page

@@ -355,6 +355,11 @@ class PaymentViewModel(FlowViewModel):
         if payment.status == "paid":
             self._journal_state(pid, "paid")
             self.result = self.tr("Paid {amount}. Thank you. Your receipt is printing.", amount=money(payment.amount))
+            invoice = getattr(payment, "invoice", None)
+            if invoice is not None:  # where the hospital issues e-invoices
+                self.result += " " + (self.tr("Your e-invoice is on the receipt and on your phone page.")
+                                      if invoice.status == "issued" else
+                                      self.tr("Your e-invoice is being issued: see it later on your phone page."))
             self.state = "paid"
             self._print_receipt(payment)
         elif payment.status == "deferred":
