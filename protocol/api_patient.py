@@ -170,6 +170,21 @@ class ReconcileRequest(PaymentRequest):
     terminal_ref: Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$", description="the terminal's approval reference")]
 
 
+class InvoiceOut(_Model):
+    """The electronic invoice (电子票据) of a paid payment, where the hospital issues them.
+
+    ``pending``: the finance platform has not answered yet; the patient finds it on the phone page later."""
+
+    status: Literal["pending", "issued"]
+    invoice_code: str = Field("", description="票据代码, empty while pending")
+    invoice_number: str = Field("", description="票据号码, empty while pending")
+    check_code: str = Field("", description="校验码, empty while pending")
+    total: Decimal | None = None
+    self_pay: Decimal | None = None
+    issued_at: datetime | None = None
+    verify_url: str = Field("", description="the verification page: the receipt's QR code")
+
+
 class PaymentOut(_Model):
     payment_id: str
     status: Literal["pending", "paid", "failed", "deferred"]
@@ -180,6 +195,7 @@ class PaymentOut(_Model):
     expires_at: datetime | None = None
     provider_ref: str | None = None
     detail: str = ""
+    invoice: InvoiceOut | None = Field(None, description="paid payments where the hospital backend issues e-invoices")
 
 
 class ReportOut(_Model):

@@ -724,6 +724,8 @@ def create_app(
     ident = phone_identity(service, store)
     app.include_router(booking_router(service, ident))
     app.include_router(results_router(service, store, ident))
+    from queueserver.einvoice_api import einvoice_router  # e-invoices on the phone page (docs/hospital-backend.md)
+    app.include_router(einvoice_router(service, ident))
     from queueserver.fleet import fleet_router  # fleet health page and API (docs/technicians.md)
     app.include_router(fleet_router())
     from queueserver.dashboard.router import dashboard_router  # managers' figures and reports (docs/dashboard.md)

@@ -10,7 +10,8 @@ Endpoints (models in ``protocol.api_patient``)::
     GET    /api/v1/patient/walk-in-departments       departments and free slots for walk-ins
     POST   /api/v1/patient/registrations             walk-in ticket (Idempotency-Key)
     GET    /api/v1/patient/bills                     itemised, insurance/self-pay split, methods
-    POST   /api/v1/patient/payments                  start/record a payment (idempotent on payment_id)
+    POST   /api/v1/patient/payments                  start/record a payment (idempotent on payment_id); a paid
+                                                     one carries its e-invoice where the backend issues them
     GET    /api/v1/payments/{id}                     a payment's state (kiosk reconciliation, QR polling)
     POST   /api/v1/payments/{id}/cancel              withdraw a pending QR (or unanswered payment-code) payment
     POST   /api/v1/payments/{id}/confirm             sandbox: the QR order was paid (admin)
@@ -70,6 +71,7 @@ from protocol.api_patient import (
 from protocol.errors import ConflictError, NotFoundError
 from protocol.payloads import Alert
 from protocol.privacy import mask_name
+from queueserver.einvoice_api import InvoiceClerk
 from queueserver.helpdesk import HelpDesk, HelpItem
 from queueserver.hospital.port import HospitalBackend, Patient, PaymentRecord
 from queueserver.patient_state import StoredAnswers, StoredSessions
@@ -105,6 +107,7 @@ class PatientApiSettings:
     max_report_prints: int = 2  # first print plus one reprint
     pay_later_enabled: bool = True  # the hospital allows deferred payment for eligible patients
     payment_code_enabled: bool = True  # the scanner may read WeChat Pay / Alipay payment codes (micropay)
+    einvoice_wait_s: float = 2.0  # longest wait for the backend's e-invoice before the receipt says "pending"
     elderly_age: int = 65
     walk_in_slot_min: int = 30
     walk_in_slots: int = 4  # slots offered from now on
@@ -160,6 +163,7 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
     admin = Depends(require("admin"))
     by_kiosk = FailureThrottle(limit=cfg.identify_kiosk_limit, window_s=cfg.identify_window_s)
     by_phone = FailureThrottle(limit=cfg.identify_phone_limit, window_s=cfg.identify_window_s)
+    clerk = InvoiceClerk(hospital, wait_s=cfg.einvoice_wait_s)  # e-invoices, where the backend issues them
 
     def patient_of(x_patient_session: str | None = Header(None, max_length=64)) -> Patient:
         pid = sessions.patient_id(x_patient_session)
@@ -310,9 +314,10 @@ def build_patient_router(*, hospital: HospitalBackend, tickets: TicketIssuer | N
         if rec.method == "qr" and rec.status == "pending":
             charge = payments.create_qr(rec.payment_id, rec.amount, "clinicflow bills")  # idempotent: same order
             qr, expires = charge.qr_payload, charge.expires_at
+        invoice = clerk.invoice(rec.payment_id, _money(rec.amount)) if rec.status == "paid" else None
         return PaymentOut(payment_id=rec.payment_id, status=rec.status, method=rec.method, amount=_money(rec.amount),
                           bill_ids=rec.bill_ids, qr_payload=qr, expires_at=expires, provider_ref=rec.provider_ref,
-                          detail=detail)
+                          detail=detail, invoice=invoice)
 
     def record(rec: PaymentRecord) -> PaymentRecord:
         try:

@@ -153,3 +153,59 @@ def test_report_not_ready_says_when_and_cannot_be_printed(hospital):
     assert not pending.ready and pending.ready_at > NOW and pending.pdf_path is None
     with pytest.raises(ConflictError):
         hospital.record_report_print("R1002")
+
+
+def test_e_invoice_only_for_a_paid_payment_issued_once_and_listed_for_the_patient(hospital):
+    from queueserver.hospital.einvoice import ElectronicInvoices
+
+    assert isinstance(hospital, ElectronicInvoices)
+    with pytest.raises(NotFoundError):
+        hospital.issue_invoice("never-paid")
+    hospital.record_payment(PaymentRecord("later-1", ("B1003",), "pay_later", Decimal("23.50"), "deferred"))
+    with pytest.raises(ConflictError):  # nothing was paid: a pay-later slip gets no invoice
+        hospital.issue_invoice("later-1")
+    hospital.record_payment(PaymentRecord("pay-1", ("B1004",), "bank_card", Decimal("54.00"), "paid", provider_ref="A1"))
+    first = hospital.issue_invoice("pay-1")
+    assert hospital.issue_invoice("pay-1") == first  # asked again (a retried read): the same invoice
+    assert first.status == "issued" and len(first.invoice_code) == 8 and len(first.invoice_number) == 10
+    assert (first.total, first.insurance_part, first.self_pay) == (Decimal("180.00"), Decimal("126.00"), Decimal("54.00"))
+    assert first.verify_url.endswith(f"/einvoice/{first.invoice_code}/{first.invoice_number}?c={first.check_code}")
+    assert hospital.invoices_for_patient("P1003") == [first] and hospital.invoices_for_patient("P1001") == []
+    assert hospital.find_invoice(first.invoice_code, first.invoice_number) == first
+    hospital.clear()
+    assert hospital.invoices_for_patient("P1003") == []
+
+
+def test_slow_e_invoice_platform_answers_pending_at_once_and_issues_later(hospital):
+    """The server asks through an InvoiceClerk, which never lets a slow or failing backend hold the receipt."""
+    from queueserver.einvoice_api import InvoiceClerk
+
+    hospital.set_einvoice_delay(3600)
+    hospital.record_payment(PaymentRecord("pay-2", ("B1006",), "bank_card", Decimal("10.00"), "paid", provider_ref="A2"))
+    pending = hospital.issue_invoice("pay-2")
+    assert pending.status == "pending" and pending.invoice_number == "" and pending.verify_url == ""
+    hospital.set_einvoice_delay(0)  # the platform answers
+    [issued] = hospital.invoices_for_patient("P1006")
+    assert issued.status == "issued" and issued.invoice_number
+
+    release = threading.Event()
+
+    class Stuck:  # an adapter whose finance platform never answers
+        def issue_invoice(self, payment_id):
+            release.wait(10)
+            raise TimeoutError("platform")
+
+        def invoices_for_patient(self, patient_id):
+            return []
+
+    class Failing(Stuck):
+        def issue_invoice(self, payment_id):
+            raise OSError("HIS down")
+
+    try:
+        assert InvoiceClerk(Stuck(), wait_s=0.05).invoice("pay-3", Decimal("5.00")).status == "pending"
+    finally:
+        release.set()
+    assert InvoiceClerk(Failing()).invoice("pay-3").status == "pending"  # asked again on the next read
+    assert InvoiceClerk(hospital).invoice("later-none") is None  # unknown payment: no invoice line
+    assert not InvoiceClerk(object()).available and InvoiceClerk(object()).invoice("pay-2") is None  # no capability

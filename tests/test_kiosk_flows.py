@@ -261,6 +261,7 @@ def test_pay_later_only_for_eligible_patients(kiosk):
     assert vm.payment.state == "paid" and vm.payment.payment.status == "deferred"
     slip = kiosk.printer.last_text
     assert "Pay-later slip: not paid yet" in slip and "Payment receipt" not in slip  # nothing was paid
+    assert vm.payment.payment.invoice is None and "E-invoice" not in slip and "[QR]" not in slip  # so no invoice
     assert kiosk.touches_since_mark <= 4
 
 

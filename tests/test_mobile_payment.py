@@ -12,17 +12,21 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
+from hardware.escpos_preview import parse
 from hardware.payment_terminal import FakePaymentTerminal
 from hardware.ticket_printer import FakeTicketPrinter
 from kiosk.clock import ManualClock
 from kiosk.payment_journal import PaymentJournal, reconcile
 from kiosk.server_client import KioskServerClient, ServerUnavailableError
 from kiosk.viewmodels import KioskSettings, KioskViewModel
+from queueserver.hospital.embedded import EmbeddedHospitalBackend
 from queueserver.hospital.port import PaymentRecord
 from queueserver.payments import NotAPaymentCodeError, PaymentDeclinedError, SandboxPaymentProvider, payment_code_channel
 from queueserver.payments.reconcile import reconcile_statement
+from tests.hardware_sims import decode_qr
 
 WECHAT = "134567890123456789"  # 18 digits, 10-15: WeChat Pay
 ALIPAY = "2845678901234567"  # 16 digits, 25-30: Alipay
@@ -104,7 +108,7 @@ def _kiosk(server, journal=None, client=None):
     return vm, printer
 
 
-def test_wechat_payment_code_pays_in_two_touches_after_identification(module_queue_server):
+def test_wechat_payment_code_pays_in_two_touches_after_identification(module_queue_server, artifacts_dir):
     vm, printer = _kiosk(module_queue_server)
     vm.home.choose("payment")
     vm.on_card("YB1001")
@@ -119,6 +123,17 @@ def test_wechat_payment_code_pays_in_two_touches_after_identification(module_que
     pid = vm.payment.payment.payment_id
     assert vm.payment.payment.method == "payment_code" and vm.payment.payment.amount == Decimal("65.95")
     assert "Method: WeChat Pay\n" in printer.last_text  # the receipt says which app paid
+    invoice = vm.payment.payment.invoice  # the demo backend issues the e-invoice at once
+    assert invoice.status == "issued" and invoice.total == Decimal("211.50")
+    assert "Your e-invoice is on the receipt" in vm.payment.result
+    assert (f"E-invoice code: {invoice.invoice_code}\nE-invoice number: {invoice.invoice_number}\n"
+            f"Check code: {invoice.check_code}\n") in printer.last_text
+    assert f"[QR] {invoice.verify_url}\nScan to see and check your e-invoice\n" in printer.last_text
+    paper = parse(printer.jobs[-1].data).save_png(artifacts_dir / "receipt-einvoice.png")  # the paper, as printed
+    assert decode_qr(paper) == [invoice.verify_url]  # a phone scanning the receipt opens the check page
+    check = httpx.get(invoice.verify_url)  # what the patient's phone opens from the QR (the demo check page)
+    assert check.status_code == 200 and invoice.invoice_number in check.text and "¥65.95" in check.text
+    assert httpx.get(invoice.verify_url[:-1] + "X").status_code == 404  # a wrong check code checks nothing
     assert vm.journal.get(pid).state == "done"
     vm.payment.finish()
     assert vm.touches - mark <= 4 and vm.screen == "home"
@@ -200,3 +215,51 @@ def test_insurance_e_voucher_identifies_and_pays_the_insurance_part(module_queue
     vm.on_scan("EC:YB1002:sandbox-token-2")  # and again as the insurance part of the payment
     assert vm.payment.state == "paid" and vm.payment.payment.method == "insurance_card"
     assert "Payment receipt" in printer.last_text and "Method: Insurance card" in printer.last_text
+
+
+def test_slow_e_invoice_does_not_hold_the_receipt_and_reaches_the_phone_page(module_queue_server, browser_page,
+                                                                             artifacts_dir):
+    from playwright.sync_api import expect
+
+    server = module_queue_server
+    his = EmbeddedHospitalBackend(server.data_dir / "hospital.sqlite3")  # the HIS's side of the demo
+    his.set_einvoice_delay(3600)  # the finance bureau's platform is slow today
+    try:
+        vm, printer = _kiosk(server)
+        vm.home.choose("payment")
+        vm.on_card("E12344321")  # Emily Carter pays by bank card
+        vm.payment.choose("bank_card")
+        assert vm.payment.state == "paid" and vm.payment.payment.invoice.status == "pending"
+        assert "e-invoice is being issued: see it later on your phone page" in vm.payment.result
+        assert "Payment receipt" in printer.last_text and "See it later on your phone page" in printer.last_text
+        assert "[QR]" not in printer.last_text and "E-invoice number" not in printer.last_text
+        kiosk = server.client("kiosk")  # her queue ticket, whose QR code opens the phone page
+        session = kiosk.post("/api/v1/patient/identify", json={"method": "card", "card_number": "E12344321"}).json()
+        ticket = kiosk.post("/api/v1/patient/registrations", json={"department": "surgery"},
+                            headers={"X-Patient-Session": session["session"]}).json()
+        page = browser_page
+        page.set_viewport_size({"width": 390, "height": 1400})
+        page.goto(ticket["status_url"])
+        expect(page.locator("#einvoices-need-id")).to_be_visible()
+        page.fill("#results-phone", "13800000008")
+        page.fill("#results-last4", "4321")
+        page.get_by_role("button", name="查看报告 See my reports").click()
+        expect(page.locator("#einvoices-list li")).to_have_count(1)
+        expect(page.locator("#einvoices-list li")).to_contain_text("开具中 Being issued")
+        his.set_einvoice_delay(0)  # the platform answers: the page shows the invoice without a reload
+    finally:
+        his.set_einvoice_delay(0)
+        his.close()
+    issued = page.locator("#einvoices-list li[data-status=issued]")
+    expect(issued).to_contain_text("No. 3106", timeout=10000)
+    page.screenshot(path=str(artifacts_dir / "phone-einvoice.png"), full_page=True)
+    stored = server.client("kiosk").get(f"/api/v1/payments/{vm.payment.payment.payment_id}").json()["invoice"]
+    assert stored["status"] == "issued" and f"{stored['invoice_code']}-{stored['invoice_number']}" in issued.inner_text()
+    with page.context.expect_page() as opened:
+        issued.get_by_role("link", name="查看查验 View").click()
+    check = opened.value
+    expect(check.locator("#number")).to_have_text(stored["invoice_number"])
+    expect(check.locator("#paid")).to_have_text("¥65.00")
+    check.screenshot(path=str(artifacts_dir / "phone-einvoice-check.png"), full_page=True)
+    assert page.console_errors == []  # type: ignore[attr-defined]
+

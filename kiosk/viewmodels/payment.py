@@ -1,5 +1,9 @@
 """Payment: outstanding bills itemised with the insurance / self-pay split; five ways to pay; a receipt.
 
+Where the hospital backend issues electronic invoices (电子票据) the receipt carries the invoice's
+code, number and check code and a QR code of its verification page; an invoice still being issued
+is not waited for: the receipt says it will be on the phone page.
+
 WeChat Pay / Alipay work both ways round: the kiosk shows a QR code the phone scans (``qr``),
 or the kiosk's scanner reads the payment code the phone shows (``payment_code``, "micropay",
 charged at once). Cash is not taken by the machine: the screen says which window takes it.
@@ -351,6 +355,11 @@ class PaymentViewModel(FlowViewModel):
         if payment.status == "paid":
             self._journal_state(pid, "paid")
             self.result = self.tr("Paid {amount}. Thank you. Your receipt is printing.", amount=money(payment.amount))
+            invoice = getattr(payment, "invoice", None)
+            if invoice is not None:  # where the hospital issues e-invoices
+                self.result += " " + (self.tr("Your e-invoice is on the receipt and on your phone page.")
+                                      if invoice.status == "issued" else
+                                      self.tr("Your e-invoice is being issued: see it later on your phone page."))
             self.state = "paid"
             self._print_receipt(payment)
         elif payment.status == "deferred":
@@ -381,9 +390,18 @@ class PaymentViewModel(FlowViewModel):
         rows += [(tr("Total"), money(self.bills.total)), (tr("Insurance"), money(self.bills.insurance_part)),
                  (tr("You paid") if paid else tr("To pay later"), money(payment.amount)),
                  (tr("Method"), self._method_on_receipt(payment.method)), (tr("Reference"), payment.payment_id[-10:])]
+        invoice = getattr(payment, "invoice", None) if paid else None  # where the hospital issues e-invoices
+        qr, caption, notes = None, "", ()
+        if invoice is not None and invoice.status == "issued":
+            rows += [(tr("E-invoice code"), invoice.invoice_code), (tr("E-invoice number"), invoice.invoice_number),
+                     (tr("Check code"), invoice.check_code)]
+            qr, caption = invoice.verify_url or None, tr("Scan to see and check your e-invoice")
+        elif invoice is not None:  # the finance platform is slow: the receipt does not wait for it
+            notes = (tr("E-invoice: being issued. See it later on your phone page (the QR code on your queue ticket)."),)
         # Nothing was paid on a pay-later slip: it must not be titled a receipt.
         receipt = Receipt(title=tr("Payment receipt") if paid else tr("Pay-later slip: not paid yet"),
-                          rows=tuple(rows), header=tr.pick(self.kiosk.settings.hospital_name),
+                          rows=tuple(rows), header=tr.pick(self.kiosk.settings.hospital_name), qr=qr, qr_caption=caption,
+                          notes=notes,
                           footer=tr("Keep this receipt.") if paid else tr("Keep this slip; pay at the desk or in the app."))
         printer = self.kiosk.printer
 

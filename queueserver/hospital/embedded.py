@@ -10,6 +10,7 @@ Seed the demo hospital with :func:`queueserver.hospital.seed.seed_demo`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -22,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 from protocol.errors import ConflictError, NotFoundError
 from queueserver.hospital.desk_records import ChannelCounts
+from queueserver.hospital.einvoice import ElectronicInvoice
+from queueserver.hospital.einvoice import ensure_schema as ensure_einvoice_schema
 from queueserver.hospital.port import (
     Appointment,
     Bill,
@@ -108,6 +111,8 @@ CREATE TABLE IF NOT EXISTS his_reports (
 PAYMENT_METHODS = frozenset({"insurance_card", "qr", "payment_code", "bank_card", "pay_later"})
 PAYMENT_STATUSES = frozenset({"pending", "paid", "failed", "deferred"})
 _FINAL = frozenset({"paid", "failed", "deferred"})
+DEMO_VERIFY_BASE = "https://einvoice.sandbox.invalid"  # until configure_einvoice names the queue server
+DEMO_INVOICE_CODE = "3106{yy:02d}01"  # demo 票据代码: region 31, outpatient bills, year, batch (not a real code)
 
 
 def _dt(text: str | None) -> datetime | None:
@@ -143,6 +148,8 @@ class EmbeddedHospitalBackend:
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            ensure_einvoice_schema(self._db)  # the optional e-invoice capability's own tables
+        self.einvoice_verify_base = DEMO_VERIFY_BASE
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -189,7 +196,7 @@ class EmbeddedHospitalBackend:
     def clear(self) -> None:
         """Delete every patient, appointment, bill, payment and report (re-seeding)."""
         with self._tx() as db:
-            for table in ("his_bill_items", "his_payments", "his_desk_payments", "his_bills", "his_reports", "his_appointments",
+            for table in ("his_einvoices", "his_bill_items", "his_payments", "his_desk_payments", "his_bills", "his_reports", "his_appointments",
                           "his_cards", "his_patients"):
                 db.execute(f"DELETE FROM {table}")
 
@@ -574,3 +581,82 @@ class EmbeddedHospitalBackend:
                            "AND a.status = 'booked'", (patient_id, patient_id))
         found = [self._booking(r["appointment_no"]) for r in rows]
         return sorted((b for b in found if b.appointment.slot_end > now), key=lambda b: b.appointment.slot_start)
+
+    # -- electronic invoices (optional capability, queueserver.hospital.einvoice) ---------------
+    # The demo stands in for the finance bureau's e-bill platform: it issues at once, or after
+    # ``set_einvoice_delay`` seconds (a slow platform), and its verification URLs open the queue
+    # server's own demo check page (``configure_einvoice``).
+    def configure_einvoice(self, verify_base: str) -> None:
+        """Where the demo's verification URLs point (the queue server's public URL)."""
+        self.einvoice_verify_base = verify_base.rstrip("/")
+
+    def set_einvoice_delay(self, seconds: float) -> None:
+        """Demo: the platform answers ``seconds`` after a request (0: at once; pending ones due now are issued
+        on their next read). Kept in the database, so every process of the server sees it."""
+        with self._tx() as db:
+            db.execute("INSERT INTO his_einvoice_platform VALUES ('delay_s', ?) ON CONFLICT(key) DO UPDATE SET "
+                       "value = excluded.value", (str(float(seconds)),))
+
+    @staticmethod
+    def _einvoice(row: sqlite3.Row) -> ElectronicInvoice:
+        return ElectronicInvoice(
+            payment_id=row["payment_id"], patient_id=row["patient_id"], bill_ids=tuple(json.loads(row["bill_ids"])),
+            total=Decimal(row["total"]), insurance_part=Decimal(row["insurance_part"]), self_pay=Decimal(row["self_pay"]),
+            status=row["status"], requested_at=datetime.fromisoformat(row["requested_at"]),
+            invoice_code=row["invoice_code"], invoice_number=row["invoice_number"], check_code=row["check_code"],
+            issued_at=_dt(row["issued_at"]), verify_url=row["verify_url"])
+
+    def _platform_answers(self, db: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
+        """Issue a pending invoice whose time has come (the demo platform's answer)."""
+        if row["status"] != "pending":
+            return row
+        setting = db.execute("SELECT value FROM his_einvoice_platform WHERE key = 'delay_s'").fetchone()
+        now = datetime.now(timezone.utc)
+        if now < datetime.fromisoformat(row["requested_at"]) + timedelta(seconds=float(setting[0]) if setting else 0.0):
+            return row
+        seq = (db.execute("SELECT max(seq) FROM his_einvoices").fetchone()[0] or 0) + 1
+        code = DEMO_INVOICE_CODE.format(yy=now.astimezone(self.tz).year % 100)
+        number = f"{seq:010d}"
+        check = hashlib.sha256(f"{row['payment_id']}:{seq}".encode()).hexdigest()[:6].upper()
+        url = f"{self.einvoice_verify_base}/einvoice/{code}/{number}?c={check}"
+        db.execute("UPDATE his_einvoices SET status = 'issued', seq = ?, invoice_code = ?, invoice_number = ?, "
+                   "check_code = ?, issued_at = ?, verify_url = ? WHERE payment_id = ?",
+                   (seq, code, number, check, _iso(now), url, row["payment_id"]))
+        return db.execute("SELECT * FROM his_einvoices WHERE payment_id = ?", (row["payment_id"],)).fetchone()
+
+    def issue_invoice(self, payment_id: str) -> ElectronicInvoice:
+        """The e-invoice of a paid payment, requested from the (demo) platform on the first call; idempotent."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM his_einvoices WHERE payment_id = ?", (payment_id,)).fetchone()
+            if row is None:
+                pay = db.execute("SELECT * FROM his_payments WHERE payment_id = ?", (payment_id,)).fetchone()
+                if pay is None:
+                    raise NotFoundError(f"There is no payment {payment_id}.")
+                if pay["status"] != "paid":
+                    raise ConflictError(f"Payment {payment_id} is {pay['status']}: only a paid payment gets an invoice.")
+                bill_ids = json.loads(pay["bill_ids"])
+                total = insurance = Decimal("0")
+                for bill_id in bill_ids:
+                    for item in db.execute("SELECT amount, insurance_covered FROM his_bill_items WHERE bill_id = ?",
+                                           (bill_id,)):
+                        total += Decimal(item["amount"])
+                        insurance += Decimal(item["insurance_covered"])
+                patient = db.execute("SELECT patient_id FROM his_bills WHERE bill_id = ?", (bill_ids[0],)).fetchone()
+                db.execute("INSERT INTO his_einvoices (payment_id, patient_id, bill_ids, total, insurance_part, self_pay, "
+                           "status, requested_at) VALUES (?,?,?,?,?,?,'pending',?)",
+                           (payment_id, patient["patient_id"], pay["bill_ids"], str(total), str(insurance),
+                            pay["amount"], _iso(datetime.now(timezone.utc))))
+                row = db.execute("SELECT * FROM his_einvoices WHERE payment_id = ?", (payment_id,)).fetchone()
+            return self._einvoice(self._platform_answers(db, row))
+
+    def invoices_for_patient(self, patient_id: str) -> list[ElectronicInvoice]:
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM his_einvoices WHERE patient_id = ? ORDER BY requested_at DESC",
+                              (patient_id,)).fetchall()
+            return [self._einvoice(self._platform_answers(db, r)) for r in rows]
+
+    def find_invoice(self, invoice_code: str, invoice_number: str) -> ElectronicInvoice | None:
+        """Demo check page: the issued invoice with this code and number (the caller compares the check code)."""
+        rows = self._query("SELECT * FROM his_einvoices WHERE invoice_code = ? AND invoice_number = ? "
+                           "AND status = 'issued'", (invoice_code, invoice_number))
+        return self._einvoice(rows[0]) if rows else None

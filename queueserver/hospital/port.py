@@ -15,6 +15,9 @@ hospital in SQLite. A real adapter maps these calls onto, for example, HL7 FHIR 
     record_payment            PaymentReconciliation / PaymentNotice for the invoice
     reports_for_patient       DiagnosticReport?subject=<id> (presentedForm: the PDF)
 
+Optional capabilities, each its own protocol a backend may implement as well: ``PaymentChannels``
+(``desk_records.py``), ``BookingBackend`` (``booking.py``), ``ElectronicInvoices`` (``einvoice.py``).
+
 Rules for implementations: methods are synchronous and thread-safe; "not found" is
 ``None`` or an empty list, never an exception; ``record_payment`` is idempotent on
 ``payment_id`` (a retried payment is recorded once). Values are plain frozen
