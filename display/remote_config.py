@@ -9,15 +9,23 @@
   and ``volume`` (``hardware.speech.volume``: the phrases are scaled) when the screen plays
   sound; ``orientation`` needs a restart (the window size is fixed at start; ``display.cli``
   reads the accepted push then); ``modes``, ``idle_timeout_s``, ``default_language`` are
-  answered ``not_used`` (a call screen has no patient sessions).
+  answered ``not_used`` (a call screen has no patient sessions, and no display mode of its own yet).
+
+At start the screen applies the settings in force (the last accepted push, kept on disk by the
+agent, over the command line's or file's) before it connects: a restart, or a broker that
+restarted and lost its retained config, never falls back to the file's rooms, languages or volume.
+The detail ``volume`` says the volume in force (percent of the synthesised level).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from hardware import health
 from hardware.health import PeriodicProbe
 from hardware.speech.volume import set_volume
+
+log = logging.getLogger(__name__)
 
 LIVE_KEYS = frozenset({"rooms", "languages", "announce_repeat"})
 UNUSED_KEYS = frozenset({"modes", "idle_timeout_s", "default_language"})
@@ -53,4 +61,10 @@ def attach_display(screen: Any, *, audio_device: str | None = None, probe_interv
     volume = {"volume"}
     agent.on_config(apply, live=LIVE_KEYS | (volume if player is not None else set()),
                     unused=UNUSED_KEYS | (set() if player is not None else volume))
+    try:  # start with the last accepted push (kept on disk), even before the broker answers
+        apply(agent.settings)
+    except ValueError as exc:
+        log.warning("kept the start-up settings: %s", exc)
+    if player is not None:  # what is in force: a VolumePlayer's level, or the phrases as synthesised
+        agent.add_detail("volume", lambda: getattr(screen.speaker.player, "volume", 100))
     return probes

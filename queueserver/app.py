@@ -387,6 +387,7 @@ def create_app(
     desk = HelpDesk(store, timezone_name=service.hospital.site.timezone,
                     escalate_after=escalate_after_from_env())
     app.state.helpdesk = desk
+    app.state.store = store  # the fleet page keeps its alert history and accepted configs there too
 
     def console_with_help(room: str) -> dict:
         """The room's console view and the help items its clinician should see."""

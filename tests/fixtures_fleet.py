@@ -47,6 +47,7 @@ class Fleet:
         self.admin = server.client("admin")
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.cmds: dict[str, list[str]] = {}
+        self.paths: dict[str, Path | None] = {}
         self.printer_state = tmp / "printer-state"
         self.printer_state.write_text("paper=low\n")
 
@@ -61,17 +62,22 @@ class Fleet:
                "--site", self.server.site, "--device-id", device, "--terminal", "none", "--size", "800x500", *extra]
         self._spawn(device, cmd)
 
-    def start_display(self, device: str) -> None:
+    def start_display(self, device: str, *extra: str, path: Path | None = None) -> None:
+        """A door screen for r1 with a fake speaker; ``extra`` flags win (``--speaker espeak``), ``path`` goes
+        first on its PATH (an ``aplay`` stand-in)."""
         cmd = [sys.executable, "-m", "clinicflow", "display", "--broker", self.mosquitto.url, "--site", self.server.site,
                "--rooms", "r1", "--layout", "door", "--device-id", device, "--speaker", "fake", "--size", "640x400",
-               "--watchdog", "0"]
-        self._spawn(device, cmd)
+               "--watchdog", "0", *extra]
+        self._spawn(device, cmd, path)
 
-    def _spawn(self, device: str, cmd: list[str]) -> None:
+    def _spawn(self, device: str, cmd: list[str], path: Path | None = None) -> None:
         self.cmds[device] = cmd
+        self.paths[device] = path
+        env = self.env(device)
+        if path is not None:
+            env["PATH"] = f"{path}{os.pathsep}{env.get('PATH', '')}"
         log = open(self.tmp / f"{device}.log", "ab")
-        self.procs[device] = subprocess.Popen(cmd, cwd=ROOT, env=self.env(device), stdout=log, stderr=log,
-                                              start_new_session=True)
+        self.procs[device] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
 
     def log(self, device: str) -> str:
         return (self.tmp / f"{device}.log").read_text(errors="replace")[-3000:]
@@ -99,7 +105,27 @@ class Fleet:
     def restart(self, device: str) -> None:
         """Stop the device's process (SIGTERM, as systemd does) and start it again with the same command."""
         self.kill(device, signal.SIGTERM)
-        self._spawn(device, self.cmds[device])
+        self.start_again(device)
+
+    def start_again(self, device: str) -> None:
+        """Start a stopped or killed device with the command it had (same state folder)."""
+        self._spawn(device, self.cmds[device], self.paths[device])
+
+    def restart_server(self) -> None:
+        """Stop the queue server (SIGTERM) and start it again on the same data, port and broker."""
+        self.admin.close()
+        self.server.stop()
+        self.server.start()
+        self.admin = self.server.client("admin")
+
+    def publish(self, device: str, kind: str, payload: bytes, *, retain: bool = True) -> None:
+        """Publish on one of the device's topics as anyone with broker access could (``b""`` retained: clear it)."""
+        from clinicflow.mqtt import PahoMessageBus
+        from protocol import topics
+
+        with PahoMessageBus(self.mosquitto.url) as bus:
+            assert bus.wait_connected(5)
+            bus.publish(topics.device(self.server.site, device, kind), payload, retain=retain, qos=1).wait_for_publish(5)
 
     def retained_config(self, device: str, timeout: float = 2.0) -> dict | None:
         """What the broker holds retained on the device's config topic (None: nothing)."""

@@ -185,6 +185,34 @@ def test_offline_alerts_wait_for_the_grace_and_only_come_while_the_site_is_open(
     assert registry.device("kiosk-3")["state"] == "offline"
 
 
+def test_an_outage_pages_once_across_server_processes_and_restarts(sqlite_store, site):
+    from queueserver.fleet.history import FleetHistory
+
+    now = {"t": datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)}
+
+    def server() -> FleetRegistry:  # a server process on the site's database (an HTTP worker, a replica, a restart)
+        return FleetRegistry(site, offline_grace=60, check_interval=0, clock=lambda: now["t"],
+                             history=FleetHistory(sqlite_store, site))
+
+    availability = topics.device(site, "hall-9", "availability")
+    first, second = server(), server()
+    for registry in (first, second):
+        registry._on_availability(availability, b"online", False)
+        registry._on_availability(availability, b"offline", False)
+    now["t"] += timedelta(seconds=61)
+    assert [a.device for a in first.check_offline()] == ["hall-9"]
+    assert second.check_offline() == []  # the other process finds it stored: nobody is paged twice
+    assert [a["id"] for a in second.alerts()] == [a["id"] for a in first.alerts()]
+
+    restarted = server()  # still offline after a restart: the same alert, still open, not a new one
+    restarted._on_availability(availability, b"offline", True)
+    now["t"] += timedelta(seconds=61)
+    assert restarted.check_offline() == [] and [a["resolved"] for a in restarted.alerts()] == [False]
+    now["t"] += timedelta(seconds=5)
+    restarted._on_availability(availability, b"online", False)
+    assert [(a["id"], a["resolved_at"]) for a in server().alerts()] == [(first.alerts()[0]["id"], now["t"].isoformat())]
+
+
 def test_bad_fleet_messages_are_dropped(server_bus, site, caplog):
     registry = FleetRegistry(site, check_interval=0)
     registry._on_status(topics.device(site, "k1", "status"), b'{"v": 1, "device": "k1"', False)

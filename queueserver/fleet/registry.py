@@ -21,7 +21,13 @@ retained ``config`` topic always holds the last config the device accepted: when
 device refuses a push (at once, or later when it comes back online), the registry
 publishes the previous accepted one again (or clears the topic when there was none).
 The last ``screenshot`` answer of each device is kept as PNG bytes.
-Callbacks arrive on the MQTT network thread; everything shared is under one lock.
+
+With a ``history`` (``queueserver.fleet.history.FleetHistory``, the queue store) the alert
+history and each device's last accepted config survive a restart of the server: they are
+loaded at start and written through when they change. An alert already open (before the
+restart, or raised by another server process on the same database) is not raised again.
+Callbacks arrive on the MQTT network thread; everything shared is under one lock (store
+writes happen outside it).
 """
 from __future__ import annotations
 
@@ -36,11 +42,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protocol import topics
 from protocol.errors import ProtocolError
 from protocol.payloads import Alert, DeviceCommand, DeviceResponse, DeviceStatus, decode_payload
+
+if TYPE_CHECKING:
+    from queueserver.fleet.history import FleetHistory
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +205,7 @@ class FleetRegistry:
         tz: tzinfo = timezone.utc,
         certificates: Sequence[Path] = (),
         known: Callable[[], list[Any]] | None = None,
+        history: "FleetHistory | None" = None,
     ) -> None:
         self.site = topics.validate_id(site, "site")
         self.certificates = list(certificates)  # broker certificates to warn about 30 days before they end
@@ -215,6 +225,10 @@ class FleetRegistry:
         self._accepted_config: dict[str, bytes] = {}  # device -> the last payload it accepted
         self._screenshots: dict[str, bytes] = {}
         self._max_alerts = max_alerts
+        self.history = history
+        if history is not None:  # what the page showed before a restart
+            self._alerts = history.alerts()[-max_alerts:]
+            self._accepted_config = history.accepted_configs()
         self._responses: dict[str, DeviceResponse] = {}
         self._lock = threading.Condition()
         self._stop = threading.Event()
@@ -268,13 +282,27 @@ class FleetRegistry:
         self._merge_known()
         now = self.clock()
         with self._lock:
-            return [d.to_json(now, self.stale_after, self.tz) for d in sorted(self._devices.values(), key=lambda d: d.device)]
+            return [self._json(d, now) for d in sorted(self._devices.values(), key=lambda d: d.device)]
 
     def device(self, device_id: str) -> dict[str, Any] | None:
         self._merge_known()
         with self._lock:
             health = self._devices.get(device_id)
-            return health.to_json(self.clock(), self.stale_after, self.tz) if health else None
+            return self._json(health, self.clock()) if health else None
+
+    def _json(self, health: DeviceHealth, now: datetime) -> dict[str, Any]:
+        """The device's entry, with the config it last accepted: ``accepted_config`` {revision, settings} or None."""
+        entry = health.to_json(now, self.stale_after, self.tz)
+        payload = self._accepted_config.get(health.device)
+        try:
+            settings = json.loads(payload) if payload else None
+        except (UnicodeDecodeError, ValueError):
+            settings = None
+        if isinstance(settings, dict):
+            entry["accepted_config"] = {"revision": _text(settings.pop("revision", None)), "settings": settings}
+        else:
+            entry["accepted_config"] = None
+        return entry
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every kept alert, newest first, each with ``resolved_at`` (None while it is still open)."""
@@ -306,6 +334,7 @@ class FleetRegistry:
             log.warning("dropped availability %r on %s", text[:40], topic)
             return
         now = self.clock()
+        resolved: list[AlertRecord] = []
         with self._lock:
             health = self._entry(match.device)
             online = text == topics.ONLINE
@@ -315,7 +344,8 @@ class FleetRegistry:
             health.online = online
             if online:
                 health.last_seen = now
-                self._resolve(match.device, "device_offline", now)
+                resolved = self._resolve(match.device, "device_offline", now)
+        self._keep_resolved(resolved)
         if text == topics.OFFLINE and not retained:
             self.check_offline()
 
@@ -332,6 +362,8 @@ class FleetRegistry:
             log.warning("dropped status on %s: it names device %s", topic, status.device)
             return
         paper_alert = None
+        resolved: list[AlertRecord] = []
+        accepted_now: bytes | None = None
         with self._lock:
             health = self._entry(match.device)
             before = health.printer_paper
@@ -363,13 +395,16 @@ class FleetRegistry:
             if health.printer_paper == "out" and before != "out" and not retained:
                 paper_alert = self._alert("paper_out", match.device, f"{_label(health)}: the ticket printer is out of paper")
             elif health.printer_paper != "out":
-                self._resolve(match.device, "paper_out", self.clock())
+                resolved = self._resolve(match.device, "paper_out", self.clock())
             accepted = status.details.get("config_revision")
             if accepted is not None and health.config_ok is not False:
                 seen = self._config_payloads.get(match.device, {}).get(str(accepted))
-                if seen is not None:
-                    self._accepted_config[match.device] = seen
-        if paper_alert:
+                if seen is not None and self._accepted_config.get(match.device) != seen:
+                    self._accepted_config[match.device] = accepted_now = seen
+        self._keep_resolved(resolved)
+        if accepted_now is not None:
+            self._keep_accepted(match.device, accepted_now)
+        if paper_alert and self._keep_alert(paper_alert):
             self._publish_alert(paper_alert)
 
     def _on_response(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -412,13 +447,18 @@ class FleetRegistry:
     def _config_answered(self, device: str, response: DeviceResponse) -> None:
         """Keep the retained config the last accepted one: a refusal puts the previous accepted payload back."""
         revision = response.transaction
+        changed = False
         with self._lock:
             payload = self._config_payloads.get(device, {}).get(revision or "")
             if response.status == "ok":
+                changed = payload is not None and self._accepted_config.get(device) != payload
                 if payload is not None:
                     self._accepted_config[device] = payload
-                return
             previous = self._accepted_config.get(device)
+        if response.status == "ok":
+            if changed and payload is not None:
+                self._keep_accepted(device, payload)
+            return
         if self.bus is None or payload is None:
             return  # not a push this registry has seen retained: nothing of ours to undo
         log.warning("device %s refused config %s; the retained config goes back to %s", device, revision,
@@ -458,8 +498,11 @@ class FleetRegistry:
                 if health.online is False and not health.offline_alerted and health.since is not None \
                         and now - health.since >= self.offline_grace:
                     health.offline_alerted = True
-                    raised.append(self._alert("device_offline", health.device,
-                                              f"{_label(health)} went offline at {health.since.astimezone(self.tz):%H:%M}"))
+                    alert = self._alert("device_offline", health.device,
+                                        f"{_label(health)} went offline at {health.since.astimezone(self.tz):%H:%M}")
+                    if alert is not None:
+                        raised.append(alert)
+        raised = [alert for alert in raised if self._keep_alert(alert)]
         for alert in raised:
             self._publish_alert(alert)
         return raised
@@ -476,24 +519,69 @@ class FleetRegistry:
                 message = f"cannot read the broker certificate {path}: {exc}"
             if message and message not in self._certificate_alerted:
                 self._certificate_alerted.add(message)
-                raised.append(self._alert("certificate_expiring", "broker", message))
+                with self._lock:
+                    alert = self._alert("certificate_expiring", "broker", message)
+                if alert is not None:
+                    raised.append(alert)
+        raised = [alert for alert in raised if self._keep_alert(alert)]
         for alert in raised:
             self._publish_alert(alert)
         return raised
 
-    def _alert(self, kind: str, device: str, message: str) -> Alert:
+    def _alert(self, kind: str, device: str, message: str) -> Alert | None:
+        """A new alert in the history (called under the lock); None when one is open already (kept from
+        before a restart): one alert per outage."""
+        message = message[:200]
+        for record in self._alerts:
+            if record.resolved_at is None and record.alert.device == device and record.alert.kind == kind \
+                    and (kind != "certificate_expiring" or record.alert.message == message):
+                return None
         alert = Alert(id=f"{kind.split('_')[0]}-{uuid.uuid4().hex[:12]}", ts=self.clock(), kind=kind,  # type: ignore[arg-type]
-                      device=device, message=message[:200])
+                      device=device, message=message)
         self._alerts.append(AlertRecord(alert))
         del self._alerts[:-self._max_alerts]
         log.warning("fleet alert: %s", alert.message)
         return alert
 
-    def _resolve(self, device: str, kind: str, when: datetime) -> None:
-        """Mark the device's open alerts of ``kind`` resolved (called under the lock)."""
+    def _resolve(self, device: str, kind: str, when: datetime) -> list[AlertRecord]:
+        """Mark the device's open alerts of ``kind`` resolved (called under the lock); returns them."""
+        resolved = []
         for record in self._alerts:
             if record.resolved_at is None and record.alert.device == device and record.alert.kind == kind:
                 record.resolved_at = when
+                resolved.append(record)
+        return resolved
+
+    # ------------------------------------------------------ kept in the store
+    def _keep_alert(self, alert: Alert) -> bool:
+        """Store a new alert; False when another server process had stored it already (its record replaces ours)."""
+        if self.history is None:
+            return True
+        try:
+            existing = self.history.add_alert(alert)
+        except Exception:  # the page still shows it; the next restart will not
+            log.exception("could not keep fleet alert %s in the store", alert.id)
+            return True
+        if existing is None:
+            return True
+        with self._lock:
+            self._alerts = [existing if r.alert.id == alert.id else r for r in self._alerts
+                            if r.alert.id != existing.alert.id or r.alert.id == alert.id]
+        return False
+
+    def _keep_resolved(self, records: list[AlertRecord]) -> None:
+        if self.history is not None and records:
+            try:
+                self.history.resolve(records)
+            except Exception:
+                log.exception("could not keep the resolution of fleet alerts in the store")
+
+    def _keep_accepted(self, device: str, payload: bytes) -> None:
+        if self.history is not None:
+            try:
+                self.history.accept_config(device, payload, self.clock())
+            except Exception:
+                log.exception("could not keep %s's accepted config in the store", device)
 
     def _publish_alert(self, alert: Alert) -> None:
         if self.bus is not None:

@@ -13,15 +13,19 @@
 The router brings its own lifespan: after the app's own start-up (which starts the
 server's MQTT bus, ``app.state.bus``), it creates the ``FleetRegistry`` for the app's
 site, subscribes it on that bus and keeps it in ``app.state.fleet``. The registry also
-lists the devices provisioned in ``devices.json`` of the server's data directory.
+lists the devices provisioned in ``devices.json`` of the server's data directory, and keeps
+its alert history and each device's accepted config in the app's store (``app.state.store``,
+``queueserver.fleet.history``), so a restarted server shows what it showed before.
 A command is sent only when the device says it answers it; rooms in a pushed config
 must be rooms of the hospital.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,13 +33,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.registry import DeviceRegistry
 from config.schema import ConfigError, validate_settings
 from queueserver.auth import principal_with_role
+from queueserver.fleet.history import FleetHistory
 from queueserver.fleet.registry import FleetRegistry
 from queueserver.fleet.rollout import Rollout
 
+log = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("fleet.html")
 GRACE_ENV = "CLINICFLOW_FLEET_OFFLINE_GRACE"
 
@@ -113,9 +120,15 @@ def fleet_router(*, offline_grace: float | None = None, stale_after: float = 180
 
         data_dir = getattr(app.state, "data_dir", None)
         known = DeviceRegistry(Path(data_dir) / "devices.json").all if data_dir is not None else None
-        registry = FleetRegistry(service.site, is_open=site_open(service.hospital), offline_grace=grace,
-                                 stale_after=stale_after, tz=service.hospital.tz, certificates=site_certificates(),
-                                 known=known)
+        store = getattr(app.state, "store", None)
+        history = FleetHistory(store, service.site) if store is not None else None
+        make = partial(FleetRegistry, service.site, is_open=site_open(service.hospital), offline_grace=grace,
+                       stale_after=stale_after, tz=service.hospital.tz, certificates=site_certificates(), known=known)
+        try:
+            registry = make(history=history)
+        except SQLAlchemyError:  # the page must come up, even if it forgets again at the next restart
+            log.exception("could not read the fleet's history from the store; keeping it in memory only")
+            registry = make()
         bus = getattr(app.state, "bus", None)
         if bus is not None:
             registry.attach(bus)

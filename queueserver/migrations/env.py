@@ -12,6 +12,7 @@ from sqlalchemy import create_engine
 from queueserver.store import database_url, metadata
 import queueserver.store_help  # noqa: F401,E402  (help, session and answer tables share the metadata)
 import queueserver.dashboard.tables  # noqa: E402,F401  (the dashboard's tables share the MetaData)
+import queueserver.fleet.tables  # noqa: E402,F401  (the fleet page's alert history and accepted configs)
 
 config = context.config
 target_metadata = metadata
