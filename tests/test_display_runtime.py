@@ -21,6 +21,7 @@ from hardware.speech import AlsaPlayer, EspeakSpeaker, FakeSpeaker, PhraseCache,
 from hardware.speech.numbers import speakable
 from protocol import topics
 from protocol.payloads import DeviceStatus, encode_payload
+from tests.fixtures_server import copy_demo_maps
 
 SITE = "demo"
 ROOT = Path(__file__).resolve().parent.parent
@@ -357,6 +358,7 @@ def test_calls_from_the_real_queue_server_are_shown_and_announced_once(queue_ser
     demo = (ROOT / "queueserver" / "demo_hospital.toml").read_text()
     hospital = tmp_path / "hospital.toml"
     hospital.write_text(demo.replace("recall_min_interval_s = 20", "recall_min_interval_s = 0"))  # no 20 s wait
+    copy_demo_maps(tmp_path)
     queue_server = queue_server_factory(hospital=hospital)
     speaker = FakeSpeaker()
     kiosk, admin = queue_server.client("kiosk"), queue_server.client("admin")
