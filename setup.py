@@ -50,7 +50,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["protocol*", "queueserver*", "kiosk*", "display*", "hardware*", "config*", "clinicflow*"]),
     include_package_data=True,
-    package_data={"": ["*.kv", "*.html", "*.js", "*.css", "*.toml", "*.json", "*.wav", "*.po", "*.mo", "*.pdf", "*.ini", "*.mako", "*.yaml"]},
+    package_data={"": ["*.kv", "*.html", "*.js", "*.css", "*.toml", "*.json", "*.wav", "*.po", "*.mo", "*.pdf", "*.ini", "*.mako", "*.yaml", "*.png"]},
     install_requires=[requirement for requirement, extras in RUNTIME if not extras],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["clinicflow=clinicflow.cli:main"]},

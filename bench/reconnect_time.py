@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import socket
 import statistics
 import sys
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     broker = MosquittoBroker(workdir=work / "mosquitto").start()
     hospital = work / "hospital.toml"
     hospital.write_text((ROOT / "queueserver" / "demo_hospital.toml").read_text())
+    for png in (ROOT / "queueserver").glob("demo_floor*.png"):  # its floor maps, beside it
+        shutil.copy(png, work / png.name)
     server = QueueServerProcess(work / "server", broker.url, site="bench", hospital=hospital).start()
     screens = [CallScreen(broker.url, "bench", ["r1"], speaker=FakeSpeaker(), device_id=f"door-{i}").start()
                for i in range(args.screens)]

@@ -1,7 +1,9 @@
 """``Announcer``: one worker, one queue: every call announced once, in arrival order, never overlapping.
 
 For each call: the chime, then the call's ``announce`` text in each configured language,
-the whole sequence ``repeats`` times. Speech failing (no audio device, engine missing) is
+the whole sequence ``repeats`` times. Figures are written out as words first, like the kiosk's voice
+(``hardware.speech.numbers.speakable``: "A012" is "A 零一二", "2 楼" is "二 楼"), so ``phrases`` hold
+exactly the words sent to the engine. Speech failing (no audio device, engine missing) is
 recorded and reported through ``on_health``; it never stops the worker or the screen.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hardware.speech.numbers import speakable
 from hardware.speech.port import Speaker, SpeechError
 from protocol.payloads import CallEvent
 
@@ -97,6 +100,7 @@ class Announcer:
         return record
 
     def _enqueue(self, record: Announcement, texts: dict[str, str]) -> None:
+        texts = {language: speakable(text, language) for language, text in texts.items()}
         if self.speaker is not None:
             for language in self.languages:
                 if texts.get(language):
@@ -108,7 +112,7 @@ class Announcer:
         if self.speaker is not None:
             for text, language in texts:
                 if language in self.languages:
-                    self.speaker.prepare(text, language)
+                    self.speaker.prepare(speakable(text, language), language)
 
     @property
     def pending(self) -> int:

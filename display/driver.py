@@ -6,7 +6,7 @@ Run in its own process (Kivy's Window is one per process), under Xvfb or on a re
 
 Writes ``DIR/<layout>-<langs>-<WxH>.png`` and ``DIR/report.json``: per case the texts shown,
 labels whose text does not fit, labels outside the window, texts drawn outside their room's
-tile, and the smallest font drawn against the legible minimum for the window. Sample data comes
+tile, the smallest font drawn against the legible minimum for the window, and each text's font size. Sample data comes
 from ``display.samples`` (the demo hospital; ``board20``: a hall board of 20 rooms with long
 department names and configured short names), fed straight into the view-model: no broker needed.
 """
@@ -42,7 +42,7 @@ def sample_view_model(layout: str, languages: list[str]):  # -> CallScreenViewMo
         for state in states[:8]:
             if state.current is not None:
                 event = samples.call_event(state.room, state.seq, state.current.ticket)
-                vm.show_call(event.model_copy(update={"room_name": state.room_name}))
+                vm.show_call(event.model_copy(update={"room_name": state.room_name, "room_where": state.room_where}))
     elif layout == "door-empty":
         vm = CallScreenViewModel(layout="door", rooms=["r1"], languages=languages)
         vm.show_state(samples.room_state("r1", 1, None, waiting=0))
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 "requested": size, "texts": [lb.text for lb in labels], "unfit": unfit, "outside": outside,
                 "outside_tile": outside_tile, "legible_min": legible_min(min(win_w, win_h)),
                 "screenshot": str(final), "min_font": min((lb.font_size for lb in labels if isinstance(lb, FitLabel)), default=0),
+                "fonts": {lb.text: lb.font_size for lb in labels if isinstance(lb, FitLabel)},
                 "smallest": sorted(({"text": lb.text, "font": lb.font_size} for lb in labels
                                     if isinstance(lb, FitLabel)), key=lambda e: e["font"])[:3],
             })

@@ -422,7 +422,8 @@ class CallScreen:
             return
         texts = []
         for ticket in state.next_tickets[: self.anticipate_count]:
-            for language, text in announcement_texts(ticket, state.room, dict(state.room_name)).items():
+            for language, text in announcement_texts(ticket, state.room, dict(state.room_name),
+                                                     where=dict(state.room_where)).items():
                 texts.append((text, language))
         self.announcer.anticipate(texts)
 

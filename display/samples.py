@@ -19,6 +19,13 @@ DEMO_ROOMS: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
     "r4": ("pediatrics", {"zh": "4 诊室", "en": "room 4", "yue": "4 診室"}, {"zh": "儿科", "en": "Pediatrics"}),
     "r9": ("emergency", {"zh": "急诊 9 室", "en": "emergency room 9", "yue": "急症 9 室"}, {"zh": "急诊", "en": "Emergency"}),
 }
+DEMO_WHERE: dict[str, dict[str, str]] = {  # the demo hospital file's room locations (Location.texts())
+    "r1": {"zh": "门诊楼 2 楼，出电梯左转第一间", "en": "Clinic building, floor 2, first door left from the lifts"},
+    "r2": {"zh": "门诊楼 2 楼，出电梯左转第二间", "en": "Clinic building, floor 2, second door left from the lifts"},
+    "r3": {"zh": "门诊楼 3 楼，出电梯右转", "en": "Clinic building, floor 3, right from the lifts"},
+    "r4": {"zh": "门诊楼 1 楼，大厅东侧", "en": "Clinic building, floor 1, east side of the hall"},
+    "r9": {"zh": "急诊楼 1 楼，沿地面红线走", "en": "Emergency building, floor 1, follow the red line on the floor"},
+}
 BOARD_DEPARTMENTS = [  # (zh, en, zh short, en short): a large outpatient floor, some names very long
     ("内科", "Internal medicine", "", ""), ("外科", "Surgery", "", ""), ("儿科", "Pediatrics", "", ""),
     ("妇产科", "Obstetrics and gynecology", "", "OB/GYN"), ("眼科", "Ophthalmology", "", "Eyes"),
@@ -41,27 +48,37 @@ def now() -> datetime:
 
 def room_state(room: str, seq: int, ticket: str | None = None, *, site: str = "demo", name: str = "张三丰",
                status: RoomStatus | str = RoomStatus.OPEN, next_tickets: tuple[str, ...] = (), recall_count: int = 0,
-               call_id: str | None = None, waiting: int | None = None) -> RoomState:
-    """A room snapshot with ``ticket`` being served (masked ``name``) and ``next_tickets`` waiting."""
+               call_id: str | None = None, waiting: int | None = None, where: bool = True) -> RoomState:
+    """A room snapshot with ``ticket`` being served (masked ``name``) and ``next_tickets`` waiting.
+
+    ``where``: with the room's location (``DEMO_WHERE``); False gives a snapshot from a server before locations.
+    """
     department, room_name, department_name = DEMO_ROOMS.get(room, ("internal", {"en": room}, {"en": "Clinic"}))
     current = None
     if ticket:
         current = CurrentCall(call_id=call_id or f"c{seq}-{room}", ticket=ticket, masked_name=mask_name(name),
                               called_at=now(), recall_count=recall_count)
-    return RoomState(seq=seq, ts=now(), site=site, room=room, room_name=room_name, department=department,
+    return RoomState(seq=seq, ts=now(), site=site, room=room, room_name=room_name,
+                     room_where=DEMO_WHERE.get(room, {}) if where else {}, department=department,
                      department_name=department_name, status=RoomStatus(status), current=current,
                      next_tickets=tuple(next_tickets), waiting_count=len(next_tickets) if waiting is None else waiting)
 
 
 def call_event(room: str, seq: int, ticket: str, *, site: str = "demo", kind: CallKind | str = CallKind.CALL,
-               call_id: str | None = None, name: str = "张三丰", recall_count: int = 0) -> CallEvent:
-    """A call (or recall) event with the server's announcement texts."""
+               call_id: str | None = None, name: str = "张三丰", recall_count: int = 0, where: bool = True) -> CallEvent:
+    """A call (or recall) event with the server's announcement texts.
+
+    ``where``: with the room's location (``DEMO_WHERE``), shown and said; False gives a call as a server
+    before locations sent it (no ``room_where``, the announcement without it).
+    """
     department, room_name, _ = DEMO_ROOMS.get(room, ("internal", {"en": room}, {}))
     kind = CallKind(kind)
+    room_where = DEMO_WHERE.get(room, {}) if where else {}
     return CallEvent(id=call_id or f"call-{next(_ids)}-{room}-{seq}", seq=seq, ts=now(), site=site, room=room,
-                     room_name=room_name, department=department, ticket=ticket, kind=kind,
+                     room_name=room_name, room_where=room_where, department=department, ticket=ticket, kind=kind,
                      masked_name=mask_name(name), recall_count=recall_count,
-                     announce=announcement_texts(ticket, room, room_name, recall=kind == CallKind.RECALL))
+                     announce=announcement_texts(ticket, room, room_name, recall=kind == CallKind.RECALL,
+                                                 where=room_where))
 
 
 def notice(zh: str = "李医生门诊推迟 20 分钟，请耐心等候", en: str = "Dr. Li's clinic is running 20 minutes late",
@@ -83,7 +100,12 @@ def board(count: int = 20, *, site: str = "demo") -> tuple[list[RoomState], dict
         if status == RoomStatus.OPEN:
             current = CurrentCall(call_id=f"b{i}", ticket=f"{'ABCDEFGHJK'[i % 10]}{i * 7 % 100:03d}",
                                   masked_name=mask_name(["张三丰", "John Smith", "欧阳娜娜", "李小龙"][i % 4]), called_at=now())
-        states.append(RoomState(seq=i, ts=now(), site=site, room=f"r{i}", room_name=names, department=f"d{i}",
+        # A long location (a large hospital's building names and directions), to show it still fits.
+        where = {"zh": f"门诊医技综合楼 {i % 5 + 1} 楼 {'ABC'[i % 3]} 区，出电梯后沿蓝色指示线右转到底",
+                 "en": f"Outpatient and diagnostics building, floor {i % 5 + 1}, wing {'ABC'[i % 3]}, "
+                       "right from the lifts to the end of the blue line"}
+        states.append(RoomState(seq=i, ts=now(), site=site, room=f"r{i}", room_name=names, room_where=where,
+                                department=f"d{i}",
                                 department_name={"zh": zh, "en": en}, status=status, current=current,
                                 waiting_count=i % 6, timezone="Asia/Shanghai"))
     return states, short

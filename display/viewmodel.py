@@ -59,6 +59,10 @@ class CallScreenViewModel(EventDispatcher):
     waiting_text = StringProperty("")
     highlight = BooleanProperty(False)
     """True for a while after a recall of the door screen's room: the view draws it highlighted."""
+    where_text = StringProperty("")
+    """Where the door screen's room is (building, floor, the way there), in the main language; "" if not given."""
+    where_subtext = StringProperty("")
+    """...and in the second language, when it says something else."""
 
     # hall board
     tiles = ListProperty([])
@@ -66,6 +70,17 @@ class CallScreenViewModel(EventDispatcher):
     history = ListProperty([])
     """Latest calls, newest first: ticket, room_title, time_text, recall, kind_text, call_id."""
     recent_caption = StringProperty("")
+
+    # the call just made, shown large for ``call_seconds`` (the hall board's call card)
+    call_showing = BooleanProperty(False)
+    call_recall = BooleanProperty(False)
+    call_ticket = StringProperty("")
+    call_room_text = StringProperty("")
+    """"请到 1 诊室" (a recall: "再次呼叫 · 请到 1 诊室")."""
+    call_where = StringProperty("")
+    """The called room's location in the main language: "门诊楼 2 楼，出电梯左转第一间"."""
+    call_subtext = StringProperty("")
+    """The room and its location in the second language: "Please go to room 1 · Clinic building, floor 2, ..."."""
 
     # every layout
     clock_text = StringProperty("")
@@ -84,7 +99,7 @@ class CallScreenViewModel(EventDispatcher):
 
     def __init__(self, *, layout: str = "door", rooms: list[str] | tuple[str, ...] = (),
                  languages: list[str] | tuple[str, ...] = ("zh", "en"), offline_after: float = 30.0,
-                 highlight_seconds: float = 15.0, tz: tzinfo | None = None,
+                 highlight_seconds: float = 15.0, call_seconds: float = 12.0, tz: tzinfo | None = None,
                  short_names: dict[str, dict[str, str]] | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         if not languages:
@@ -94,6 +109,8 @@ class CallScreenViewModel(EventDispatcher):
         self.languages = list(languages)
         self.offline_after = offline_after
         self.highlight_seconds = highlight_seconds
+        self.call_seconds = call_seconds
+        """How long the call card shows a call (a newer call replaces it at once)."""
         self.short_names = {room: dict(names) for room, names in (short_names or {}).items()}
         """Per room, per language: a short name shown where the full one cannot fit legibly."""
         self.tz = tz
@@ -103,6 +120,10 @@ class CallScreenViewModel(EventDispatcher):
         self._configured = list(rooms)  # the configured order; a removed room that comes back takes its place
         self._states: dict[str, RoomState] = {}
         self._highlight_until: dict[str, float] = {}
+        self._where: dict[str, dict[str, str]] = {}
+        """Each room's location as the server last sent it (snapshot or call)."""
+        self._call: CallEvent | None = None
+        self._call_until = 0.0
         self._disconnected_since: datetime | None = None
         self._notice: Notice | None = None
         self._render()
@@ -145,6 +166,7 @@ class CallScreenViewModel(EventDispatcher):
             order = self._configured.index if self._fixed_rooms else natural_key
             self.rooms = sorted([*self.rooms, state.room], key=order)  # type: ignore[arg-type]
         self._states[state.room] = state
+        self._where[state.room] = dict(state.room_where)
         self._touch(now)
         self._render()
 
@@ -161,6 +183,9 @@ class CallScreenViewModel(EventDispatcher):
         """The room no longer exists at the site: its tile goes (even from a configured list)."""
         self._states.pop(room, None)
         self._highlight_until.pop(room, None)
+        self._where.pop(room, None)
+        if self._call is not None and self._call.room == room:
+            self._call = None
         if room in self.rooms:
             self.rooms = [r for r in self.rooms if r != room]
         self.history = [h for h in self.history if h["room"] != room]
@@ -181,6 +206,9 @@ class CallScreenViewModel(EventDispatcher):
         self.history = [entry, *[h for h in self.history if h["call_id"] != event.id]][:HISTORY_LENGTH]
         if event.kind == CallKind.RECALL:
             self._highlight_until[event.room] = time.monotonic() + self.highlight_seconds
+        if event.room_where:  # an older server sends none: keep what its snapshot said
+            self._where[event.room] = dict(event.room_where)
+        self._call, self._call_until = event, time.monotonic() + self.call_seconds
         self.last_call_id = event.id
         self.calls_shown += 1
         self._touch(now)
@@ -218,9 +246,14 @@ class CallScreenViewModel(EventDispatcher):
         now = now or self._now()
         self.clock_text = (now.astimezone(self.tz) if self.tz else now).strftime("%H:%M")
         self._update_banner(now)
+        expired = self._call is not None and self._call_until <= time.monotonic()
+        if expired:
+            self._call = None
         if self._highlight_until and min(self._highlight_until.values()) <= time.monotonic():
             self._highlight_until = {r: t for r, t in self._highlight_until.items() if t > time.monotonic()}
             self._render()
+        elif expired:
+            self._render_call()
 
     # ----------------------------------------------------------- drawing
     def _now(self) -> datetime:
@@ -243,6 +276,28 @@ class CallScreenViewModel(EventDispatcher):
 
     def _short(self, room: str, language: str | None) -> str:
         return pick(self.short_names.get(room, {}), language, "") if language else ""
+
+    def _where_texts(self, room: str, where: dict[str, str] | None = None) -> tuple[str, str]:
+        """The room's location in the main language and, when it differs, in the second one."""
+        where = where if where else self._where.get(room, {})
+        main = pick(where, self.primary)
+        second = pick(where, self.secondary) if self.secondary else ""
+        return main, ("" if second == main else second)
+
+    def _render_call(self) -> None:
+        event = self._call
+        if event is None:
+            self.call_showing = self.call_recall = False
+            self.call_ticket = self.call_room_text = self.call_where = self.call_subtext = ""
+            return
+        names, lang, second = dict(event.room_name), self.primary, self.secondary
+        recall = event.kind == CallKind.RECALL
+        room_text = label(lang, "go_to", room=pick(names, lang, event.room))
+        self.call_room_text = f"{label(lang, 'recall')} · {room_text}" if recall else room_text
+        self.call_where, where_second = self._where_texts(event.room, dict(event.room_where))
+        sub = [label(second, "go_to", room=pick(names, second, event.room)), where_second] if second else []
+        self.call_subtext = " · ".join(p for p in sub if p)
+        self.call_ticket, self.call_recall, self.call_showing = event.ticket, recall, True
 
     def _tile(self, room: str) -> dict[str, object]:
         state = self._states.get(room)
@@ -292,9 +347,12 @@ class CallScreenViewModel(EventDispatcher):
             self.status_text = str(door["status_text"])
             self.waiting_text = str(door["waiting_text"])
             self.highlight = bool(door["highlight"])
+            self.where_text, self.where_subtext = self._where_texts(str(door["room"]))
         else:  # a door screen whose room was removed: show nobody rather than a stale call
             self.room_title = self.room_title_short = self.room_subtitle = self.room_subtitle_short = ""
             self.ticket_text = label(self.primary, "none")
             self.name_text = self.next_text = self.status_text = self.waiting_text = ""
+            self.where_text = self.where_subtext = ""
             self.highlight = False
+        self._render_call()
         self.last_render = time.time()

@@ -1,6 +1,8 @@
 """Small widgets the call-screen kv files use. Presentation only: no state, no MQTT."""
 from __future__ import annotations
 
+import re
+
 from kivy.clock import Clock
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
@@ -20,6 +22,22 @@ LEGIBLE_FLOOR = 14
 def legible_min(short_side: float) -> int:
     """The smallest font size a call screen may draw in a window whose shorter side is ``short_side`` px."""
     return max(LEGIBLE_FLOOR, round(LEGIBLE_AT_1080 * short_side / 1080))
+
+
+_CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+NBSP = "\u00a0"
+
+
+def cjk_breaks(text: str) -> str:
+    """Chinese text that wraps after its commas, not at the spaces around a figure.
+
+    Kivy breaks lines only at spaces, so "门诊楼 2 楼，出电梯左转" wraps as "门诊楼 2" / "楼，出电梯左转".
+    Here the spaces inside a phrase do not break (no-break spaces) and each "，" is followed by one that
+    does: "门诊楼 2 楼，" / "出电梯左转". " · " between parts still breaks. Text without CJK is unchanged.
+    """
+    if not _CJK.search(text):
+        return text
+    return " · ".join(part.replace(" ", NBSP).replace("，", "， ") for part in text.split(" · "))
 
 
 class FitLabel(Label):

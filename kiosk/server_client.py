@@ -113,6 +113,12 @@ class KioskServerClient:
     def ticket(self, ticket_id: str) -> TicketOut:
         return self._model(TicketOut, "GET", f"/api/v1/tickets/{ticket_id}")
 
+    def floor_map(self, path: str) -> bytes:
+        """The PNG at a ticket's ``where_map`` (a path on this server, "/api/v1/maps/floor2.png")."""
+        if not path.startswith("/api/v1/maps/"):
+            raise ValueError(f"not a floor map of this server: {path!r}")
+        return self._request("GET", path).content
+
     # -- patient ----------------------------------------------------------------------------------
     def identify(self, request: IdentifyRequest) -> PatientOut:
         return self._model(PatientOut, "POST", "/api/v1/patient/identify", json=self._body(request))

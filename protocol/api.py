@@ -36,6 +36,8 @@ class TicketOut(_Model):
     room_name: dict[str, str] = Field(default_factory=dict)
     where: dict[str, str] = Field(default_factory=dict, description="building, floor and the way to the room "
                                   "(or the department's waiting area before a room is known), per language")
+    where_map: str | None = Field(None, description="a small floor map of ``where`` (PNG) on this server, "
+                                  "e.g. /api/v1/maps/floor2.png; none when the hospital file gives none")
     status: str = Field(description="waiting, called, serving, done, no_show, cancelled")
     position: int | None = Field(None, description="1 = next; None once called")
     estimated_wait_min: int | None = None

@@ -68,12 +68,16 @@ class CurrentCall(BaseModel):
 class RoomState(_Payload):
     """Retained snapshot of one room: everything a screen needs to draw it from scratch."""
 
+    OMIT_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("room_where",)
+
     seq: int = Field(ge=0, description="monotonic per room within one epoch")
     epoch: Ident = Field(NO_EPOCH, description="the store generation: changes when the database may have been replaced")
     ts: datetime
     site: Ident
     room: Ident
     room_name: LanguageTexts = Field(default_factory=dict, description="display name per language")
+    room_where: LanguageTexts = Field(default_factory=dict, description="building, floor, the way there (optional, "
+                                      "like CallEvent.room_where: left off the wire when empty)")
     department: Ident
     department_name: LanguageTexts = Field(default_factory=dict)
     status: RoomStatus

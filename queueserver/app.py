@@ -711,6 +711,18 @@ def create_app(
     def status_page(ticket_id: str) -> HTMLResponse:
         return HTMLResponse(status_html)
 
+    @app.get("/api/v1/maps/{name}", tags=["tickets"], response_class=Response,
+             responses={200: {"content": {"image/png": {}}, "description": "the floor map"},
+                        404: {"model": ErrorOut, "description": "no such map"}})
+    def floor_map(name: str) -> Response:
+        """A floor map the hospital file names (``TicketOut.where_map``): public, like the status page."""
+        from queueserver.hospital_file import MAPS_DIR
+
+        path = data_dir / MAPS_DIR / name if data_dir is not None else None
+        if path is None or name not in service.hospital.maps() or not path.is_file():
+            raise ApiError(404, f"There is no floor map {name!r}.")
+        return Response(path.read_bytes(), media_type="image/png", headers={"Cache-Control": "public, max-age=300"})
+
     from queueserver.helpdesk_api import escalation_notifier, helpdesk_router  # desk page, help loop
     desk.on_escalate = escalation_notifier(
         service.site, publish_alert=lambda a: None if service.publisher is None else service.publisher.publish_alert(a),

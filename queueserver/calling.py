@@ -103,7 +103,7 @@ class Calling:
         event = CallEvent(id=call_id, seq=seq, ts=now, site=ctx.site, room=room.id, room_name=dict(room.name),
                           room_where=room.where(), department=row["department"], ticket=row["number"], kind=kind,
                           masked_name=row["masked_name"], recall_count=0,
-                          announce=announcement_texts(row["number"], room.id, room.name))
+                          announce=announcement_texts(row["number"], room.id, room.name, where=room.where()))
         self._announce(tx, event)
         return CallOut(call_id=call_id, kind=kind.value, room=room.id, ticket=self.tickets.out(tx.conn, row, now),
                        reason=placed.reason)
@@ -213,7 +213,8 @@ class Calling:
             self._announce(tx, CallEvent(
                 id=call_id, seq=seq, ts=now, site=ctx.site, room=room_id, room_name=dict(room.name),
                 room_where=room.where(), department=t["department"], ticket=t["number"], kind=CallKind.RECALL, masked_name=t["masked_name"],
-                recall_count=count, announce=announcement_texts(t["number"], room_id, room.name, recall=True)))
+                recall_count=count, announce=announcement_texts(t["number"], room_id, room.name, recall=True,
+                                                                     where=room.where())))
             self.guard.called(room_id, by, t["number"], now)
             return CallOut(call_id=call_id, kind="recall", room=room_id,
                            ticket=self.tickets.out_of(tx.conn, t["ticket_id"], now), reason=reason)

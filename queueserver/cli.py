@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from queueserver.app import create_app
     from queueserver.auth import TokenBook
     from queueserver.hospital.embedded import EmbeddedHospitalBackend
-    from queueserver.hospital_file import HospitalFileError, load_hospital, parse_hospital
+    from queueserver.hospital_file import DEMO_HOSPITAL, HospitalFileError, install_maps, load_hospital, parse_hospital
     from queueserver.publisher import MqttPublisher, server_bus
     from queueserver.service import QueueService
     from queueserver.store import Store
@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("hospital configuration from %s (changed through the admin API)", saved)
         else:
             hospital = load_hospital(args.hospital)
+            # floor maps beside the file, copied to DATA_DIR/maps: every HTTP process serves them from there
+            install_maps(hospital, Path(args.hospital or DEMO_HOSPITAL).parent, data_dir)
     except (HospitalFileError, ValueError) as exc:
         print(f"clinicflow server: {exc}", file=sys.stderr)
         return 2

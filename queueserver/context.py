@@ -116,6 +116,15 @@ class QueueContext:
         dept = self.hospital.department(dept_id)
         return dept.location.texts() if dept is not None and dept.location is not None else {}
 
+    def where_map(self, dept_id: str, room: Room | None) -> str | None:
+        """The floor map of ``where`` as a path on this server (the one of the same location), or None."""
+        if room is not None and room.location is not None:
+            name = room.location.map
+        else:
+            dept = self.hospital.department(dept_id)
+            name = dept.location.map if dept is not None and dept.location is not None else None
+        return f"/api/v1/maps/{name}" if name else None
+
     def rooms_sharing(self, room: Room) -> list[str]:
         """The rooms that share a department with ``room`` (itself included): one call changes all their lists."""
         depts = set(room.departments)

@@ -25,6 +25,13 @@ Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")]
 Names = Annotated[dict[Language, Annotated[str, Field(min_length=1, max_length=100)]], Field(min_length=1, max_length=8)]
 
 
+MapFile = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}\.png$", description='"floor2.png"')]
+MAX_MAP_BYTES = 256 * 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAPS_DIR = "maps"
+"""Where the server keeps the floor maps it serves, under its data directory (``install_maps``)."""
+
+
 class HospitalFileError(ClinicflowError, ValueError):
     """A hospital file that cannot be read or does not validate; ``problems`` lists each one."""
 
@@ -70,6 +77,8 @@ class Location(_Strict):
     building: Names | None = None
     floor: Annotated[str, Field(min_length=1, max_length=8)] | None = Field(None, description='"2", "B1", "G"')
     directions: Names | None = Field(None, description="from the lifts or the entrance, per language")
+    map: MapFile | None = Field(None, description="a small floor map: a PNG file beside the hospital file "
+                                "(at most 256 KB), shown on the kiosk's ticket screen and the phone status page")
 
     def texts(self) -> dict[str, str]:
         """One line per language: "门诊楼 2 楼，出电梯左转" / "Outpatient building, floor 2, left from the lifts"."""
@@ -186,6 +195,52 @@ class Hospital(_Strict):
     def rooms_for(self, dept_id: str) -> list[Room]:
         return [r for r in self.rooms if dept_id in r.departments]
 
+    def maps(self) -> dict[str, str]:
+        """Floor map file -> the first key naming it ("rooms.r1.location.map")."""
+        named: dict[str, str] = {}
+        for kind, items in (("departments", self.departments), ("rooms", self.rooms)):
+            for item in items:
+                if item.location is not None and item.location.map:
+                    named.setdefault(item.location.map, f"{kind}.{item.id}.location.map")
+        return named
+
+
+def check_maps(hospital: Hospital, folder: Path) -> dict[str, bytes]:
+    """Read every floor map the hospital names from ``folder``; HospitalFileError names each one that is
+    missing, too large or not a PNG."""
+    found, problems = {}, []
+    for name, key in hospital.maps().items():
+        try:
+            data = (folder / name).read_bytes()
+        except OSError as exc:
+            problems.append(f"{key}: cannot read {folder / name}: {exc.strerror}. Fix: put the PNG beside the "
+                            "hospital file, or remove the key")
+            continue
+        if not data.startswith(PNG_SIGNATURE):
+            problems.append(f"{key}: {name} is not a PNG image. Fix: save the map as PNG")
+        elif len(data) > MAX_MAP_BYTES:
+            problems.append(f"{key}: {name} is {len(data) // 1024} KB. Fix: a map of at most "
+                            f"{MAX_MAP_BYTES // 1024} KB (fewer colours, about 600 px wide) loads fast on a phone")
+        else:
+            found[name] = data
+    if problems:
+        raise HospitalFileError(f"{folder} floor maps are not valid:\n  " + "\n  ".join(problems), problems)
+    return found
+
+
+def install_maps(hospital: Hospital, folder: Path, data_dir: Path) -> list[str]:
+    """Copy the hospital's floor maps from ``folder`` (beside its file) to ``data_dir/maps``, where every
+    server process serves them from; returns their names. Raises HospitalFileError like ``check_maps``."""
+    target = data_dir / MAPS_DIR
+    maps = check_maps(hospital, folder)
+    if maps:
+        target.mkdir(parents=True, exist_ok=True)
+    for name, data in maps.items():
+        tmp = target / (name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target / name)
+    return sorted(maps)
+
 
 def parse_hospital(data: dict, *, source: str = "hospital file") -> Hospital:
     """Validate a parsed hospital file; raise HospitalFileError naming every bad key."""
@@ -213,4 +268,4 @@ def load_hospital(path: str | Path | None = None) -> Hospital:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise HospitalFileError(f"{path} is not valid TOML: {exc}") from None
-    return parse_hospital(data, source=str(path))
+    return parse_hospital(data, source=str(path))  # its floor maps are read when a server starts (install_maps)

@@ -73,8 +73,8 @@ class Snapshots:
             done[room.id] = (row["others_since_priority"], lanes)
         dept = room.departments[0]
         return RoomState(
-            seq=row["seq"], ts=now, site=ctx.site, room=room.id, room_name=dict(room.name), department=dept,
-            department_name=ctx.dept_name(dept), status=RoomStatus(row["status"]), current=current,
+            seq=row["seq"], ts=now, site=ctx.site, room=room.id, room_name=dict(room.name), room_where=room.where(),
+            department=dept, department_name=ctx.dept_name(dept), status=RoomStatus(row["status"]), current=current,
             next_tickets=tuple(p.ticket.number for p in head), waiting_count=len(lanes),
         )
 

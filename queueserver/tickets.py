@@ -68,6 +68,7 @@ class Tickets:
             ticket_id=row["ticket_id"], number=row["number"], department=row["department"],
             department_name=ctx.dept_name(row["department"]), room=room_id,
             room_name=dict(room.name) if room else {}, where=ctx.where(row["department"], room),
+            where_map=ctx.where_map(row["department"], room),
             status=row["status"], position=position,
             estimated_wait_min=wait, issued_at=row["issued_at"], masked_name=row["masked_name"],
             status_url=f"{ctx.public_url}/status/{row['ticket_id']}", already_checked_in=already,

@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +28,7 @@ from queueserver.process import QueueServerProcess
 if TYPE_CHECKING:
     from queueserver.store import Store
 
-__all__ = ["DEMO_HOSPITAL", "QueueServerProcess", "daytime_hospital", "daytime_zone", "module_queue_server", "queue_server", "queue_server_factory", "sqlite_store"]
+__all__ = ["DEMO_HOSPITAL", "QueueServerProcess", "copy_demo_maps", "daytime_hospital", "daytime_zone", "module_queue_server", "queue_server", "queue_server_factory", "sqlite_store"]
 
 DEMO_HOSPITAL = Path(__file__).resolve().parent.parent / "queueserver" / "demo_hospital.toml"
 
@@ -50,7 +51,14 @@ def daytime_hospital(path: Path, zone: ZoneInfo, text: str | None = None) -> Pat
     source = DEMO_HOSPITAL.read_text(encoding="utf-8") if text is None else text
     assert 'timezone = "Asia/Shanghai"' in source
     path.write_text(source.replace('timezone = "Asia/Shanghai"', f'timezone = "{zone.key}"'), encoding="utf-8")
+    copy_demo_maps(path.parent)
     return path
+
+
+def copy_demo_maps(folder: Path) -> None:
+    """Put the demo hospital's floor maps beside a copy of its file (a server refuses a file whose maps are missing)."""
+    for png in DEMO_HOSPITAL.parent.glob("demo_floor*.png"):
+        shutil.copy(png, folder / png.name)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from hardware.speech import FakeSpeaker
 from protocol import topics
 from protocol.errors import ProtocolError
 from protocol.payloads import DeviceStatus, RoomState, decode_payload, encode_payload
+from tests.fixtures_server import copy_demo_maps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,7 @@ def hospital_file(tmp_path: Path) -> Path:
     path = tmp_path / "hospital.toml"
     demo = (ROOT / "queueserver" / "demo_hospital.toml").read_text()
     path.write_text(demo.replace("recall_min_interval_s = 20", "recall_min_interval_s = 0"))
+    copy_demo_maps(tmp_path)
     return path
 
 

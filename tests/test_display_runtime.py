@@ -18,8 +18,10 @@ from display import samples
 from display.runtime import CallScreen
 from display.watchdog import STALL_EXIT_CODE, Watchdog
 from hardware.speech import AlsaPlayer, EspeakSpeaker, FakeSpeaker, PhraseCache, wav_duration
+from hardware.speech.numbers import speakable
 from protocol import topics
 from protocol.payloads import DeviceStatus, encode_payload
+from tests.fixtures_server import copy_demo_maps
 
 SITE = "demo"
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +60,10 @@ def test_a_call_is_shown_large_and_announced_with_chime_then_mandarin_then_engli
         assert screen.wait_for_call(call_id=call.id)
         assert screen.announcer.wait_for(1)
         assert screen.view_model.ticket_text == "A012" and screen.view_model.name_text == "张*丰"
-        zh, en = "请 A012 号到 1 诊室就诊", "Number A012, please go to room 1"
+        assert screen.view_model.where_text == "门诊楼 2 楼，出电梯左转第一间"
+        # Where the room is, after the room; figures as the words a person says (speakable).
+        zh = "请 A 零一二 号到 一 诊室就诊，门诊楼 二 楼，出电梯左转第一间"
+        en = "Number A, zero one two, please go to room one, Clinic building, floor two, first door left from the lifts"
         assert speaker.events == ["chime", ("zh", zh), ("en", en), ("zh", zh), ("en", en)]
         assert screen.announcements[0].ok and screen.announcements[0].call_id == call.id
     finally:
@@ -91,12 +96,13 @@ def test_recall_is_announced_again_and_highlighted(mosquitto, server):
     speaker = FakeSpeaker()
     screen = ready_screen(mosquitto.url, ["r1"], server, speaker, repeats=1)
     try:
-        publish(server, topics.calls(SITE), samples.call_event("r1", 2, "A012"))
-        recall = samples.call_event("r1", 3, "A012", kind="recall", recall_count=1)
+        # Calls as a server from before room locations sends them (no room_where): said without one.
+        publish(server, topics.calls(SITE), samples.call_event("r1", 2, "A012", where=False))
+        recall = samples.call_event("r1", 3, "A012", kind="recall", recall_count=1, where=False)
         publish(server, topics.calls(SITE), recall)
         assert screen.announcer.wait_for(2) and screen.wait_for_call(call_id=recall.id)
-        assert screen.announcements[1].phrases == [("zh", "再次呼叫，请 A012 号到 1 诊室就诊"),
-                                                   ("en", "Calling again. Number A012, please go to room 1")]
+        assert screen.announcements[1].phrases == [("zh", "再次呼叫，请 A 零一二 号到 一 诊室就诊"),
+                                                   ("en", "Calling again. Number A, zero one two, please go to room one")]
         assert screen.view_model.highlight and screen.view_model.history[0]["recall"]
     finally:
         screen.stop()
@@ -108,7 +114,9 @@ def test_cantonese_screen_speaks_and_shows_cantonese(mosquitto, server):
     try:
         publish(server, topics.calls(SITE), samples.call_event("r1", 2, "A012"))
         assert screen.announcer.wait_for(1)
-        assert speaker.events == ["chime", ("yue", "请 A012 号到 1 診室睇症"), ("en", "Number A012, please go to room 1")]
+        assert speaker.events == ["chime", ("yue", "请 A 零一二 号到 一 診室睇症，门诊楼 二 楼，出电梯左转第一间"),
+                                  ("en", "Number A, zero one two, please go to room one, Clinic building, floor two, "
+                                         "first door left from the lifts")]
         assert screen.view_model.caption_text == "現正診症"
     finally:
         screen.stop()
@@ -335,9 +343,9 @@ def test_pushed_settings_change_rooms_languages_and_repeats_live(mosquitto, serv
         assert screen.wait_until(lambda vm: vm.caption_text == "Now serving" and vm.ticket_text == "A044", 10)
         assert screen.view_model.room_title == "room 2"
         publish(server, topics.calls(SITE), samples.call_event("r1", 9, "A009"))  # no longer this screen's room
-        publish(server, topics.calls(SITE), samples.call_event("r2", 5, "A045"))
+        publish(server, topics.calls(SITE), samples.call_event("r2", 5, "A045", where=False))
         assert screen.announcer.wait_for(1)
-        assert speaker.events == ["chime", ("en", "Number A045, please go to room 2")]
+        assert speaker.events == ["chime", ("en", "Number A, zero four five, please go to room two")]
         with pytest.raises(ValueError):
             screen.apply_settings({"rooms": ["r1", "r2"]})
     finally:
@@ -350,6 +358,7 @@ def test_calls_from_the_real_queue_server_are_shown_and_announced_once(queue_ser
     demo = (ROOT / "queueserver" / "demo_hospital.toml").read_text()
     hospital = tmp_path / "hospital.toml"
     hospital.write_text(demo.replace("recall_min_interval_s = 20", "recall_min_interval_s = 0"))  # no 20 s wait
+    copy_demo_maps(tmp_path)
     queue_server = queue_server_factory(hospital=hospital)
     speaker = FakeSpeaker()
     kiosk, admin = queue_server.client("kiosk"), queue_server.client("admin")
@@ -367,7 +376,11 @@ def test_calls_from_the_real_queue_server_are_shown_and_announced_once(queue_ser
         assert [(a.ticket, a.kind) for a in screen.announcements] == [(called[0], "call"), (called[1], "call"),
                                                                       (called[1], "recall")]
         assert screen.wait_until(lambda vm: vm.ticket_text == called[1] and vm.highlight, 5)
-        assert speaker.spoken[0].text == f"请 {called[0]} 号到 1 诊室就诊"
+        # The demo hospital file's location of room 1, said after the room and shown on the door screen.
+        ticket = speakable(called[0], "zh")
+        assert speaker.spoken[0].text == f"请 {ticket} 号到 一 诊室就诊，门诊楼 二 楼，出电梯左转第一间"
+        assert screen.view_model.where_text == "门诊楼 2 楼，出电梯左转第一间"
+        assert screen.view_model.where_subtext == "Clinic building, floor 2, first door left from the lifts"
     finally:
         screen.stop()
         kiosk.close()

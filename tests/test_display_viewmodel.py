@@ -87,6 +87,35 @@ def test_recall_highlight_fades():
     assert not vm.highlight
 
 
+def test_a_call_shows_where_the_room_is_on_the_call_card_until_it_fades():
+    vm = CallScreenViewModel(layout="hall", rooms=["r1", "r3"], languages=("zh", "en"), call_seconds=60)
+    vm.show_state(samples.room_state("r3", 1, "B001"))
+    assert not vm.call_showing and vm.call_where == ""
+    vm.show_call(samples.call_event("r3", 2, "B002"))
+    assert vm.call_showing and (vm.call_ticket, vm.call_room_text) == ("B002", "请到 3 诊室")
+    assert vm.call_where == "门诊楼 3 楼，出电梯右转"
+    assert vm.call_subtext == "Please go to room 3 · Clinic building, floor 3, right from the lifts"
+    vm.set_languages(("en",))
+    assert (vm.call_room_text, vm.call_where, vm.call_subtext) == (
+        "Please go to room 3", "Clinic building, floor 3, right from the lifts", "")
+    vm.call_seconds = 0
+    vm.show_call(samples.call_event("r1", 3, "A003", kind="recall"))
+    assert vm.call_recall and vm.call_room_text == "Recall · Please go to room 1"
+    vm.tick()
+    assert not vm.call_showing and vm.call_ticket == vm.call_where == ""
+
+
+def test_a_call_from_a_server_without_locations_still_shows_and_keeps_what_the_snapshot_said():
+    vm = door()
+    vm.show_state(samples.room_state("r1", 1, "A001", where=False))
+    vm.show_call(samples.call_event("r1", 2, "A002", where=False))
+    assert vm.where_text == vm.where_subtext == vm.call_where == "" and vm.call_room_text == "请到 1 诊室"
+    vm.show_state(samples.room_state("r1", 3, "A002"))  # the server's snapshot says where the room is
+    vm.show_call(samples.call_event("r1", 3, "A002", where=False))
+    assert vm.where_text == "门诊楼 2 楼，出电梯左转第一间" and vm.call_where == vm.where_text
+    assert vm.where_subtext == "Clinic building, floor 2, first door left from the lifts"
+
+
 def test_notice_line_shows_both_languages_and_respects_its_rooms():
     vm = door()
     vm.show_notice(samples.notice())

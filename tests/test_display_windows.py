@@ -104,6 +104,32 @@ def test_hall_board_texts_in_mandarin_and_english(rendered):
         assert text in en, text
 
 
+def shown(case: dict) -> dict[str, float]:
+    """Each text drawn and its font size, as written (display.widgets.cjk_breaks only moves where lines break)."""
+    return {t.replace("\u00a0", " ").replace("， ", "，"): f for t, f in case["fonts"].items()}
+
+
+@pytest.mark.parametrize("layout", ["door", "hall"])
+def test_the_called_room_says_where_it_is_large_enough_to_read_across_the_room(rendered, layout):
+    """The hospital file's location of the room (building, floor, the way there) is on screen with the call:
+    on the door screen under the number, on the hall board on the call card over the board; at least twice
+    the legible minimum in the main language, at every size."""
+    zh, en = samples.DEMO_WHERE["r1"]["zh"], samples.DEMO_WHERE["r1"]["en"]
+    for name, case in rendered.items():
+        if not name.startswith(layout + "-") or name.startswith("door-empty"):
+            continue
+        main, second = (zh, en) if case["languages"][0] == "zh" else (en, zh)
+        fonts = shown(case)
+        assert main in fonts, f"{name}: where the room is not shown"
+        assert fonts[main] >= 2 * case["legible_min"], f"{name}: {main!r} at {fonts[main]} px"
+        if len(case["languages"]) > 1:
+            assert any(second in t for t in fonts), f"{name}: no second-language location"
+    card = shown(rendered["hall-zh+en-1920x1080"])
+    assert "A012" in card and "再次呼叫 · 请到 1 诊室" in card and "Please go to room 1 · " + en in card
+    board = shown(rendered["board20-zh+en-800x480"])  # a long location still fits, wrapped
+    assert any(t.startswith("门诊医技综合楼") for t in board) and any("blue line" in t for t in board)
+
+
 def test_clinicflow_display_command_shows_a_call_and_reports_it(mosquitto, tmp_path, artifacts_dir):
     site = "wincli"
     server = PahoMessageBus(mosquitto.url)

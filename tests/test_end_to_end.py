@@ -19,6 +19,7 @@ from display.runtime import CallScreen
 from hardware.escpos_preview import parse as parse_escpos
 from hardware.speech import EspeakSpeaker
 from hardware.speech.cache import PhraseCache
+from hardware.speech.numbers import speakable
 from hardware.ticket_printer import EscposTicketPrinter
 from kiosk.server_client import KioskServerClient
 from kiosk.viewmodels import KioskViewModel
@@ -83,7 +84,9 @@ def test_patient_checks_in_at_the_kiosk_and_is_called_and_announced(queue_server
     assert screen.announcer.wait_for(1, timeout=20)
     spoken = screen.announcements[0]
     assert [lang for lang, _ in spoken.phrases] == ["zh", "en"]
-    assert f"Number {ticket.number}, please go to room 1" in dict(spoken.phrases)["en"]
+    # Figures as words (speakable), and where room 1 is (the demo hospital file's location).
+    assert dict(spoken.phrases)["en"] == (f"{speakable(f'Number {ticket.number}', 'en')}, please go to room one, "
+                                          "Clinic building, floor two, first door left from the lifts")
     wavs = [p for p in speaker.synthesised if p.name != "chime.wav"]
     assert wavs and all(_wav_seconds(p) > 0.5 for p in wavs)
 

@@ -23,7 +23,7 @@ from kiosk.clock import ManualClock
 from kiosk.payment_journal import PaymentJournal
 from kiosk.server_client import KioskServerClient
 from kiosk.viewmodels import KioskSettings, KioskViewModel
-from tests.fixtures_server import QueueServerProcess, daytime_hospital, daytime_zone
+from tests.fixtures_server import DEMO_HOSPITAL, QueueServerProcess, daytime_hospital, daytime_zone
 
 TZ = daytime_zone()  # the hospital's wall clock at mid-morning: the demo's late and early patients are today's
 
@@ -511,3 +511,6 @@ def test_ticket_with_its_room_prints_where_the_room_is(kiosk):
     assert ticket.room == "r2" and ticket.where["en"] == "Clinic building, floor 2, second door left from the lifts"
     assert "位置：门诊楼 2 楼，出电梯左转第二间" in kiosk.printer.last_text
     assert "出电梯左转第二间" in vm.ticket.room_text  # on the ticket screen and in what voice mode says
+    # and the floor map the hospital file gives for room 2, fetched from the server for the ticket screen
+    assert ticket.where_map == "/api/v1/maps/demo_floor2.png"
+    assert vm.ticket.floor_map == (DEMO_HOSPITAL.parent / "demo_floor2.png").read_bytes()

@@ -98,6 +98,9 @@ def test_paper_out_ticket_and_red_flag_screens(run):
     assert "photo" in shots["en-normal-20-ticket-paper-out"]["print_problem"]
     assert "拍" in shots["zh-large-20-ticket-paper-out"]["print_problem"]
     assert shots["en-normal-19-ticket"]["print_problem"] == ""
+    # the floor map the hospital file gives for the ticket's waiting area; large text has no room for it
+    assert shots["zh-normal-19-ticket"]["floor_map"] and shots["en-normal-19-ticket"]["floor_map"]
+    assert not shots["zh-large-19-ticket"]["floor_map"] and not shots["en-normal-02-checkin-wrong-number"]["floor_map"]
     assert shots["en-normal-18-guide-red-flag"]["screen"] == "register"
     assert "Emergency" in shots["en-normal-18-guide-red-flag"]["prompt"]
     assert shots["zh-normal-02-checkin-wrong-number"]["error"].startswith("没有找到预约号 AP9999")

@@ -6,6 +6,7 @@ import pytest
 
 from protocol import CallEvent, ProtocolError, RoomState, decode_payload, encode_payload, mask_name, topics
 from protocol.announce import announcement_texts
+from protocol.payloads import RoomStatus
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc)
 
@@ -100,3 +101,24 @@ def test_a_call_without_a_room_location_is_what_older_screens_accept_and_one_wit
     where = {"zh": "门诊楼 2 楼，出电梯左转", "en": "Outpatient building, floor 2, left from the lifts"}
     located = decode_payload(CallEvent, encode_payload(_call().model_copy(update={"room_where": where})))
     assert located.room_where == where and decode_payload(CallEvent, plain).room_where == {}
+
+
+def test_a_room_snapshot_carries_its_location_only_when_it_has_one():
+    state = RoomState(seq=1, ts=datetime(2026, 12, 3, tzinfo=timezone.utc), site="demo", room="r1",
+                      department="internal", status=RoomStatus.OPEN)
+    plain = encode_payload(state)
+    assert b"room_where" not in plain and decode_payload(RoomState, plain).room_where == {}
+    where = {"zh": "门诊楼 2 楼，出电梯左转", "en": "Clinic building, floor 2, left from the lifts"}
+    located = decode_payload(RoomState, encode_payload(state.model_copy(update={"room_where": where})))
+    assert located.room_where == where
+
+
+def test_the_announcement_says_where_the_room_is_and_stays_within_a_payload():
+    where = {"zh": "门诊楼 2 楼，出电梯左转", "en": "Clinic building, floor 2, left from the lifts"}
+    texts = announcement_texts("A012", "r3", {"zh": "3 诊室", "en": "room 3"}, where=where, recall=True)
+    assert texts == {"zh": "再次呼叫，请 A012 号到 3 诊室就诊，门诊楼 2 楼，出电梯左转",
+                     "en": "Calling again. Number A012, please go to room 3, Clinic building, floor 2, left from the lifts",
+                     "yue": "再次呼叫，请 A012 号到 3 诊室睇症，门诊楼 2 楼，出电梯左转"}
+    # A location too long to say within a call's 200 characters is left to the screen, never refused.
+    huge = announcement_texts("A012", "r3", {"zh": "3 诊室", "en": "room 3"}, where={"en": "x" * 190})
+    assert huge["en"] == "Number A012, please go to room 3"

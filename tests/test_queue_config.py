@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import sqlite3
+import tomllib
 
 import pytest
 
-from queueserver.hospital_file import DEMO_HOSPITAL, HospitalFileError, load_hospital
+from queueserver.hospital_file import DEMO_HOSPITAL, HospitalFileError, install_maps, load_hospital, parse_hospital
 from queueserver.store import Store
 
 GOOD = DEMO_HOSPITAL.read_text(encoding="utf-8")
@@ -50,6 +51,22 @@ def test_broken_toml_and_missing_file_are_reported_plainly(tmp_path):
         load_hospital(broken)
     with pytest.raises(HospitalFileError, match="cannot read hospital file"):
         load_hospital(tmp_path / "nope.toml")
+
+
+def test_floor_maps_are_checked_and_copied_where_the_server_serves_them(tmp_path):
+    hospital = load_hospital(DEMO_HOSPITAL)
+    assert hospital.room("r1").location.map == "demo_floor2.png" and hospital.room("r4").location.map is None
+    assert install_maps(hospital, DEMO_HOSPITAL.parent, tmp_path) == ["demo_floor2.png", "demo_floor3.png"]
+    assert (tmp_path / "maps" / "demo_floor3.png").read_bytes() == (DEMO_HOSPITAL.parent / "demo_floor3.png").read_bytes()
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir()
+    (elsewhere / "demo_floor2.png").write_bytes(b"GIF89a not a png")
+    with pytest.raises(HospitalFileError) as err:  # a copy of the file without its maps, or a map in another format
+        install_maps(hospital, elsewhere, tmp_path / "data")
+    assert err.value.problems[0].startswith("departments.internal.location.map: demo_floor2.png is not a PNG")
+    assert err.value.problems[1].startswith("departments.surgery.location.map: cannot read")
+    with pytest.raises(HospitalFileError, match="location.map: String should match pattern"):  # no paths
+        parse_hospital(tomllib.loads(GOOD.replace('map = "demo_floor3.png"', 'map = "../secret.png"', 1)))
 
 
 def test_server_refuses_to_start_on_a_bad_hospital_file(tmp_path, capsys):

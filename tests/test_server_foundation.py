@@ -105,8 +105,11 @@ def test_call_next_publishes_call_and_retained_state(queue_server, kiosk, clinic
         assert "inside slot" in call["reason"]
         event, _ = calls.wait_for(lambda e: e.ticket == ticket["number"])
         assert event.kind.value == "call" and event.room == "r1"
-        assert event.announce["zh"] == f"请 {ticket['number']} 号到 1 诊室就诊"
-        assert event.announce["en"] == f"Number {ticket['number']}, please go to room 1"
+        # The room's location from the hospital file: shown by the screens, said after the room.
+        assert event.room_where["zh"] == "门诊楼 2 楼，出电梯左转第一间"
+        assert event.announce["zh"] == f"请 {ticket['number']} 号到 1 诊室就诊，门诊楼 2 楼，出电梯左转第一间"
+        assert event.announce["en"] == (f"Number {ticket['number']}, please go to room 1, Clinic building, floor 2, "
+                                        "first door left from the lifts")
     finally:
         calls.close()
     # A subscriber that connects after the call still gets the room's state (retained).
@@ -114,6 +117,7 @@ def test_call_next_publishes_call_and_retained_state(queue_server, kiosk, clinic
     try:
         state, retained = late.wait_for(lambda s: s.current is not None)
         assert retained and state.current.ticket == ticket["number"] and state.seq == event.seq
+        assert state.room_where == event.room_where  # a screen that starts now can say where the room is
     finally:
         late.close()
     assert clinician.get("/api/v1/rooms/r1/state").json()["current"]["ticket"] == ticket["number"]

@@ -68,7 +68,13 @@ def test_patient_status_page_follows_the_ticket_and_takes_the_survey(queue_serve
         expect(page.locator("#room")).to_contain_text("3 诊室")
         # and where room 3 is, from the hospital file: the patient finds it from the phone
         expect(page.locator("#where")).to_have_text("门诊楼 3 楼，出电梯右转 · Clinic building, floor 3, right from the lifts")
-        page.screenshot(path=str(artifacts_dir / "queue-status-called.png"))
+        # with the floor map the hospital file gives for it, loaded and within the phone's width
+        floor_map = page.locator("#where_map")
+        expect(floor_map).to_be_visible()
+        page.wait_for_function("document.getElementById('where_map').naturalWidth > 0")
+        box = floor_map.bounding_box()
+        assert box is not None and 0 < box["x"] and box["x"] + box["width"] <= page.viewport_size["width"]
+        page.screenshot(path=str(artifacts_dir / "queue-status-called.png"), full_page=True)
         clinician.post("/api/v1/rooms/r3/finish").raise_for_status()
 
         expect(page.locator("#survey")).to_be_visible()

@@ -250,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "countdown_lines": round(countdown.texture_size[1] / (countdown.font_size * 1.2)),
                                 "max_font": max(prompt_sizes, default=0), "min_font": min(prompt_sizes, default=0),
                                 "prompt": vm.current.prompt, "error": vm.current.error,
-                                "print_problem": vm.ticket.print_problem if vm.screen == "ticket" else ""})
+                                "print_problem": vm.ticket.print_problem if vm.screen == "ticket" else "",
+                                "floor_map": any(type(w).__name__ == "FloorMap"
+                                                 for w in root.ids.screens.current_screen.walk())})
 
     def run_next(_dt=None) -> None:
         if not steps:

@@ -13,7 +13,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
-from kiosk.ui.widgets import (BigButton, CardSlotHint, Centered, Column, Columns, Grid, QrCode, Row, TextLabel, app,
+from kiosk.ui.widgets import (BigButton, CardSlotHint, Centered, Column, Columns, FloorMap, Grid, QrCode, Row, TextLabel, app,
                                keypad)
 
 
@@ -331,6 +331,10 @@ class TicketScreen(FlowScreen):
                 TextLabel(vm.number, size=2.2, bold=True, halign="center"),
                 TextLabel(vm.room_text, size=1.1, bold=True, halign="center"),
                 TextLabel(vm.position_text + ("  ·  " + vm.wait_text if vm.wait_text else ""), halign="center")]
+        # The hospital's floor map of that place, under the words saying where it is. Not in large text:
+        # the number, the place and the QR code fill the glass there, and a map small enough to fit is unreadable.
+        if vm.floor_map and not self.large:
+            left.insert(3, FloorMap(vm.floor_map, height=170 * a.scale))
         if vm.print_problem:
             left.append(TextLabel(vm.print_problem, color=a.palette.danger, bold=True))
         elif vm.printed:

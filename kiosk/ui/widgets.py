@@ -164,6 +164,14 @@ class QrCode(Image):
         self.bind(pos=lambda *_: setattr(self._bg, "pos", self.pos), size=lambda *_: setattr(self._bg, "size", self.size))
 
 
+class FloorMap(Image):
+    """A floor map (PNG bytes from the server) drawn as large as ``height`` allows, keeping its shape."""
+
+    def __init__(self, png: bytes, *, height: float, **kw) -> None:
+        texture = CoreImage(io.BytesIO(png), ext="png").texture
+        super().__init__(texture=texture, size_hint=(1, None), height=height, fit_mode="contain", **kw)
+
+
 class CardSlotHint(BoxLayout):
     """A small drawing of a card going into the reader's slot (an arrow towards it) beside ``text``."""
 

@@ -5,11 +5,14 @@ the patient is asked to take a photo; the fault goes into the kiosk's device sta
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 
 from kiosk.viewmodels.base import FlowViewModel, VoiceOption
+
+log = logging.getLogger(__name__)
 
 
 class TicketViewModel(FlowViewModel):
@@ -21,13 +24,32 @@ class TicketViewModel(FlowViewModel):
     position_text = StringProperty("")
     wait_text = StringProperty("")
     qr_text = StringProperty("")
+    floor_map = ObjectProperty(None, allownone=True)
+    """PNG bytes of the floor map of where the ticket sends the patient (``TicketOut.where_map``), or None."""
 
     def show(self, ticket: Any) -> None:
         self.ticket = ticket
         self.printed = False
         self.print_problem = ""
+        self.floor_map = None
         self.kiosk.go("ticket")
+        self._fetch_map()
         self._print()
+
+    def _fetch_map(self) -> None:
+        """Load the ticket's floor map, if the hospital gives one; without it the screen simply has none."""
+        path, client = getattr(self.ticket, "where_map", None), self.kiosk.client
+        if not path or client is None:
+            return
+        ticket = self.ticket
+
+        def loaded(png: Any, error: BaseException | None) -> None:
+            if error is not None:
+                log.warning("no floor map for ticket %s: %s", ticket.number, error)
+            elif self.ticket is ticket:
+                self.floor_map = png
+
+        self.kiosk.run(self, lambda: client.floor_map(path), loaded)
 
     def enter(self) -> None:
         self._describe()
