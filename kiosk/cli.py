@@ -74,11 +74,30 @@ def options_from_config(config: Any) -> dict[str, Any]:
         "server": config.server.url, "token": api_token(config),
         **broker_options(config),  # URL, user, password and CA: config.broker_settings
         "language": language, "idle_timeout": float(settings.idle_timeout_s),
+        "voice": cantonese_voice(settings.languages),
         "printer": spec, "printer_profile": profile, "scanner": scanner, "card_reader": card_reader,
         "speaker": hw.speaker.adapter, "audio_device": hw.speaker.audio_device,
         # A provisioned kiosk has no setting for a terminal or report printer: none, never a fake one.
         "terminal": "none", "report_printer": "none", "fullscreen": True,
     }
+
+
+def cantonese_voice(languages: Any) -> str:
+    """``--voice``: a kiosk whose device languages list ``yue`` reads its Chinese screens in Cantonese
+    (there is no Cantonese catalogue: Cantonese speakers read written Chinese; docs/languages.md)."""
+    return "zh=yue" if "yue" in languages and "zh" in languages else ""
+
+
+def spoken_languages(value: str) -> dict[str, str]:
+    """``--voice zh=yue``: the voice each screen language is read in (empty: each in its own)."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        screen, _, voice = item.partition("=")
+        if screen not in KIOSK_LANGUAGES or voice not in ("zh", "en", "yue"):
+            raise SystemExit(f"clinicflow kiosk: --voice takes SCREEN=VOICE pairs like zh=yue "
+                             f"(screens: {', '.join(KIOSK_LANGUAGES)}; voices: zh, en, yue), not {item!r}")
+        pairs[screen] = voice
+    return pairs
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -109,6 +128,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--audio-device", default=None, help="ALSA device for the voice (default: the default card)")
     p.add_argument("--panel", default="none", help="help and voice keys: none | gpio")
     p.add_argument("--language", default="zh", choices=["zh", "en"])
+    p.add_argument("--voice", default="", metavar="SCREEN=VOICE",
+                   help="read a screen language in another voice, e.g. zh=yue (Chinese screens in Cantonese)")
     p.add_argument("--size", default="1280x800", help="window size WxH")
     p.add_argument("--fullscreen", action="store_true")
     p.add_argument("--journal", default=os.environ.get("CLINICFLOW_KIOSK_JOURNAL", "clinicflow-data/kiosk-journal.sqlite3"),
@@ -229,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     vm = KioskViewModel(
         client=client, tasks=tasks, speech=speech, clock=KivyScheduler(), journal=journal,
         settings=KioskSettings(device_id=args.device_id, site=args.site, idle_timeout=args.idle_timeout,
-                               timezone=args.timezone),
+                               timezone=args.timezone, spoken_language=spoken_languages(args.voice)),
         guide=SymptomGuide.load(args.symptom_guide) if args.symptom_guide else None, language=args.language,
         # the speaker is the voice worker's; the fleet agent below still probes it (devices keeps it)
         **{name: device for name, device in devices.items() if name != "speaker"})

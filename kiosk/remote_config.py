@@ -15,7 +15,8 @@ a remote ``self_test``), never "ok" for a part nobody asked:
 * the Pi's own health: under-voltage, SD-card errors, temperature, disk free.
 
 Pushed settings applied live: ``idle_timeout_s``, ``languages`` / ``default_language``
-(the kiosk's screens speak zh and en; a push offering neither is refused), ``volume`` of
+(the kiosk's screens speak zh and en; a push offering neither is refused; ``yue`` beside ``zh``
+reads the Chinese screens aloud in Cantonese), ``volume`` of
 the voice mode (``hardware.speech.volume``) when the kiosk has a speaker. Keys a kiosk has
 no use for (``rooms``, ``announce_repeat``, ``orientation``, ``modes``) are answered as
 ``not_used``. A ``reboot`` waits while a patient is mid-session.
@@ -108,8 +109,17 @@ def attach_kiosk(agent: Any, vm: Any, devices: dict[str, Any], *, audio_device: 
         if player is not None:  # a pushed volume; left out of the push: as synthesised (not the schema's default)
             set_volume(speaker, settings["volume"] if "volume" in agent.pushed_keys else 100)
 
+        # A pushed ``yue`` beside ``zh``: the Chinese screens are read in Cantonese; without a pushed list the
+        # start-up choice (--voice, or the device file's languages) stays.
+        pushed_languages = "languages" in agent.pushed_keys
+        cantonese = "yue" in settings.get("languages", ()) and "zh" in offered
+
         def on_ui() -> None:
             vm.settings.idle_timeout = idle
+            if pushed_languages and cantonese:
+                vm.settings.spoken_language["zh"] = "yue"
+            elif pushed_languages:
+                vm.settings.spoken_language.pop("zh", None)
             if vm.patient is None and vm.screen == "home" and vm.language != language:
                 vm.set_language(language, touched=False)  # a patient mid-session keeps theirs
             if announce:  # the status shows what is now in force
@@ -126,6 +136,7 @@ def attach_kiosk(agent: Any, vm: Any, devices: dict[str, Any], *, audio_device: 
         log.warning("kept the start-up settings: %s", exc)
     agent.add_detail("idle_timeout_s", lambda: vm.settings.idle_timeout)  # what is in force, not what was asked
     agent.add_detail("language", lambda: vm.language)
+    agent.add_detail("voice", lambda: vm.settings.spoken_language.get(vm.language, vm.language))
     agent.set_busy(lambda: vm.patient is not None or vm.screen != "home")
     if screenshot is not None:
         agent.on_command("screenshot", screenshot)

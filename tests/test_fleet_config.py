@@ -32,6 +32,14 @@ def test_a_push_applies_live_a_refused_one_leaves_the_retained_config_and_a_rest
     fleet.wait("kiosk-c", lambda d: d["details"].get("idle_timeout_s") == 120.0 and d["details"].get("language") == "en"
                and d["config_ok"] is True)
 
+    # A Guangdong site: Cantonese beside Chinese reads the Chinese screens aloud in Cantonese, live; and back.
+    for languages, default, voice in ((["zh", "yue"], "zh", "yue"), (["zh", "en"], "en", "en")):
+        pushed = fleet.admin.put("/api/v1/fleet/kiosk-c/config", json={
+            "idle_timeout_s": 120, "languages": languages, "default_language": default, "volume": 30})
+        assert pushed.json()["response"]["status"] == "ok", pushed.json()
+        fleet.wait("kiosk-c", lambda d: d["details"].get("language") == default and d["details"].get("voice") == voice)
+    accepted = pushed.json()["revision"]
+
     # A room the hospital does not have never leaves the server.
     r7 = fleet.admin.put("/api/v1/fleet/kiosk-c/config", json={"rooms": ["r7"]})
     assert r7.status_code == 422 and "r7 is not a room of this hospital" in r7.json()["detail"]

@@ -39,13 +39,28 @@ def test_kiosk_example_maps_to_its_printer_scanner_server_and_timeouts(tmp_path)
         "device_id": "kiosk-1", "site": "demo",
         "server": "http://127.0.0.1:8000", "token": "kiosk-token-123",
         "broker": "mqtts://kiosk-1:pw-kiosk@broker.hospital.local:8883", "ca_file": "/etc/clinicflow/ca.crt",
-        "language": "zh", "idle_timeout": 60.0,
+        "language": "zh", "idle_timeout": 60.0, "voice": "",
         # Epson TM-T20III on USB 04b8:0e28, 80 mm paper with a Chinese font.
         "printer": "usb:04b8:0e28", "printer_profile": "cn-80",
         "scanner": "keyboard", "card_reader": "none", "speaker": "none", "audio_device": None,
         # No terminal or report printer in the file: none (never a fake), and full screen.
         "terminal": "none", "report_printer": "none", "fullscreen": True,
     }
+
+
+def test_a_guangdong_kiosk_reads_its_chinese_screens_in_cantonese(tmp_path):
+    """``languages = ["zh", "en", "yue"]`` in the device file, or ``--voice zh=yue``: the kiosk keeps its
+    Chinese screens and speaks them with the Cantonese voice (tests/test_kiosk_voice.py hears it)."""
+    text = (EXAMPLES / "kiosk.toml").read_text()
+    assert 'languages = ["zh", "en"]' in text
+    guangdong = provisioned(tmp_path, text.replace('languages = ["zh", "en"]', 'languages = ["zh", "en", "yue"]'))
+    assert options_from_config(load_config(guangdong))["voice"] == "zh=yue"
+    from kiosk.cli import spoken_languages
+
+    assert spoken_languages(parse_args(["--voice", "zh=yue"]).voice) == {"zh": "yue"}
+    assert spoken_languages(parse_args([]).voice) == {}  # each screen in its own voice
+    with pytest.raises(SystemExit, match="zh=yue"):
+        spoken_languages("zh:yue")
 
 
 @pytest.mark.parametrize("section, spec, profile", [
