@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tests.test_kiosk_flows import Kiosk, server  # noqa: F401  (the kiosk flows' module server)
+from tests.test_kiosk_flows import TZ, Kiosk, server  # noqa: F401  (the kiosk flows' module server)
 
 
 def test_a_check_in_and_an_abandoned_one_show_in_the_kiosk_figures(server):  # noqa: F811
@@ -21,7 +21,7 @@ def test_a_check_in_and_an_abandoned_one_show_in_the_kiosk_figures(server):  # n
     vm.go_home()  # gave up on the number pad
     vm.home.choose("payment")  # gave up before identifying
     vm.end_session()
-    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    today = datetime.now(TZ).date().isoformat()  # the hospital's day (the server runs in TZ)
     body = server.client("manager").get("/api/v1/dashboard/kiosk", params={"first": today, "last": today}).json()
     kinds = {k["kind"]: k for k in body["by_kind"]}
     assert kinds["check_in"]["done"] == 1 and kinds["check_in"]["abandoned"] == 1
@@ -38,7 +38,7 @@ def test_payments_share_counts_the_cash_desk_the_hospital_backend_records(server
     from queueserver.hospital.embedded import EmbeddedHospitalBackend
 
     manager = server.client("manager")
-    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    today = datetime.now(TZ).date().isoformat()  # the hospital's day (the server runs in TZ)
 
     def share() -> dict:
         return manager.get("/api/v1/dashboard/kiosk", params={"first": today, "last": today}).json()["share"]
