@@ -1,9 +1,10 @@
 """Fold a day's tickets and kiosk events into aggregate cells; close days into the aggregate tables.
 
-Nothing here runs on the queue's write path: the open day is folded from its own rows when a
-query asks (10,000 tickets take a few tens of milliseconds), and a day is stored in the aggregate
-tables once it is over (``close_past_days``, run by the scheduler and after "end of day"). A
-closed day is never read from ``qs_tickets`` again.
+Nothing here runs on the queue's write path: today's cells are kept up to date from its rows by
+``open_day.OpenDay`` (which adds each ticket's ``ticket_cell``), another open day is folded from
+its rows when a query asks, and a day is stored in the aggregate tables once it is over
+(``close_past_days``, run by the scheduler and after "end of day"). A closed day is never read
+from ``qs_tickets`` again.
 
 Definitions (also in docs/dashboard.md): a ticket counts in the hour (hospital time) it was
 issued and in the room it was called to (or booked for; "" when neither); its wait runs from when

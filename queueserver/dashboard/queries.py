@@ -1,10 +1,12 @@
 """The dashboard's figures for a date range, from the aggregate tables plus the open days folded live.
 
-Each query reads the closed days' cells of ``qs_stats_hour`` in one go (90 days of a large
-hospital: about 40,000 rows), adds the open days (``aggregate.fold_days``) and sums the cells per
-department, room, hour, day and week with numpy; the figures of a group are then derived from its
-sums and wait histogram (``metrics``). ``raw=True`` folds every day from
-its tickets instead: the same answer, the way it would be without aggregates (the bench compares).
+Each query takes the closed days' cells of ``qs_stats_hour`` (90 days of a large hospital: about
+50,000 rows, read once and then kept in memory: a closed day does not change), adds today's cells
+kept up to date as the day goes (``open_day.OpenDay``) and any other open day folded from its rows
+(``aggregate.fold_days``), and sums the cells per department, room, hour, day and week with numpy;
+the figures of a group are then derived from its sums and wait histogram (``metrics``).
+``raw=True`` folds every day from its tickets instead: the same answer, the way it would be
+without aggregates (the bench compares).
 """
 from __future__ import annotations
 
@@ -207,8 +209,9 @@ class Cells:
             return [], np.zeros((0, len(HOUR_SUMS))), np.zeros((0, width), dtype=np.int64)
         uniq, inv = np.unique(codes, return_inverse=True)
         n = len(uniq)
-        sums = np.stack([np.bincount(inv, weights=self.sums[:, j], minlength=n) for j in range(self.sums.shape[1])],
-                        axis=1)
+        k = self.sums.shape[1]  # every column in one bincount (the same sums, in the same order, as one per column)
+        sums = np.bincount((inv[:, None] * k + np.arange(k)).ravel(), weights=self.sums.ravel(),
+                           minlength=n * k).reshape(n, k)
         cell_of, minute_of, count_of = self.hist
         waits = np.bincount(inv[cell_of].astype(np.int64) * width + minute_of, weights=count_of, minlength=n * width)
         return uniq.tolist(), sums, np.rint(waits).astype(np.int64).reshape(n, width)
@@ -245,9 +248,11 @@ class Dashboard:
         self.open_day = OpenDay()  # today's cells, kept up to date as the day goes
         self.codes = Codes()
         self._closed_cache: dict[str, tuple[str, Cells]] = {}  # day -> (its closed_at, its cells)
+        self._kiosk_cache: dict[tuple, tuple] = {}  # (first, last, closed days' stamp) -> closed kiosk part
 
     def forget_open_days(self) -> None:
-        """Drop what is kept of the open days (a kiosk event just came in: show it at once)."""
+        """Drop the kept answers and other open days' folds (a kiosk event just came in: show it at once).
+        Today's cells stay: each query brings them up to date anyway."""
         with self._cache_lock:
             self._live_cache = {}
         with self._figures_lock:
@@ -421,31 +426,56 @@ class Dashboard:
         return {"payments_recorded": True, "payments_paid_at_kiosk": counts.kiosk, "payments_paid_at_desk": counts.desk,
                 "payment_kiosk_share": counts.kiosk_share}
 
+    def _closed_kiosk(self, conn: Connection, first: str, last: str, names: tuple[str, ...]) -> tuple:
+        """The closed days' kiosk cells summed by the database (a 90-day range is 60,000 rows, a few hundred
+        groups), which kiosks worked on which day (for the visits-per-kiosk advice) and the arrival totals:
+        kept for the range until a day in it is closed or reopened."""
+        stamp = tuple(conn.execute(select(func.count(), func.max(stats_days.c.closed_at))
+                                   .where(stats_days.c.day.between(first, last))).one())
+        key = (first, last, stamp)
+        with self._cache_lock:
+            hit = self._kiosk_cache.get(key)
+        if hit is not None:
+            return hit
+        k = stats_kiosk
+        in_range = k.c.day.between(first, last)
+        cells = {tuple(r[:5]): (r[5], r[6]) for r in conn.execute(
+            select(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen, func.sum(k.c.n), func.sum(k.c.seconds_sum))
+            .where(in_range).group_by(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen))}
+        kiosk_days = frozenset(tuple(r) for r in conn.execute(select(k.c.day, k.c.kiosk).where(in_range).distinct()))
+        h = stats_hour
+        totals = tuple(conn.execute(select(*(func.coalesce(func.sum(h.c[n]), 0) for n in names))
+                                    .where(h.c.day.between(first, last))).one())
+        hit = (cells, kiosk_days, totals)
+        with self._cache_lock:
+            self._kiosk_cache = {kk: v for kk, v in list(self._kiosk_cache.items())[-7:] if kk[:2] != key[:2]}
+            self._kiosk_cache[key] = hit
+        return hit
+
+    def prime(self, *, days: int = 90) -> None:
+        """Read the closed days' cells of the last ``days`` days and fold today, so that the first manager
+        after a (re)start does not wait for it (the scheduler calls it once at start)."""
+        today = self.today()
+        span = days_between((date.fromisoformat(today) - timedelta(days=days - 1)).isoformat(), today)
+        with self.read() as conn:
+            closed, _ = self._closed_cells(conn, span)
+            self._open_fold(conn, span, closed, raw=False)
+
     def kiosk_figures(self, first: str, last: str) -> dict:
         """Kiosk transactions per kiosk and hour by kind, time per transaction, abandoned sessions and the
         screen they stopped at, kiosk share of check-ins and registrations, visits per kiosk against 500."""
         days = days_between(first, last)
+        names = ("arrivals", "appointments", "walk_ins", "desk")
         with self.read() as conn:
-            k = stats_kiosk
-            in_range = k.c.day.between(first, last)
-            # The closed days summed by the database (a 90-day range is 60,000 rows, a few hundred groups);
-            # which kiosks worked on which day is read apart, for the visits-per-kiosk advice.
-            cells: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0])
-            for r in conn.execute(select(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen, func.sum(k.c.n),
-                                         func.sum(k.c.seconds_sum)).where(in_range)
-                                  .group_by(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen)):
-                cells[tuple(r[:5])] = [r[5], r[6]]
-            kiosk_days = {tuple(r) for r in conn.execute(select(k.c.day, k.c.kiosk).where(in_range).distinct())}
+            closed_part = self._closed_kiosk(conn, first, last, names)
+            cells: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0], {k: list(v) for k, v in closed_part[0].items()})
+            kiosk_days, closed = set(closed_part[1]), closed_part[2]
             live = self._open_fold(conn, days, closed_days(conn, first, last), raw=False)
             for (day, *key), (n, secs) in live.kiosk.items():
                 kiosk_days.add((day, key[0]))
                 cell = cells[tuple(key)]
                 cell[0] += n
                 cell[1] += secs
-            h = stats_hour
-            names = ("arrivals", "appointments", "walk_ins", "desk")
-            closed = conn.execute(select(*(func.coalesce(func.sum(h.c[n]), 0) for n in names))
-                                  .where(h.c.day.between(first, last))).one()
         total = dict(zip(names, (int(v) for v in closed)))
         for values in live.hours.values():
             for name in names:
