@@ -6,18 +6,30 @@
 Writes 90 days x 20 departments x 500 tickets (10,000 a day, 900,000 tickets; 2-3 rooms per
 department, arrivals peaking in the morning, waits skewed with a long tail, no-shows, recalls,
 surveys) and 2,000 kiosk sessions a day straight into a fresh store, closes every day but the
-last (that one stays open, folded live as "today" is), then times the dashboard's queries over
-the whole range: the figures per department/room/hour/day/week, one department's figures, and
-the kiosk figures. The same figures over the raw tickets (every day folded from ``qs_tickets``)
-are printed beside them, checked equal.
+last (that one stays open: "today"), then times the dashboard's queries over the whole range
+(the figures per department/room/hour/day/week), one department's, the kiosk figures and the
+last 7 days:
+
+- on a running server, the figure a manager sees: the dashboard has answered before (closed days'
+  cells kept in memory, today's cells kept up to date), 50 of today's tickets change before each
+  look, and each look computes a new answer (median and worst of 5);
+- the first whole-range query of a fresh process (a server just restarted: every closed day read
+  from ``qs_stats_hour``, today's 10,000 tickets folded), in a subprocess, twice; and the start-up
+  priming the scheduler does instead (``Dashboard.prime``), with the first query after it;
+- the same figures over the raw tickets (every day folded from ``qs_tickets``), checked equal.
+
+Wall and CPU seconds are printed with the load average: the machine's 2 cores are shared.
 
 PostgreSQL: a database of its own on 127.0.0.1:5432 (trust, user postgres), dropped afterwards.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +41,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy import create_engine, insert, select, text, update  # noqa: E402
 
 from queueserver.dashboard.aggregate import close_day  # noqa: E402
 from queueserver.dashboard.queries import Dashboard  # noqa: E402
@@ -40,6 +52,7 @@ from queueserver.store import Store, tickets  # noqa: E402
 SH = ZoneInfo("Asia/Shanghai")
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 N_DEPTS, PER_DEPT, KIOSK_SESSIONS = 20, 500, 2000
+CHANGED = 50  # today's tickets changed between two looks at the page on a running server
 
 
 def big_hospital():  # type: ignore[no-untyped-def]
@@ -92,25 +105,54 @@ def day_rows(rng: random.Random, day: date, hospital) -> tuple[list[dict], list[
     return rows, kiosk
 
 
-CPU: list[tuple[str, float, float]] = []  # (what, cold CPU s, warm CPU s) of this process
+def clock(fn):  # type: ignore[no-untyped-def]
+    """(wall s, CPU s of this process, result) of one call."""
+    t, c = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - t, time.process_time() - c, result
 
 
-def timed(board: Dashboard, fn, repeat: int = 3, what: str = "") -> tuple[float, float, object]:  # type: ignore[no-untyped-def]
-    """Wall seconds of the first call with the open day not yet folded (cold), and the best of the others
-    (warm: the open day's fold kept, the answer not). This process's CPU seconds go into ``CPU``: on a
-    loaded machine they tell the work apart from the waiting (for PostgreSQL the server's share is not in them)."""
-    board._live_cache.clear()
-    board._figures_cache.clear()
-    times, cpu, result = [], [], None
-    for i in range(repeat):
-        if i:
-            board._figures_cache.clear()
-        t, c = time.perf_counter(), time.process_time()
-        result = fn()
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    CPU.append((what, cpu[0], min(cpu[1:] or cpu)))
-    return times[0], min(times[1:] or times), result
+def first_query(db: str, first: str, last: str, today: str) -> dict:
+    """In this (fresh) process: the very first whole-range query, nothing kept yet (what the server's first
+    visitor after a restart waits for)."""
+    store = Store(db)
+    board = Dashboard(hospital=big_hospital(), read=store.read, today=lambda: today)
+    wall, cpu, _ = clock(lambda: board.queue_figures(first, last))
+    store.dispose()
+    return {"wall": wall, "cpu": cpu}
+
+
+def fresh_process(db: str, first: str, last: str, today: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--first-query", db, first, last, today], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def as_the_day_goes(store: Store, today: str, rng: random.Random, n: int = CHANGED) -> None:
+    """``n`` of today's tickets change, as calls, recalls and ratings do between two looks at the page."""
+    with store.read() as conn:
+        ids = conn.execute(select(tickets.c.ticket_id).where(tickets.c.day == today, tickets.c.status == "done")
+                           .order_by(tickets.c.ticket_id)).scalars().all()
+    with store.tx() as tx:
+        for tid in rng.sample(ids, n):
+            tx.conn.execute(update(tickets).where(tickets.c.ticket_id == tid).values(
+                recalls_total=tickets.c.recalls_total + 1, survey_score=rng.randint(1, 5)))
+
+
+def running(board: Dashboard, store: Store, today: str, rng: random.Random, fn, what: str,  # type: ignore[no-untyped-def]
+            repeat: int = 5) -> tuple[str, object]:
+    """A server that has been running: ``CHANGED`` tickets changed since its last query, the answer not kept
+    (each look is a new answer). Median and worst wall, median CPU of ``repeat`` looks."""
+    walls, cpus, result = [], [], None
+    for _ in range(repeat):
+        as_the_day_goes(store, today, rng)
+        board.forget_open_days()  # drops the kept answers only: the kept cells stay, as on a running server
+        wall, cpu, result = clock(fn)
+        walls.append(wall)
+        cpus.append(cpu)
+        assert board.open_day.refolded <= CHANGED  # today's cells: only the changed tickets folded again
+    return (f"{what} {statistics.median(walls):.3f} s (worst {max(walls):.3f}, CPU {statistics.median(cpus):.3f} s)",
+            result)
 
 
 def run(label: str, db: str, n_days: int) -> None:
@@ -137,31 +179,44 @@ def run(label: str, db: str, n_days: int) -> None:
     per_day = (time.perf_counter() - t) / max(1, n_days - 1)
     print(f"[{label}] closed {n_days - 1} days: {per_day * 1000:.0f} ms per day (10,000 tickets), "
           "once, after the day is over", flush=True)
-    board = Dashboard(hospital=hospital, read=store.read, today=lambda: days[-1].isoformat())
     a, b = days[0].isoformat(), days[-1].isoformat()
-    CPU.clear()
-    agg_s, agg_w, agg = timed(board, lambda: board.queue_figures(a, b), what="whole range")
-    dept_s, dept_w, dept = timed(board, lambda: board.queue_figures(a, b, department="d07"), what="one department")
-    kiosk_s, kiosk_w, _ = timed(board, lambda: board.kiosk_figures(a, b), what="kiosk figures")
-    week_s, week_w, _ = timed(board, lambda: board.queue_figures(days[max(0, n_days - 7)].isoformat(), b),
-                              what="last 7 days")
-    raw_s, _, raw = timed(board, lambda: board.queue_figures(a, b, raw=True), repeat=1, what="whole range, raw")
-    raw_dept_s, _, raw_dept = timed(board, lambda: board.queue_figures(a, b, department="d07", raw=True), repeat=1,
-                                    what="one department, raw")
+    loads = [os.getloadavg()[0]]
+    fresh = [fresh_process(db, a, b, b) for _ in range(2)]
+    loads.append(os.getloadavg()[0])
+    board = Dashboard(hospital=hospital, read=store.read, today=lambda: b)
+    primed = clock(board.prime)  # what the scheduler does at start: the last 90 days' cells read, today folded
+    started = clock(lambda: board.queue_figures(a, b))  # then the server's first query
+    board.kiosk_figures(a, b)
+    board.queue_figures(a, b, department="d07")
+    last7 = days[max(0, n_days - 7)].isoformat()
+    board.queue_figures(last7, b)
+    whole, agg = running(board, store, b, rng, lambda: board.queue_figures(a, b), "whole range")
+    dept, _ = running(board, store, b, rng, lambda: board.queue_figures(a, b, department="d07"), "one department")
+    kiosk, _ = running(board, store, b, rng, lambda: board.kiosk_figures(a, b), "kiosk figures")
+    week, _ = running(board, store, b, rng, lambda: board.queue_figures(last7, b), "last 7 days")
+    loads.append(os.getloadavg()[0])
+    board.forget_open_days()
+    agg = board.queue_figures(a, b)  # the state the raw queries see
+    agg_dept = board.queue_figures(a, b, department="d07")
+    raw_s, raw_cpu, raw = clock(lambda: board.queue_figures(a, b, raw=True))
+    raw_dept_s, _, raw_dept = clock(lambda: board.queue_figures(a, b, department="d07", raw=True))
+    loads.append(os.getloadavg()[0])
     assert agg == raw, "aggregates and raw tickets disagree"
-    assert dept == raw_dept
+    assert agg_dept == raw_dept
     t_ = agg["total"]  # type: ignore[index]
-    load = os.getloadavg()[0]
-    print(f"[{label}] (load average during the queries: {load:.1f} on {os.cpu_count()} cores)")
+    print(f"[{label}] load average (1 min) during the queries: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} "
+          "cores (other work shares them; CPU is this process's only" + (", not the PostgreSQL server's" if
+                                                                             label == "PostgreSQL" else "") + ")")
     print(f"[{label}] {n_days} days, {t_['arrivals']:,} tickets: median wait {t_['median_wait_min']} min, "
           f"p90 {t_['p90_wait_min']} min, {t_['long_waits']:,} waits over 30 min")
-    print(f"[{label}] whole range (dept/room/hour/day/week): {agg_s:.3f} s from aggregates + today live "
-          f"({agg_w:.3f} s with today's fold cached), {raw_s:.2f} s over raw tickets ({raw_s / agg_s:.0f}x)")
-    print(f"[{label}] one department: {dept_s:.3f} s ({dept_w:.3f} s), {raw_dept_s:.2f} s over raw tickets")
-    print(f"[{label}] kiosk figures: {kiosk_s:.3f} s ({kiosk_w:.3f} s); last 7 days: {week_s:.3f} s ({week_w:.3f} s)",
-          flush=True)
-    print(f"[{label}] CPU of this process, cold / warm: " + "; ".join(f"{w} {c:.3f} / {x:.3f} s" for w, c, x in CPU),
-          flush=True)
+    print(f"[{label}] running server, {CHANGED} of today's tickets changed before each look: {whole}; {dept}; "
+          f"{kiosk}; {week}")
+    print(f"[{label}] first whole-range query of a fresh process (nothing kept: all closed days read, today's "
+          "10,000 tickets folded): " + ", ".join(f"{f['wall']:.3f} s (CPU {f['cpu']:.3f} s)" for f in fresh)
+          + f"; a restarted server primes itself at start in {primed[0]:.3f} s (CPU {primed[1]:.3f} s), "
+          f"its first query then takes {started[0]:.3f} s (CPU {started[1]:.3f} s)")
+    print(f"[{label}] same whole-range query over the raw tickets: {raw_s:.2f} s (CPU {raw_cpu:.2f} s); "
+          f"one department raw: {raw_dept_s:.2f} s; figures checked equal", flush=True)
     store.dispose()
 
 
@@ -169,7 +224,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dbs", default="sqlite,postgresql")
     p.add_argument("--days", type=int, default=90)
+    p.add_argument("--first-query", nargs=4, metavar=("DB", "FIRST", "LAST", "TODAY"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.first_query:  # the fresh process of fresh_process()
+        print(json.dumps(first_query(*args.first_query)))
+        return 0
     for kind in args.dbs.split(","):
         if kind == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:

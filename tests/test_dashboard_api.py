@@ -116,7 +116,10 @@ def test_kiosk_sessions_reported_by_a_kiosk_show_up_with_where_patients_gave_up(
     assert body["advice"]["kiosks"] == 2 and body["advice"]["rule_of_thumb"] == 500
     rows = rows_of(manager.get("/api/v1/dashboard/tables/abandoned.csv",
                                params={"first": today, "last": today, "lang": "en"}).text)
-    assert rows[0] == {"Transaction": "Payment", "Screen left": "pay_method", "Sessions": "5"}
+    assert rows[0] == {"Transaction": "Payment", "Screen left": "Choose payment method", "Sessions": "5"}
+    zh = rows_of(manager.get("/api/v1/dashboard/tables/abandoned.csv",
+                             params={"first": today, "last": today, "lang": "zh"}).text)
+    assert list(zh[0].values())[:2] == ["缴费", "选择支付方式"]  # screen names a manager reads, not the kiosk's ids
 
 
 def test_weekly_report_on_demand_is_a_listed_a4_pdf(server, history, tmp_path):

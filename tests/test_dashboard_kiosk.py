@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from tests.test_kiosk_flows import TZ, Kiosk, server  # noqa: F401  (the kiosk flows' module server and its zone)
+from tests.test_kiosk_flows import TZ, Kiosk, server  # noqa: F401  (the kiosk flows' module server)
 
 
 def test_a_check_in_and_an_abandoned_one_show_in_the_kiosk_figures(server):  # noqa: F811
@@ -20,7 +21,7 @@ def test_a_check_in_and_an_abandoned_one_show_in_the_kiosk_figures(server):  # n
     vm.go_home()  # gave up on the number pad
     vm.home.choose("payment")  # gave up before identifying
     vm.end_session()
-    today = datetime.now(TZ).date().isoformat()
+    today = datetime.now(TZ).date().isoformat()  # the hospital's day (the server runs in TZ)
     body = server.client("manager").get("/api/v1/dashboard/kiosk", params={"first": today, "last": today}).json()
     kinds = {k["kind"]: k for k in body["by_kind"]}
     assert kinds["check_in"]["done"] == 1 and kinds["check_in"]["abandoned"] == 1
@@ -37,7 +38,7 @@ def test_payments_share_counts_the_cash_desk_the_hospital_backend_records(server
     from queueserver.hospital.embedded import EmbeddedHospitalBackend
 
     manager = server.client("manager")
-    today = datetime.now(TZ).date().isoformat()
+    today = datetime.now(TZ).date().isoformat()  # the hospital's day (the server runs in TZ)
 
     def share() -> dict:
         return manager.get("/api/v1/dashboard/kiosk", params={"first": today, "last": today}).json()["share"]
@@ -51,15 +52,15 @@ def test_payments_share_counts_the_cash_desk_the_hospital_backend_records(server
     vm.payment.choose("bank_card")
     assert vm.payment.state == "paid"
     vm.end_session()
-    his = EmbeddedHospitalBackend(str(server.data_dir / "hospital.sqlite3"), timezone_name=TZ.key)
+    his = EmbeddedHospitalBackend(str(server.data_dir / "hospital.sqlite3"), timezone_name="Asia/Shanghai")
     try:  # two patients pay at the cash window (recorded by the HIS, as the cashier's system would)
         desk_bills = his.outstanding_bills("P1001")[:1] + his.outstanding_bills("P1003")[:1]
         assert len(desk_bills) == 2
         for bill in desk_bills:
             his.record_desk_payment(f"desk-{bill.bill_id}", [bill.bill_id], bill.self_pay,
-                                    datetime.now(TZ))
+                                    datetime.now(ZoneInfo("Asia/Shanghai")))
         his.record_desk_payment(f"desk-{desk_bills[0].bill_id}", [desk_bills[0].bill_id], desk_bills[0].self_pay,
-                                datetime.now(TZ))  # the cashier's retry: counted once
+                                datetime.now(ZoneInfo("Asia/Shanghai")))  # the cashier's retry: counted once
     finally:
         his.close()
     after = share()

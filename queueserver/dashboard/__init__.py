@@ -2,7 +2,8 @@
 
 - ``tables``: the aggregate tables (Alembic revision 0005), on the store's MetaData;
 - ``aggregate``: folds one day's tickets and kiosk events into per department/room/hour cells;
-  ``close_day`` stores them once the day is over, today is folded live from its rows;
+  ``close_day`` stores them once the day is over; ``open_day``: today's cells, kept up to date as
+  the day goes (only changed tickets folded again);
 - ``quantiles``: the median/p90 definition shared by the dashboard and ``/api/v1/stats``;
 - ``queries``: the figures of a date range (per department, room, hour, day; before/after);
 - ``plots`` and ``report``: SVG plots for the page, the weekly A4 PDF (zh/en);

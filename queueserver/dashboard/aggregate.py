@@ -1,9 +1,10 @@
 """Fold a day's tickets and kiosk events into aggregate cells; close days into the aggregate tables.
 
-Nothing here runs on the queue's write path: the open day is folded from its own rows when a
-query asks (10,000 tickets take a few tens of milliseconds), and a day is stored in the aggregate
-tables once it is over (``close_past_days``, run by the scheduler and after "end of day"). A
-closed day is never read from ``qs_tickets`` again.
+Nothing here runs on the queue's write path: today's cells are kept up to date from its rows by
+``open_day.OpenDay`` (which adds each ticket's ``ticket_cell``), another open day is folded from
+its rows when a query asks, and a day is stored in the aggregate tables once it is over
+(``close_past_days``, run by the scheduler and after "end of day"). A closed day is never read
+from ``qs_tickets`` again.
 
 Definitions (also in docs/dashboard.md): a ticket counts in the hour (hospital time) it was
 issued and in the room it was called to (or booked for; "" when neither); its wait runs from when
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -68,35 +69,34 @@ def service_minutes(row: Mapping[str, Any]) -> float | None:
     return max(0.0, (row["finished_at"] - began).total_seconds() / 60)
 
 
+def ticket_cell(r: Mapping[str, Any], *, rules: Rules, tz: ZoneInfo) -> tuple[HourKey, tuple[float, ...], int | None]:
+    """What one ticket adds to the aggregates: its cell, its values in ``HOUR_SUMS`` order and the
+    whole minute of its wait (None: never called). The only definition: the closed days, today's
+    cells kept up to date (``open_day``) and the raw fold all add these."""
+    status = r["status"]
+    source = _SOURCE_COLUMN.get(r["source"])
+    wait = wait_minutes(r, rules)
+    service = service_minutes(r)
+    survey = r["survey_score"]
+    values = (1, source == "appointments", source == "walk_ins", source == "desk",  # arrivals, sources
+              wait is not None, status == "done", status == "cancelled", r["no_show_count"] > 0, r["recalls_total"],
+              wait is not None and wait > rules.long_wait_alert_min,  # long_waits
+              wait is not None, wait or 0.0,  # wait_n, wait_sum
+              service is not None, service or 0.0, survey is not None, survey or 0)
+    key = (r["day"], r["department"], r["call_room"] or r["room"] or "", r["issued_at"].astimezone(tz).hour)
+    return key, values, None if wait is None else min(WAIT_CAP, math.floor(wait))
+
+
 def fold_tickets(rows: Iterable[Mapping[str, Any]], *, rules: Rules, tz: ZoneInfo, into: Folded | None = None) -> Folded:
     """Add tickets to the cells of ``into`` (a new ``Folded`` if None)."""
     out = into or Folded()
     for r in rows:
-        key = (r["day"], r["department"], r["call_room"] or r["room"] or "", r["issued_at"].astimezone(tz).hour)
+        key, values, minute = ticket_cell(r, rules=rules, tz=tz)
         cell = out.hours[key]
-        cell["arrivals"] += 1
-        source = _SOURCE_COLUMN.get(r["source"])
-        if source:
-            cell[source] += 1
-        status = r["status"]
-        cell["served"] += status == "done"
-        cell["cancelled"] += status == "cancelled"
-        cell["no_shows"] += r["no_show_count"] > 0
-        cell["recalls"] += r["recalls_total"]
-        wait = wait_minutes(r, rules)
-        if wait is not None:
-            cell["called"] += 1
-            cell["wait_n"] += 1
-            cell["wait_sum"] += wait
-            cell["long_waits"] += wait > rules.long_wait_alert_min
-            out.waits[key][min(WAIT_CAP, math.floor(wait))] += 1
-        service = service_minutes(r)
-        if service is not None:
-            cell["service_n"] += 1
-            cell["service_sum"] += service
-        if r["survey_score"] is not None:
-            cell["survey_n"] += 1
-            cell["survey_sum"] += r["survey_score"]
+        for name, v in zip(HOUR_SUMS, values):
+            cell[name] += v
+        if minute is not None:
+            out.waits[key][minute] += 1
     return out
 
 
@@ -116,7 +116,7 @@ def fold_days(conn: Connection, days: list[str], *, rules: Rules, tz: ZoneInfo,
     if not days:
         return out
     cond = [tickets.c.day.in_(days)] + ([tickets.c.department == department] if department else [])
-    fold_tickets(_ticket_rows(conn, cond), rules=rules, tz=tz, into=out)
+    fold_tickets(ticket_rows(conn, cond), rules=rules, tz=tz, into=out)
     fold_kiosk(conn.execute(select(kiosk_events).where(kiosk_events.c.day.in_(days))).mappings(), tz=tz, into=out)
     return out
 
@@ -138,13 +138,15 @@ def _utc(value: Any) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-def _ticket_rows(conn: Connection, cond: list[Any]) -> Iterable[dict[str, Any]]:
+def ticket_rows(conn: Connection, cond: list[Any], *, extra: Sequence[Any] = ()) -> Iterable[dict[str, Any]]:
+    """The fold's columns of the tickets matching ``cond`` (and ``extra`` labelled expressions), as dicts."""
     times = [i for i, n in enumerate(_NAMES) if n in _TIMES]
-    for raw in conn.execute(select(*_RAW_COLUMNS).where(*cond)):
+    names = _NAMES + [e.name for e in extra]
+    for raw in conn.execute(select(*_RAW_COLUMNS, *extra).where(*cond)):
         values = list(raw)
         for i in times:
             values[i] = _utc(values[i])
-        yield dict(zip(_NAMES, values))
+        yield dict(zip(names, values))
 
 
 def closed_days(conn: Connection, first: str, last: str) -> set[str]:

@@ -36,6 +36,6 @@ def record_kiosk_event(store: Store, event: KioskEvent, *, now: datetime, day: s
     """Store the event (False: this event id was stored before)."""
     dialect = sqlite if store.is_sqlite else postgresql
     stmt = dialect.insert(kiosk_events).values(**event.model_dump(), day=day, at=now).on_conflict_do_nothing(
-        index_elements=["event_id"])
-    with store.tx() as tx:
-        return tx.conn.execute(stmt).rowcount == 1
+        index_elements=["event_id"]).returning(kiosk_events.c.event_id)
+    with store.tx() as tx:  # RETURNING, not rowcount: psycopg answers -1 for this INSERT on the store's connections
+        return tx.conn.execute(stmt).first() is not None

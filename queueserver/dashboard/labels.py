@@ -72,6 +72,48 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+# The kiosk's screens, as it reports where a session ended (kiosk/viewmodels/kiosk.py: the flow's name, and for
+# payment the payment's state after an underscore), and the step names kiosks of other makes send.
+SCREENS: dict[str, dict[str, str]] = {
+    "home": {"en": "Home", "zh": "首页"},
+    "identify": {"en": "Identify (card or ID)", "zh": "身份识别"},
+    "access": {"en": "Large text / voice offer", "zh": "大字/语音提示"},
+    "checkin": {"en": "Check-in", "zh": "签到"},
+    "appointments": {"en": "Appointment list", "zh": "预约列表"},
+    "register": {"en": "Registration", "zh": "挂号"},
+    "booking": {"en": "Booking", "zh": "预约挂号"},
+    "reports": {"en": "Report printing", "zh": "报告打印"},
+    "ticket": {"en": "Ticket", "zh": "排队凭条"},
+    "help": {"en": "Help", "zh": "求助"},
+    "department": {"en": "Choose department", "zh": "选择科室"},
+    "pay_method": {"en": "Choose payment method", "zh": "选择支付方式"},
+    "payment": {"en": "Payment", "zh": "缴费"},
+}
+PAYMENT_STEPS: dict[str, dict[str, str]] = {
+    "loading": {"en": "loading bills", "zh": "读取账单"},
+    "bills": {"en": "bills and method", "zh": "账单与支付方式"},
+    "nothing": {"en": "nothing to pay", "zh": "无待缴费用"},
+    "insert_card": {"en": "insert card", "zh": "插卡"},
+    "scan_code": {"en": "scan payment code", "zh": "扫付款码"},
+    "terminal": {"en": "card terminal", "zh": "刷卡终端"},
+    "qr": {"en": "QR code shown", "zh": "出示二维码"},
+    "confirm_later": {"en": "waiting for confirmation", "zh": "等待确认"},
+    "failed": {"en": "payment failed", "zh": "支付失败"},
+    "paid": {"en": "paid", "zh": "已支付"},
+}
+
+
+def screen_name(screen: str, lang: str) -> str:
+    """A kiosk screen id (``pay_method``, ``payment_scan_code``) as a manager reads it; an unknown id as it is."""
+    lang = lang if lang in LANGUAGES else "en"
+    if screen in SCREENS:
+        return SCREENS[screen][lang]
+    kind, _, step = screen.partition("_")
+    if kind == "payment" and step in PAYMENT_STEPS:
+        return f"{SCREENS['payment'][lang]}{'：' if lang == 'zh' else ': '}{PAYMENT_STEPS[step][lang]}"
+    return screen or "-"
+
+
 def word(key: str, lang: str, **fmt: object) -> str:
     """The label of ``key`` in ``lang`` (English if the key has no such language; the key if unknown)."""
     entry = WORDS.get(key)

@@ -23,7 +23,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.rcsetup import cycler  # noqa: E402  (what matplotlib.cycler is; the stubs only type this name)
 
-from queueserver.dashboard.labels import word  # noqa: E402
+from queueserver.dashboard.labels import screen_name, word  # noqa: E402
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
@@ -92,7 +92,7 @@ def table(name: str, data: dict, lang: str) -> tuple[list[str], list[list[Any]]]
         return [word(c, lang) for c in cols], [[word(r["kind"], lang)] + [r[c] for c in cols[1:]] for r in data["by_kind"]]
     if name == "abandoned":
         return ([word(c, lang) for c in ("kind", "screen", "sessions")],
-                [[word(r["kind"], lang), r["screen"], r["sessions"]] for r in data["abandoned_at"]])
+                [[word(r["kind"], lang), screen_name(r["screen"], lang), r["sessions"]] for r in data["abandoned_at"]])
     if name == "compare":
         keys = list(data["rows"][0]["before"]) if data["rows"] else []
         header = [word("scope", lang)] + [f"{word(k, lang, n=30)} · {word(part, lang)}"
@@ -191,7 +191,7 @@ def draw(name: str, ax: Axes, data: dict, lang: str, *, title: bool = True) -> N
     elif name == "abandoned":
         rows = data["abandoned_at"][:10][::-1]
         ax.barh(range(len(rows)), [r["sessions"] for r in rows], color=OKABE_ITO[5])
-        ax.set_yticks(range(len(rows)), [f"{word(r['kind'], lang)}: {r['screen']}" for r in rows])
+        ax.set_yticks(range(len(rows)), [f"{word(r['kind'], lang)}: {screen_name(r['screen'], lang)}" for r in rows])
         ax.set_xlabel(word("sessions", lang))
     elif name == "compare":
         rows = data["rows"]

@@ -1,19 +1,22 @@
 """The dashboard's figures for a date range, from the aggregate tables plus the open days folded live.
 
-Each query reads the closed days' cells of ``qs_stats_hour`` in one go (90 days of a large
-hospital: about 40,000 rows), adds the open days (``aggregate.fold_days``) and sums the cells per
-department, room, hour, day and week with numpy; the figures of a group are then derived from its
-sums and wait histogram (``metrics``). ``raw=True`` folds every day from
-its tickets instead: the same answer, the way it would be without aggregates (the bench compares).
+Each query takes the closed days' cells of ``qs_stats_hour`` (90 days of a large hospital: about
+50,000 rows, read once and then kept in memory: a closed day does not change), adds today's cells
+kept up to date as the day goes (``open_day.OpenDay``) and any other open day folded from its rows
+(``aggregate.fold_days``), and sums the cells per department, room, hour, day and week with numpy;
+the figures of a group are then derived from its sums and wait histogram (``metrics``).
+``raw=True`` folds every day from its tickets instead: the same answer, the way it would be
+without aggregates (the bench compares).
 """
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,11 +31,13 @@ from queueserver.hospital_file import Hospital
 from queueserver.dashboard import quantiles
 from queueserver.dashboard.aggregate import Folded, closed_days, fold_days
 from queueserver.dashboard.extras import help_figures
+from queueserver.dashboard.open_day import OpenDay
 from queueserver.dashboard.tables import HOUR_SUMS, WAIT_CAP, stats_days, stats_hour, stats_kiosk
 
 KIOSK_KINDS = ("check_in", "registration", "payment", "report")
 VISITS_PER_KIOSK = 500  # the plans' rule of thumb: one self-service machine per 500 visits a day
 MAX_DAYS = 400
+MAX_KEPT_DAYS = 400  # closed days whose cells a running server keeps in memory (about 100 KB a day)
 LIVE_TTL_S = 10.0
 
 
@@ -93,55 +98,123 @@ class Groups:
 _NO_WAITS = np.zeros(WAIT_CAP + 1, dtype=np.int64)
 
 
-class Cells:
-    """Aggregate cells (day, department, room, hour): ``sums`` (n x HOUR_SUMS) and their wait histograms kept
-    sparse, as three parallel arrays (cell, minute, count): a dense n x 241 matrix of 90 days would be 90 MB."""
+class Codes:
+    """Small integers for the (department, room) pairs of the cells, so that cells are grouped by numpy alone."""
 
-    def __init__(self, keys: list[tuple], sums: np.ndarray, hist: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        self.keys, self.sums, self.hist = keys, sums, hist
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []
+        self._index: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def of(self, pairs: Iterable[tuple[str, str]]) -> np.ndarray:
+        with self._lock:
+            out = []
+            for p in pairs:
+                i = self._index.get(p)
+                if i is None:
+                    i = self._index[p] = len(self.pairs)
+                    self.pairs.append(p)
+                out.append(i)
+        return np.array(out, dtype=np.int32)
+
+    def departments(self, department: str) -> np.ndarray:
+        """Per pair code: does it belong to ``department``."""
+        with self._lock:
+            return np.array([d == department for d, _ in self.pairs], dtype=bool)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ordinal(day: str) -> int:
+    return date.fromisoformat(day).toordinal()
+
+
+class Cells:
+    """Aggregate cells (day, department, room, hour) as parallel arrays: ``day`` (date ordinal), ``pair`` (a
+    ``Codes`` number of (department, room)), ``hour``, ``sums`` (n x HOUR_SUMS), and the wait histograms kept
+    sparse as (cell, minute, count): a dense n x 241 matrix of 90 days would be 90 MB. A closed day's cells
+    are one ``Cells``, kept in memory by the dashboard (closed days do not change)."""
+
+    def __init__(self, day: np.ndarray, pair: np.ndarray, hour: np.ndarray, sums: np.ndarray,
+                 hist: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.day, self.pair, self.hour, self.sums, self.hist = day, pair, hour, sums, hist
+
+    def __len__(self) -> int:
+        return len(self.day)
 
     @classmethod
-    def build(cls, rows: list[Any], live: Folded, department: str | None) -> "Cells":
-        k = len(HOUR_SUMS)
-        live_keys = [key for key in live.hours if not department or key[1] == department]
-        n = len(rows) + len(live_keys)
-        sums = np.zeros((n, k))
-        cell_of, minute_of, count_of = [np.zeros(0, dtype=np.int64)] * 3
-        if rows:
-            sums[:len(rows)] = np.array([r[4:4 + k] for r in rows], dtype=float)
-            blobs = [r[4 + k] or b"" for r in rows]
-            lengths = np.fromiter((len(b) // 2 for b in blobs), dtype=np.int64, count=len(blobs))
-            count_of = np.frombuffer(b"".join(blobs), dtype="<u2").astype(np.int64)
-            cell_of = np.repeat(np.arange(len(rows)), lengths)  # each packed count's cell and minute
-            minute_of = np.arange(len(count_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            keep = count_of > 0
-            cell_of, minute_of, count_of = cell_of[keep], minute_of[keep], count_of[keep]
-        live_cells, live_minutes, live_counts = [], [], []
-        for i, key in enumerate(live_keys, start=len(rows)):
-            sums[i] = [live.hours[key][name] for name in HOUR_SUMS]
-            for minute, count in live.waits.get(key, {}).items():
-                live_cells.append(i)
-                live_minutes.append(minute)
-                live_counts.append(count)
-        hist = (np.concatenate([cell_of, np.array(live_cells, dtype=np.int64)]),
-                np.concatenate([minute_of, np.array(live_minutes, dtype=np.int64)]),
-                np.concatenate([count_of, np.array(live_counts, dtype=np.int64)]))
-        return cls([tuple(r[:4]) for r in rows] + live_keys, sums, hist)
+    def empty(cls) -> "Cells":
+        i = np.zeros(0, dtype=np.int32)
+        return cls(i, i, i, np.zeros((0, len(HOUR_SUMS))), (i, i, i))
 
-    def group(self, labels: list[Any]) -> tuple[list[Any], np.ndarray, np.ndarray]:
-        """Add up the cells by ``labels`` (one per cell): the labels present, their sums and dense histograms."""
+    @classmethod
+    def from_rows(cls, rows: list[Any], codes: Codes) -> "Cells":
+        """Rows of ``qs_stats_hour`` (day, department, room, hour, *HOUR_SUMS, waits)."""
+        if not rows:
+            return cls.empty()
+        k = len(HOUR_SUMS)
+        cols = list(zip(*rows))
+        day = np.array([_ordinal(d) for d in cols[0]], dtype=np.int32)
+        pair = codes.of(zip(cols[1], cols[2]))
+        sums = np.array(cols[4:4 + k], dtype=float).T.copy()
+        blobs = [bytes(b) if b else b"" for b in cols[4 + k]]
+        lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs)) // 2
+        packed = np.frombuffer(b"".join(blobs), dtype="<u2")
+        where = np.flatnonzero(packed)  # each non-zero count's place: its cell, and its minute in the cell
+        ends = np.cumsum(lengths)
+        cell = np.searchsorted(ends, where, side="right")
+        minute = where - (ends - lengths)[cell]
+        return cls(day, pair, np.array(cols[3], dtype=np.int32), sums,
+                   (cell.astype(np.int32), minute.astype(np.int32), packed[where].astype(np.int32)))
+
+    @classmethod
+    def from_folded(cls, folded: Folded, codes: Codes) -> "Cells":
+        keys = list(folded.hours)
+        if not keys:
+            return cls.empty()
+        cells, minutes, counts = [], [], []
+        for i, key in enumerate(keys):
+            for minute, count in folded.waits.get(key, {}).items():
+                cells.append(i)
+                minutes.append(minute)
+                counts.append(count)
+        sums = np.array([[folded.hours[key][name] for name in HOUR_SUMS] for key in keys], dtype=float)
+        return cls(np.array([_ordinal(k[0]) for k in keys], dtype=np.int32), codes.of((k[1], k[2]) for k in keys),
+                   np.array([k[3] for k in keys], dtype=np.int32), sums,
+                   (np.array(cells, dtype=np.int32), np.array(minutes, dtype=np.int32), np.array(counts, dtype=np.int32)))
+
+    @classmethod
+    def join(cls, parts: list["Cells"]) -> "Cells":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        return cls(np.concatenate([p.day for p in parts]), np.concatenate([p.pair for p in parts]),
+                   np.concatenate([p.hour for p in parts]), np.concatenate([p.sums for p in parts]),
+                   (np.concatenate([p.hist[0].astype(np.int64) + o for p, o in zip(parts, offsets)]),
+                    np.concatenate([p.hist[1] for p in parts]).astype(np.int64),
+                    np.concatenate([p.hist[2] for p in parts]).astype(np.int64)))
+
+    def only(self, keep: np.ndarray) -> "Cells":
+        """The cells where ``keep`` is true (one department's)."""
+        new_index = np.cumsum(keep) - 1
+        cell, minute, count = self.hist
+        mine = keep[cell]
+        return Cells(self.day[keep], self.pair[keep], self.hour[keep], self.sums[keep],
+                     (new_index[cell[mine]], minute[mine], count[mine]))
+
+    def group(self, codes: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """Add up the cells by ``codes`` (one per cell): the codes present, their sums and dense histograms."""
         width = WAIT_CAP + 1
-        if not labels:
+        if not len(codes):
             return [], np.zeros((0, len(HOUR_SUMS))), np.zeros((0, width), dtype=np.int64)
-        uniq = sorted(set(labels))
-        index = {u: i for i, u in enumerate(uniq)}
-        inv = np.fromiter((index[x] for x in labels), dtype=np.int64, count=len(labels))
+        uniq, inv = np.unique(codes, return_inverse=True)
         n = len(uniq)
-        sums = np.stack([np.bincount(inv, weights=self.sums[:, j], minlength=n) for j in range(self.sums.shape[1])],
-                        axis=1)
+        k = self.sums.shape[1]  # every column in one bincount (the same sums, in the same order, as one per column)
+        sums = np.bincount((inv[:, None] * k + np.arange(k)).ravel(), weights=self.sums.ravel(),
+                           minlength=n * k).reshape(n, k)
         cell_of, minute_of, count_of = self.hist
-        waits = np.bincount(inv[cell_of] * width + minute_of, weights=count_of, minlength=n * width)
-        return uniq, sums, np.rint(waits).astype(np.int64).reshape(n, width)
+        waits = np.bincount(inv[cell_of].astype(np.int64) * width + minute_of, weights=count_of, minlength=n * width)
+        return uniq.tolist(), sums, np.rint(waits).astype(np.int64).reshape(n, width)
 
 
 def _groups(labels: list[Any], sums: np.ndarray, waits: np.ndarray) -> Groups:
@@ -172,9 +245,14 @@ class Dashboard:
         self._fold_lock = threading.Lock()
         self._figures_cache: dict[tuple, tuple[float, dict]] = {}
         self._figures_lock = threading.Lock()
+        self.open_day = OpenDay()  # today's cells, kept up to date as the day goes
+        self.codes = Codes()
+        self._closed_cache: dict[str, tuple[str, Cells]] = {}  # day -> (its closed_at, its cells)
+        self._kiosk_cache: dict[tuple, tuple] = {}  # (first, last, closed days' stamp) -> closed kiosk part
 
     def forget_open_days(self) -> None:
-        """Drop what is kept of the open days (a kiosk event just came in: show it at once)."""
+        """Drop the kept answers and other open days' folds (a kiosk event just came in: show it at once).
+        Today's cells stay: each query brings them up to date anyway."""
         with self._cache_lock:
             self._live_cache = {}
         with self._figures_lock:
@@ -185,57 +263,88 @@ class Dashboard:
         return self.hospital.tz
 
     # ------------------------------------------------------------------ helpers
-    def _open_fold(self, conn: Connection, days: list[str], *, raw: bool, department: str | None = None) -> Folded:
-        """The days of the range that are not closed, folded from their rows. Raw: every day, never cached.
+    def _open_fold(self, conn: Connection, days: list[str], closed: set[str], *, raw: bool,
+                   department: str | None = None) -> Folded:
+        """The days of the range that are not closed, folded from their rows. Raw: every day, from scratch.
 
-        The fold of the open days is kept ``LIVE_TTL_S`` seconds: the page asks for several plots of
-        the same range at once, and a figure a few seconds old is as good to a manager.
+        Today comes from the cells kept up to date as the day goes (``OpenDay``: only changed tickets are
+        folded again); another open day (a past day not closed yet, or reopened by a late rating) is folded
+        from its rows and that fold kept ``LIVE_TTL_S`` seconds.
         """
-        closed = set() if raw else closed_days(conn, days[0], days[-1])
-        open_days = [d for d in days if d not in closed]
-        if raw or not open_days:
+        open_days = [d for d in days if raw or d not in closed]
+        if raw or not open_days:  # raw: one department's tickets only, if asked
             return fold_days(conn, open_days, rules=self.hospital.rules, tz=self.tz, department=department)
-        key = (tuple(open_days), department, id(self.hospital))
+        today = self.today()
+        others = [d for d in open_days if d != today]
         with self._fold_lock:  # one fold at a time: the page's parallel requests wait for the first one's
-            now = time.monotonic()
-            with self._cache_lock:
-                hit = self._live_cache.get(key)
+            folded = Folded()
+            if others:
+                key = (tuple(others), id(self.hospital))
+                now = time.monotonic()
+                with self._cache_lock:
+                    hit = self._live_cache.get(key)
                 if hit is not None and now - hit[0] < LIVE_TTL_S:
-                    return hit[1]
-            folded = fold_days(conn, open_days, rules=self.hospital.rules, tz=self.tz, department=department)
-            with self._cache_lock:
-                self._live_cache = {k: v for k, v in self._live_cache.items() if now - v[0] < LIVE_TTL_S}
-                self._live_cache[key] = (time.monotonic(), folded)
-            return folded
+                    folded = hit[1]
+                else:
+                    folded = fold_days(conn, others, rules=self.hospital.rules, tz=self.tz)
+                    with self._cache_lock:
+                        self._live_cache = {k: v for k, v in self._live_cache.items() if now - v[0] < LIVE_TTL_S}
+                        self._live_cache[key] = (time.monotonic(), folded)
+            if today not in open_days:
+                return folded
+            kept = self.open_day.refresh(conn, today, rules=self.hospital.rules, tz=self.tz)
+            if not others:
+                return kept
+            return Folded(hours={**folded.hours, **kept.hours}, waits={**folded.waits, **kept.waits},
+                          kiosk={**folded.kiosk, **kept.kiosk})  # keys start with the day: no overlap
 
-    @staticmethod
-    def _where(table: Any, first: str, last: str, department: str | None) -> list[Any]:
-        cond = [table.c.day.between(first, last)]
-        if department:
-            cond.append(table.c.department == department)
-        return cond
+    def _closed_cells(self, conn: Connection, days: list[str]) -> tuple[set[str], list[Cells]]:
+        """The closed days of the range and their cells: kept in memory once read (a closed day does not
+        change; closing it again or reopening it changes its ``closed_at``, and it is read anew)."""
+        stamps = {d: str(at) for d, at in conn.execute(
+            select(stats_days.c.day, stats_days.c.closed_at).where(stats_days.c.day.between(days[0], days[-1])))}
+        with self._cache_lock:
+            kept = {d: c for d, (at, c) in self._closed_cache.items() if stamps.get(d) == at}
+        missing = sorted(d for d in stamps if d not in kept)
+        if missing:
+            h = stats_hour
+            cond = [h.c.day.between(missing[0], missing[-1])]
+            if len(missing) < len(stamps):
+                cond.append(h.c.day.in_(missing))
+            rows = conn.execute(select(h.c.day, h.c.department, h.c.room, h.c.hour, *(h.c[n] for n in HOUR_SUMS),
+                                       h.c.waits).where(*cond).order_by(h.c.day, h.c.department, h.c.room, h.c.hour)
+                                ).tuples().all()
+            by_day: dict[str, list[Any]] = defaultdict(list)
+            for r in rows:
+                by_day[r[0]].append(r)
+            for d in missing:
+                kept[d] = Cells.from_rows(by_day.get(d, []), self.codes)
+            with self._cache_lock:
+                self._closed_cache.update({d: (stamps[d], kept[d]) for d in missing})
+                if len(self._closed_cache) > MAX_KEPT_DAYS:  # the days least recently closed go first
+                    for d in sorted(self._closed_cache, key=lambda d: self._closed_cache[d][0])[:-MAX_KEPT_DAYS]:
+                        del self._closed_cache[d]
+        return set(stamps), [kept[d] for d in sorted(kept)]
 
     def _cells(self, conn: Connection, days: list[str], department: str | None, *, raw: bool) -> tuple[Cells, Folded]:
-        """Every aggregate cell of the range: the closed days' rows in one read, plus the open days folded."""
-        rows: list[Any] = []
-        if not raw:
-            h = stats_hour
-            rows = list(conn.execute(select(h.c.day, h.c.department, h.c.room, h.c.hour, *(h.c[n] for n in HOUR_SUMS),
-                                            h.c.waits).where(*self._where(h, days[0], days[-1], department))
-                                     .order_by(h.c.day, h.c.department, h.c.room, h.c.hour)).all())
-        live = self._open_fold(conn, days, raw=raw, department=department)
-        return Cells.build(rows, live, department), live
+        """Every aggregate cell of the range: the closed days' (kept in memory), plus the open days folded."""
+        closed, parts = (set(), []) if raw else self._closed_cells(conn, days)
+        live = self._open_fold(conn, days, closed, raw=raw, department=department if raw else None)
+        cells = Cells.join(parts + [Cells.from_folded(live, self.codes)])
+        if department:
+            cells = cells.only(self.codes.departments(department)[cells.pair])
+        return cells, live
 
-    @staticmethod
-    def _queue_groups(cells: Cells) -> dict[str, Groups]:
+    def _queue_groups(self, cells: Cells) -> dict[str, Groups]:
         """Groups by "department", "room", "hour", "day", "week" and "total"."""
-        keys = cells.keys
         # Three passes over the cells; departments, rooms and the total come from (department, room),
         # weeks from days.
-        by_room = cells.group([(k[1], k[2]) for k in keys])
-        by_day = cells.group([k[0] for k in keys])
+        pairs, room_sums, room_waits = cells.group(cells.pair)
+        by_room = ([self.codes.pairs[c] for c in pairs], room_sums, room_waits)
+        days, day_sums, day_waits = cells.group(cells.day)
+        by_day = ([date.fromordinal(d).isoformat() for d in days], day_sums, day_waits)
         return {"department": _regroup(*by_room, key=lambda dr: dr[0]), "room": _regroup(*by_room, key=lambda dr: dr[1]),
-                "total": _regroup(*by_room, key=lambda dr: ""), "hour": _groups(*cells.group([k[3] for k in keys])),
+                "total": _regroup(*by_room, key=lambda dr: ""), "hour": _groups(*cells.group(cells.hour)),
                 "day": _groups(*by_day), "week": _regroup(*by_day, key=week_of)}
 
     # ------------------------------------------------------------------ queries
@@ -317,31 +426,56 @@ class Dashboard:
         return {"payments_recorded": True, "payments_paid_at_kiosk": counts.kiosk, "payments_paid_at_desk": counts.desk,
                 "payment_kiosk_share": counts.kiosk_share}
 
+    def _closed_kiosk(self, conn: Connection, first: str, last: str, names: tuple[str, ...]) -> tuple:
+        """The closed days' kiosk cells summed by the database (a 90-day range is 60,000 rows, a few hundred
+        groups), which kiosks worked on which day (for the visits-per-kiosk advice) and the arrival totals:
+        kept for the range until a day in it is closed or reopened."""
+        stamp = tuple(conn.execute(select(func.count(), func.max(stats_days.c.closed_at))
+                                   .where(stats_days.c.day.between(first, last))).one())
+        key = (first, last, stamp)
+        with self._cache_lock:
+            hit = self._kiosk_cache.get(key)
+        if hit is not None:
+            return hit
+        k = stats_kiosk
+        in_range = k.c.day.between(first, last)
+        cells = {tuple(r[:5]): (r[5], r[6]) for r in conn.execute(
+            select(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen, func.sum(k.c.n), func.sum(k.c.seconds_sum))
+            .where(in_range).group_by(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen))}
+        kiosk_days = frozenset(tuple(r) for r in conn.execute(select(k.c.day, k.c.kiosk).where(in_range).distinct()))
+        h = stats_hour
+        totals = tuple(conn.execute(select(*(func.coalesce(func.sum(h.c[n]), 0) for n in names))
+                                    .where(h.c.day.between(first, last))).one())
+        hit = (cells, kiosk_days, totals)
+        with self._cache_lock:
+            self._kiosk_cache = {kk: v for kk, v in list(self._kiosk_cache.items())[-7:] if kk[:2] != key[:2]}
+            self._kiosk_cache[key] = hit
+        return hit
+
+    def prime(self, *, days: int = 90) -> None:
+        """Read the closed days' cells of the last ``days`` days and fold today, so that the first manager
+        after a (re)start does not wait for it (the scheduler calls it once at start)."""
+        today = self.today()
+        span = days_between((date.fromisoformat(today) - timedelta(days=days - 1)).isoformat(), today)
+        with self.read() as conn:
+            closed, _ = self._closed_cells(conn, span)
+            self._open_fold(conn, span, closed, raw=False)
+
     def kiosk_figures(self, first: str, last: str) -> dict:
         """Kiosk transactions per kiosk and hour by kind, time per transaction, abandoned sessions and the
         screen they stopped at, kiosk share of check-ins and registrations, visits per kiosk against 500."""
         days = days_between(first, last)
+        names = ("arrivals", "appointments", "walk_ins", "desk")
         with self.read() as conn:
-            k = stats_kiosk
-            in_range = k.c.day.between(first, last)
-            # The closed days summed by the database (a 90-day range is 60,000 rows, a few hundred groups);
-            # which kiosks worked on which day is read apart, for the visits-per-kiosk advice.
-            cells: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0])
-            for r in conn.execute(select(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen, func.sum(k.c.n),
-                                         func.sum(k.c.seconds_sum)).where(in_range)
-                                  .group_by(k.c.kiosk, k.c.hour, k.c.kind, k.c.outcome, k.c.screen)):
-                cells[tuple(r[:5])] = [r[5], r[6]]
-            kiosk_days = {tuple(r) for r in conn.execute(select(k.c.day, k.c.kiosk).where(in_range).distinct())}
-            live = self._open_fold(conn, days, raw=False)
+            closed_part = self._closed_kiosk(conn, first, last, names)
+            cells: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0], {k: list(v) for k, v in closed_part[0].items()})
+            kiosk_days, closed = set(closed_part[1]), closed_part[2]
+            live = self._open_fold(conn, days, closed_days(conn, first, last), raw=False)
             for (day, *key), (n, secs) in live.kiosk.items():
                 kiosk_days.add((day, key[0]))
                 cell = cells[tuple(key)]
                 cell[0] += n
                 cell[1] += secs
-            h = stats_hour
-            names = ("arrivals", "appointments", "walk_ins", "desk")
-            closed = conn.execute(select(*(func.coalesce(func.sum(h.c[n]), 0) for n in names))
-                                  .where(h.c.day.between(first, last))).one()
         total = dict(zip(names, (int(v) for v in closed)))
         for values in live.hours.values():
             for name in names:

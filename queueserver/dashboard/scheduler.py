@@ -2,7 +2,8 @@
 
 One daemon thread wakes every ``interval`` seconds (and once at start): it folds every past day
 that is not closed yet into the aggregates (``aggregate.close_past_days``) and, when last week's
-report is missing, writes it in both languages. A failure is logged and tried again next time.
+report is missing, writes it in both languages. At start it also primes the dashboard (the last 90
+days' closed cells read into memory, today folded) so that the first query after a restart is quick. A failure is logged and tried again next time.
 """
 from __future__ import annotations
 
@@ -43,9 +44,13 @@ class DashboardScheduler:
             self._thread = None
 
     def _loop(self) -> None:
+        primed = False
         while not self._stop.is_set():
             try:
                 self.run_once()
+                if not primed:  # the first manager after a (re)start finds the last 90 days' cells read
+                    self.board.prime()
+                    primed = True
             except Exception:
                 log.exception("dashboard: closing days or writing the weekly report failed; trying again later")
             self._stop.wait(self.interval)
