@@ -43,6 +43,10 @@ class AppointmentNotFound(NotFoundError):
     """The hospital backend knows no such appointment."""
 
 
+class PatientNotFound(NotFoundError):
+    """The hospital backend knows no such patient (a walk-in for an identified patient)."""
+
+
 # ------------------------------------------------------------------ not allowed
 class NotYourRoom(ForbiddenError):
     """A clinician acted on a ticket or room outside the rooms of their token."""

@@ -24,6 +24,7 @@ from queueserver.errors import (
     DailyCapacityReached,
     DepartmentClosed,
     DepartmentNotFound,
+    PatientNotFound,
 )
 from queueserver.idempotency import Writes
 from queueserver.results import Issued
@@ -155,8 +156,14 @@ class Issuing:
 
     def walk_in(self, department: str, *, priority: str | None = None, emergency: bool = False,
                 language: str = "zh", source: str = "walk_in", name: str | None = None,
-                idem_key: str | None = None, fingerprint: str = "") -> Issued:
-        """Issue a ticket without an appointment (kiosk registration or staff at a desk)."""
+                patient_id: str | None = None, idem_key: str | None = None, fingerprint: str = "") -> Issued:
+        """Issue a ticket without an appointment (kiosk registration or staff at a desk).
+
+        With ``patient_id`` (a patient the caller has identified, e.g. the kiosk's patient session)
+        the ticket is the patient's as a check-in's is: patient id, masked name, language and the
+        priority words from the patient's age and needs; ``priority``, ``language`` and ``name``
+        then only fill what the patient record does not give. Without it the ticket is anonymous.
+        """
         ctx = self.ctx
         dept = ctx.hospital.department(department)
         if dept is None:
@@ -164,15 +171,21 @@ class Issuing:
         if priority is not None and priority not in ctx.rules.priority_groups:
             raise BadRequestError(f"Priority group {priority!r} is not one of "
                                   f"{', '.join(ctx.rules.priority_groups)}.")
+        patient = ctx.backend.get_patient(patient_id) if patient_id is not None else None
+        if patient_id is not None and patient is None:
+            raise PatientNotFound("The hospital system does not know this patient. Please ask at the desk.")
 
         def op(tx: Tx, now: datetime) -> Issued:
             if not (emergency or dept.emergency):
                 self._check_open(department, now)
-            words = {"elderly": f"age {ctx.rules.elderly_age}+", "pregnant": "pregnant",
-                     "disabled": "disabled"}.get(priority or "")
+            words = self._priority_words(patient, now.date()) or {
+                "elderly": f"age {ctx.rules.elderly_age}+", "pregnant": "pregnant",
+                "disabled": "disabled"}.get(priority or "")
             row = self._insert_ticket(tx, now, department=department, source=source, priority=words,
-                                      emergency=emergency or dept.emergency, language=language,
-                                      masked_name=mask_name(name or ""))
+                                      emergency=emergency or dept.emergency,
+                                      language=patient.language if patient else language,
+                                      patient_id=patient.patient_id if patient else None,
+                                      masked_name=mask_name(patient.name if patient else name or ""))
             self.snapshots.bump(tx, set(ctx.rooms_of_dept(department)), now, tickets_changed={row["ticket_id"]: row})
             return Issued(self.tickets.out(tx.conn, row, now), created=True)
 

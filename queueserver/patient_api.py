@@ -551,13 +551,11 @@ class ServiceTickets:
 
     def issue_walk_in(self, *, department: str, patient: Patient, slot_start: datetime | None,
                       emergency: bool, idempotency_key: str | None) -> TicketOut:
-        today = datetime.now(self.service.tz).date()
-        groups = self.service.rules.priority_groups
-        priority = next((g for g, on in (("elderly", patient.age_on(today) >= self.service.rules.elderly_age),
-                                         ("pregnant", patient.pregnant), ("disabled", patient.disabled))
-                         if on and g in groups), None)
-        issued = self.service.walk_in(department, priority=priority, emergency=emergency,
-                                      language=patient.language, source="walk_in", name=patient.name,
+        # The patient comes from the kiosk's session (resolved by the router), never from the body: the
+        # ticket then carries the patient (reports on the phone page, the desk's lookup) and the priority
+        # words check-in gives (``Issuing._priority_words``).
+        issued = self.service.walk_in(department, emergency=emergency, language=patient.language, source="walk_in",
+                                      patient_id=patient.patient_id,
                                       idem_key=f"kiosk-registration:{idempotency_key}" if idempotency_key else None,
                                       fingerprint=f"{department}:{patient.patient_id}")
         return issued.ticket  # type: ignore[no-any-return]

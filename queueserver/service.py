@@ -162,10 +162,11 @@ class QueueService:
 
     def walk_in(self, department: str, *, priority: str | None = None, emergency: bool = False,
                 language: str = "zh", source: str = "walk_in", name: str | None = None,
-                idem_key: str | None = None, fingerprint: str = "") -> Issued:
-        """Issue a ticket without an appointment (kiosk registration or staff at a desk)."""
+                patient_id: str | None = None, idem_key: str | None = None, fingerprint: str = "") -> Issued:
+        """Issue a ticket without an appointment (kiosk registration or staff at a desk; see ``Issuing.walk_in``)."""
         return self.issuing.walk_in(department, priority=priority, emergency=emergency, language=language,
-                                    source=source, name=name, idem_key=idem_key, fingerprint=fingerprint)
+                                    source=source, name=name, patient_id=patient_id, idem_key=idem_key,
+                                    fingerprint=fingerprint)
 
     def ticket(self, ticket_id: str) -> TicketOut:
         return self.tickets.ticket(ticket_id)

@@ -323,6 +323,34 @@ def test_walk_in_guide_recommends_paediatrics_for_a_child_with_fever(kiosk):
     assert vm.screen == "ticket" and vm.ticket.ticket.number.startswith("C")
 
 
+def test_registration_by_an_identified_patient_is_her_ticket_on_the_phone_the_desk_and_the_console(kiosk, server):
+    """王秀英 (82, two reports) registers for surgery with her card: the ticket is hers, as a check-in's is."""
+    vm = kiosk.vm
+    vm.home.choose("register")
+    vm.on_card("YB1002")
+    vm.decline_accessibility()
+    vm.register.pick_department("surgery")
+    vm.register.pick_slot(vm.register.department.slots[0].start)
+    ticket = vm.ticket.ticket
+    assert vm.screen == "ticket" and ticket.masked_name == "王*英"
+    phone = httpx.Client(base_url=server.base_url, timeout=5)  # the status page behind the ticket's QR code
+    summary = phone.get(f"/api/v1/phone/tickets/{ticket.ticket_id}/reports").json()
+    session = phone.post("/api/v1/phone/identify", json={"phone": "13800000002", "id_last4": "5678"}).json()["session"]
+    listed = phone.get("/api/v1/phone/reports", headers={"X-Patient-Session": session}).json()
+    assert summary["count"] == len(listed) == 2 and summary["ready"] == sum(r["ready"] for r in listed)
+    queue = admin(server).get("/api/v1/rooms/r3/console").json()["queue"]
+    mine = next(q for q in queue if q["ticket_id"] == ticket.ticket_id)
+    assert mine["priority"] == "age 82" and mine["masked_name"] == "王*英"  # the clinician sees why, as at check-in
+    vm.go("help")
+    vm.help.call_staff()  # still identified: the desk sees her ticket
+    latest = admin(server).get("/api/v1/help-requests").json()["help_requests"][0]
+    assert latest["ticket"] == ticket.number
+    vm.end_session()
+    anonymous = server.client("kiosk").post("/api/v1/walkins", json={"department": "surgery"})  # no patient: still fine
+    assert anonymous.status_code == 201 and anonymous.json()["masked_name"] == ""
+    assert phone.get(f"/api/v1/phone/tickets/{anonymous.json()['ticket_id']}/reports").json()["count"] == 0
+
+
 def _guide(vm, symptoms, card: str = "YB1004") -> None:
     """A walk-in (56) picks ``symptoms`` in the symptom guide, area by area, and presses Done."""
     vm.end_session()
