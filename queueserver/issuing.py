@@ -145,7 +145,7 @@ class Issuing:
             row = self._insert_ticket(
                 tx, now, department=appt.department, room=room_id, source="appointment", appointment_no=appt_no,
                 patient_id=appt.patient_id, masked_name=mask_name(patient.name if patient else ""),
-                language=patient.language if patient else "zh", priority=self._priority_words(patient, now.date()),
+                language=patient.language if patient else "zh", priority=self._priority_words(patient, now.astimezone(ctx.tz).date()),
                 emergency=dept.emergency, slot_start=appt.slot_start, slot_end=appt.slot_end,
             )
             self.snapshots.bump(tx, affected, now, tickets_changed={row["ticket_id"]: row})
@@ -178,7 +178,7 @@ class Issuing:
         def op(tx: Tx, now: datetime) -> Issued:
             if not (emergency or dept.emergency):
                 self._check_open(department, now)
-            words = self._priority_words(patient, now.date()) or {
+            words = self._priority_words(patient, now.astimezone(ctx.tz).date()) or {
                 "elderly": f"age {ctx.rules.elderly_age}+", "pregnant": "pregnant",
                 "disabled": "disabled"}.get(priority or "")
             row = self._insert_ticket(tx, now, department=department, source=source, priority=words,

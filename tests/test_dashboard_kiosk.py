@@ -52,15 +52,15 @@ def test_payments_share_counts_the_cash_desk_the_hospital_backend_records(server
     vm.payment.choose("bank_card")
     assert vm.payment.state == "paid"
     vm.end_session()
-    his = EmbeddedHospitalBackend(str(server.data_dir / "hospital.sqlite3"), timezone_name="Asia/Shanghai")
+    his = EmbeddedHospitalBackend(str(server.data_dir / "hospital.sqlite3"), timezone_name=TZ.key)
     try:  # two patients pay at the cash window (recorded by the HIS, as the cashier's system would)
         desk_bills = his.outstanding_bills("P1001")[:1] + his.outstanding_bills("P1003")[:1]
         assert len(desk_bills) == 2
         for bill in desk_bills:
             his.record_desk_payment(f"desk-{bill.bill_id}", [bill.bill_id], bill.self_pay,
-                                    datetime.now(ZoneInfo("Asia/Shanghai")))
+                                    datetime.now(TZ))
         his.record_desk_payment(f"desk-{desk_bills[0].bill_id}", [desk_bills[0].bill_id], desk_bills[0].self_pay,
-                                datetime.now(ZoneInfo("Asia/Shanghai")))  # the cashier's retry: counted once
+                                datetime.now(TZ))  # the cashier's retry: counted once
     finally:
         his.close()
     after = share()
