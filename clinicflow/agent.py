@@ -268,6 +268,16 @@ class DeviceAgent:
         return self._pushed_keys
 
     @property
+    def named_keys(self) -> frozenset[str]:
+        """The settings keys the device file or the push in force named (pushes merge over the file):
+        a setting like ``volume`` applies when one of them asked for it, never as the schema's default."""
+        return frozenset(self._base_settings) | self._pushed_keys
+
+    def asked_for(self, settings: dict[str, Any], key: str, otherwise: Any) -> Any:
+        """``settings[key]`` when the file or the push in force named it, else ``otherwise`` (not the schema's default)."""
+        return settings[key] if key in self.named_keys else otherwise
+
+    @property
     def restart_needed(self) -> list[str]:
         """Accepted settings keys that take effect only after the app restarts."""
         return sorted(self._restart_needed)

@@ -55,8 +55,8 @@ def attach_display(screen: Any, *, audio_device: str | None = None, probe_interv
 
     def apply(settings: dict[str, Any]) -> None:
         screen.apply_settings(settings)  # may refuse (ValueError) before anything changed
-        if player is not None:  # a pushed volume; left out of the push: as synthesised (not the schema's default)
-            set_volume(screen.speaker, settings["volume"] if "volume" in agent.pushed_keys else 100)
+        if player is not None:  # the volume the file or a push names; neither: as synthesised (not the schema's default)
+            set_volume(screen.speaker, agent.asked_for(settings, "volume", 100))
 
     volume = {"volume"}
     agent.on_config(apply, live=LIVE_KEYS | (volume if player is not None else set()),

@@ -106,8 +106,8 @@ def attach_kiosk(agent: Any, vm: Any, devices: dict[str, Any], *, audio_device: 
         default = settings.get("default_language")
         language = default if default in offered else offered[0]
         idle = float(settings.get("idle_timeout_s", vm.settings.idle_timeout))
-        if player is not None:  # a pushed volume; left out of the push: as synthesised (not the schema's default)
-            set_volume(speaker, settings["volume"] if "volume" in agent.pushed_keys else 100)
+        if player is not None:  # the volume the file or a push names; neither: as synthesised (not the schema's default)
+            set_volume(speaker, agent.asked_for(settings, "volume", 100))
 
         # A pushed ``yue`` beside ``zh``: the Chinese screens are read in Cantonese; without a pushed list the
         # start-up choice (--voice, or the device file's languages) stays.

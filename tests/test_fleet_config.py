@@ -194,3 +194,23 @@ def test_a_pushed_volume_makes_the_next_announcement_quieter(mosquitto, tmp_path
         tech.stop()
         screen.stop()
         speaker.close()
+
+
+def test_the_device_files_volume_is_in_force_and_a_push_without_volume_keeps_it():
+    """A call screen whose file says ``volume = 40`` plays at 40 from the start and after a push that names only
+    rooms (call screens scale each phrase by the settings' volume when the file or the push named it,
+    display/remote_config.py); a file without ``volume`` plays phrases as synthesised (the schema's 80 is
+    never applied)."""
+    bus = SimpleNamespace(publish=lambda *args, **kwargs: None)
+
+    def level(agent: DeviceAgent) -> int:  # what display/remote_config.py and kiosk/remote_config.py play at
+        return agent.asked_for(agent.settings, "volume", 100)
+
+    quiet = DeviceAgent(bus, site="s", device_id="door-v", role="door_screen",
+                        settings={"rooms": ["r1"], "volume": 40}, reboot=lambda: None, state_file=None)
+    assert level(quiet) == 40
+    quiet._handle_config(json.dumps({"rooms": ["r2"], "revision": "rev-1"}).encode())  # as from the broker
+    assert quiet.settings["rooms"] == ["r2"] and level(quiet) == 40
+    plain = DeviceAgent(bus, site="s", device_id="door-p", role="door_screen",
+                        settings={"rooms": ["r1"]}, reboot=lambda: None, state_file=None)
+    assert plain.settings["volume"] == 80 and level(plain) == 100  # a default nobody asked for is not applied
