@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.fixtures_server import DEMO_HOSPITAL, QueueServerProcess, daytime_hospital, daytime_zone
+from tests.phone_page import identify_on_phone_page, open_phone_page
 
 TZ = daytime_zone()  # the module's hospital: mid-morning now, so "a slot within the hour, today" exists
 
@@ -150,12 +151,9 @@ def test_phone_page_books_changes_and_cancels(server, browser_page, artifacts_di
 
     ticket = server.client("kiosk").post("/api/v1/checkins", json={"appointment_no": "AP1005"}).json()
     page = browser_page
-    page.set_viewport_size({"width": 390, "height": 1600})
-    page.goto(ticket["status_url"])
+    open_phone_page(page, ticket["status_url"], height=1600)
     expect(page.locator("#booking-need-id")).to_be_visible()
-    page.fill("#results-phone", "13800000005")
-    page.fill("#results-last4", "9753")
-    page.get_by_role("button", name="查看报告 See my reports").click()
+    identify_on_phone_page(page, "13800000005", "9753")
     expect(page.locator("#booking-main")).to_be_visible()
     page.select_option("#booking-dept", "pediatrics")
     days = page.locator("#booking-day option").all_inner_texts()

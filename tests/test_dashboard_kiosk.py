@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from tests.test_kiosk_flows import TZ, Kiosk, server  # noqa: F401  (the kiosk flows' module server)
 

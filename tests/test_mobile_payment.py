@@ -27,6 +27,7 @@ from queueserver.hospital.port import PaymentRecord
 from queueserver.payments import NotAPaymentCodeError, PaymentDeclinedError, SandboxPaymentProvider, payment_code_channel
 from queueserver.payments.reconcile import reconcile_statement
 from tests.hardware_sims import decode_qr
+from tests.phone_page import identify_on_phone_page, open_phone_page
 
 WECHAT = "134567890123456789"  # 18 digits, 10-15: WeChat Pay
 ALIPAY = "2845678901234567"  # 16 digits, 25-30: Alipay
@@ -238,12 +239,9 @@ def test_slow_e_invoice_does_not_hold_the_receipt_and_reaches_the_phone_page(mod
         ticket = kiosk.post("/api/v1/patient/registrations", json={"department": "surgery"},
                             headers={"X-Patient-Session": session["session"]}).json()
         page = browser_page
-        page.set_viewport_size({"width": 390, "height": 1400})
-        page.goto(ticket["status_url"])
+        open_phone_page(page, ticket["status_url"])
         expect(page.locator("#einvoices-need-id")).to_be_visible()
-        page.fill("#results-phone", "13800000008")
-        page.fill("#results-last4", "4321")
-        page.get_by_role("button", name="查看报告 See my reports").click()
+        identify_on_phone_page(page, "13800000008", "4321")
         expect(page.locator("#einvoices-list li")).to_have_count(1)
         expect(page.locator("#einvoices-list li")).to_contain_text("开具中 Being issued")
         his.set_einvoice_delay(0)  # the platform answers: the page shows the invoice without a reload
