@@ -8,6 +8,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from queueserver.hospital.embedded import EmbeddedHospitalBackend
 from queueserver.hospital.port import Appointment, Patient
 from queueserver.hospital_file import Rules, load_hospital
@@ -71,3 +73,16 @@ class ClinicDay:
     def close(self) -> None:
         self.backend.close()
         self.store.dispose()
+
+
+@pytest.fixture(name="clinic", params=["sqlite", "postgresql"])
+def clinic_on_both_stores(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The same clinic day on SQLite (the embedded default) and on PostgreSQL (one schema per test).
+
+    Import it into a test module (``from tests.clinic_day import clinic_on_both_stores``): its tests that
+    take ``clinic`` run on both stores.
+    """
+    db = request.getfixturevalue("postgres_schema_url") if request.param == "postgresql" else None
+    day = ClinicDay(tmp_path, db=db)
+    yield day
+    day.close()

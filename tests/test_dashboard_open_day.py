@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from datetime import timezone
 
-import pytest
 
 from queueserver.dashboard.kiosk_events import KioskEvent, record_kiosk_event
 from queueserver.dashboard.queries import Dashboard
-from tests.clinic_day import ClinicDay
+from tests.clinic_day import clinic_on_both_stores  # noqa: F401  (the ``clinic`` fixture)
 from tests.dashboard_day import simulate
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def clinic(request, tmp_path):
-    db = request.getfixturevalue("postgres_schema_url") if request.param == "postgresql" else None
-    clinic = ClinicDay(tmp_path, db=db)
-    yield clinic
-    clinic.close()
 
 
 def test_the_open_day_kept_as_the_day_goes_shows_the_same_figures_as_a_fold_from_scratch(clinic):

@@ -10,16 +10,9 @@ import pytest
 from protocol.errors import ConflictError, NotFoundError
 from queueserver.errors import IdempotencyKeyReused
 from queueserver.results import DayClosed
-from tests.clinic_day import ClinicDay
+from tests.clinic_day import ClinicDay, clinic_on_both_stores  # noqa: F401  (the ``clinic`` fixture)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def clinic(request, tmp_path):
-    """The same clinic day on SQLite (the embedded default) and on PostgreSQL (one schema per test)."""
-    db = request.getfixturevalue("postgres_schema_url") if request.param == "postgresql" else None
-    day = ClinicDay(tmp_path, db=db)
-    yield day
-    day.close()
 
 
 def test_emergency_is_called_first_whoever_waited_longer(clinic):
