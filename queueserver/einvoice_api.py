@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -46,11 +47,19 @@ def invoice_out(inv: ElectronicInvoice) -> InvoiceOut:
 
 
 class InvoiceClerk:
-    """Asks the backend for a paid payment's invoice without ever waiting more than ``wait_s`` seconds."""
+    """Asks the backend for a paid payment's invoice without ever waiting more than ``wait_s`` seconds.
+
+    A kiosk reads a payment many times (it polls while a QR code is shown): one question per payment is
+    in flight at a time, on two threads at most, so a backend stuck on its platform ties up two threads,
+    not one per read.
+    """
 
     def __init__(self, backend: Any, wait_s: float = 2.0) -> None:
         self.backend = backend if isinstance(backend, ElectronicInvoices) else None
         self.wait_s = wait_s
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="einvoice")
+        self._asking: dict[str, Future[ElectronicInvoice]] = {}
+        self._lock = threading.RLock()  # a question already answered runs its done-callback in this thread
 
     @property
     def available(self) -> bool:
@@ -62,29 +71,24 @@ class InvoiceClerk:
         backend = self.backend
         if backend is None:
             return None
-        box: dict[str, Any] = {}
-        done = threading.Event()
-
-        def ask() -> None:  # a thread of its own: a backend stuck on its platform keeps only this one
-            try:
-                box["invoice"] = backend.issue_invoice(payment_id)
-            except BaseException as exc:  # noqa: BLE001 - reported below, in the caller's thread
-                box["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=ask, name=f"einvoice-{payment_id[-8:]}", daemon=True).start()
-        pending = InvoiceOut(status="pending", self_pay=amount)
-        if not done.wait(self.wait_s):
+        with self._lock:
+            asking = self._asking.get(payment_id)
+            if asking is None:
+                asking = self._asking[payment_id] = self._pool.submit(backend.issue_invoice, payment_id)
+                asking.add_done_callback(lambda _done: self._forget(payment_id))
+        try:
+            return invoice_out(asking.result(timeout=self.wait_s))
+        except TimeoutError:
             log.warning("e-invoice of %s: the hospital backend did not answer in %.1f s", payment_id, self.wait_s)
-            return pending
-        error = box.get("error")
-        if isinstance(error, (NotFoundError, ConflictError)):
+        except (NotFoundError, ConflictError):
             return None
-        if error is not None:
-            log.warning("e-invoice of %s: the hospital backend failed: %s", payment_id, error)
-            return pending  # asked again on the next read of the payment
-        return invoice_out(box["invoice"])
+        except Exception as exc:  # noqa: BLE001 - a failing platform: asked again on the next read
+            log.warning("e-invoice of %s: the hospital backend failed: %s", payment_id, exc)
+        return InvoiceOut(status="pending", self_pay=amount)
+
+    def _forget(self, payment_id: str) -> None:
+        with self._lock:
+            self._asking.pop(payment_id, None)
 
 
 class PhoneInvoiceOut(BaseModel):

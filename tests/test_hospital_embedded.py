@@ -190,8 +190,11 @@ def test_slow_e_invoice_platform_answers_pending_at_once_and_issues_later(hospit
 
     release = threading.Event()
 
+    asked: list[str] = []
+
     class Stuck:  # an adapter whose finance platform never answers
         def issue_invoice(self, payment_id):
+            asked.append(payment_id)
             release.wait(10)
             raise TimeoutError("platform")
 
@@ -203,7 +206,11 @@ def test_slow_e_invoice_platform_answers_pending_at_once_and_issues_later(hospit
             raise OSError("HIS down")
 
     try:
-        assert InvoiceClerk(Stuck(), wait_s=0.05).invoice("pay-3", Decimal("5.00")).status == "pending"
+        stuck = InvoiceClerk(Stuck(), wait_s=0.05)
+        assert stuck.invoice("pay-3", Decimal("5.00")).status == "pending"
+        for _ in range(10):  # the kiosk polls the payment: the platform is asked once, not once per read
+            assert stuck.invoice("pay-3").status == "pending"
+        assert asked == ["pay-3"]
     finally:
         release.set()
     assert InvoiceClerk(Failing()).invoice("pay-3").status == "pending"  # asked again on the next read
