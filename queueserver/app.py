@@ -24,7 +24,6 @@ import hashlib
 import logging
 import os
 import re
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
@@ -57,6 +56,7 @@ from protocol.api import (
 )
 from protocol.errors import ClinicflowError, ConflictError, NotFoundError
 from protocol.payloads import RoomState
+from queueserver.background import start_background_loops
 from queueserver.auth import ROLES, STREAM_TICKET_TTL, Principal, TokenBook
 from queueserver.core_link import RemoteQueueService
 from queueserver.errors import BadRequestError, ForbiddenError, NotAuthenticated, Unavailable
@@ -308,29 +308,6 @@ class Broadcaster:
             except asyncio.TimeoutError:
                 pass
             return self.version
-
-
-def start_background_loops(service: QueueService, *, alert_interval: float,
-                           republish_interval: float) -> threading.Event:
-    """Long-wait checks and (with several replicas) periodic republishing, in daemon threads; set the event to stop."""
-    stop = threading.Event()
-
-    def every(interval: float, fn: Callable[[], object], what: str) -> None:
-        while not stop.wait(interval):
-            try:
-                fn()
-            except Exception:
-                log.exception("%s failed", what)
-
-    if alert_interval > 0:
-        threading.Thread(target=every, args=(alert_interval, service.check_alerts, "long-wait check"),
-                         name="long-wait-alerts", daemon=True).start()
-    if republish_interval > 0:
-        # With several replicas two snapshots of a room can reach the broker out of order, leaving an
-        # older retained one; screens order by seq, and this bounds how long a newcomer sees it.
-        threading.Thread(target=every, args=(republish_interval, service.republish_all, "periodic republish"),
-                         name="republish", daemon=True).start()
-    return stop
 
 
 def create_app(

@@ -120,9 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
-    import uvicorn
-
-    from queueserver.app import create_app
     from queueserver.auth import TokenBook
     from queueserver.hospital.embedded import EmbeddedHospitalBackend
     from queueserver.hospital_file import DEMO_HOSPITAL, HospitalFileError, install_maps, load_hospital, parse_hospital
@@ -214,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_core(service, bus, args, listener, on_startup=on_startup, on_shutdown=on_shutdown,
                         his_path=his_path, republish_interval=0.0 if store.is_sqlite else 30.0)
+    import uvicorn  # here, not above: the queue core of --http-workers never loads the web framework
+
+    from queueserver.app import create_app
+
     app = create_app(service, tokens, on_startup=on_startup, on_shutdown=on_shutdown,
                      alert_interval=args.alert_interval, hospital_path=saved,
                      republish_interval=0.0 if store.is_sqlite else 30.0, data_dir=data_dir)

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from queueserver.app import start_background_loops
+from queueserver.background import start_background_loops
 from queueserver.core_link import CoreServer
 from queueserver.service import QueueService
 

@@ -20,6 +20,21 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".") if v % 1 else f"{v:.0f}"
 
 
+def test_a_week_nobody_used_gets_no_report_until_the_manager_asks(tmp_path):
+    """A new install (nothing happened last week) writes no empty PDFs on its own; the button still works."""
+    clinic = ClinicDay(tmp_path / "d", day=date(2026, 3, 3))
+    svc = clinic.service
+    board = Dashboard(hospital=svc.hospital, read=clinic.store.read, today=svc.today)
+    now = datetime.combine(date(2026, 3, 10), time(1, 0), SH)
+    scheduler = DashboardScheduler(board, clinic.store, reports_dir=tmp_path / "reports", clock=lambda: now)
+    assert [d for d in scheduler.run_once() if d.startswith("report")] == []
+    assert list_reports(clinic.store) == [] and not (tmp_path / "reports").exists()
+    made = scheduler.write_report(date(2026, 3, 2), "en")
+    assert made["note"] == "0 arrivals"
+    assert [r["name"] for r in list_reports(clinic.store)] == ["clinicflow-week-2026-03-02-en.pdf"]
+    clinic.close()
+
+
 def test_scheduler_closes_the_days_and_writes_last_weeks_report(tmp_path, artifacts_dir):
     week: list = []
     for i, day in enumerate([date(2026, 2, 24), date(2026, 3, 2), date(2026, 3, 3)]):  # a day of the week before, two of the week

@@ -13,17 +13,12 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from queueserver.dashboard.labels import screen_name, word
 
-matplotlib.use("Agg")
-from matplotlib import font_manager  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.rcsetup import cycler  # noqa: E402  (what matplotlib.cycler is; the stubs only type this name)
-
-from queueserver.dashboard.labels import screen_name, word  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
@@ -36,11 +31,21 @@ FIGURE_COLUMNS = ["arrivals", "served", "median_wait_min", "p90_wait_min", "avg_
 
 
 def setup_fonts() -> None:
-    """Register the CJK font once (matplotlib's defaults draw boxes for Chinese)."""
+    """Load matplotlib and register the CJK font once (matplotlib's defaults draw boxes for Chinese).
+
+    matplotlib is imported here, not at module level: it costs ~0.6 s, and every server process
+    (HTTP workers, each test's server) would pay it at start for a plot nobody may ask for.
+    """
     global _fonts_ready
     with _font_lock:
         if _fonts_ready:
             return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import font_manager
+        from matplotlib.rcsetup import cycler  # what matplotlib.cycler is; the stubs only type this name
+
         families = ["DejaVu Sans"]
         if CJK_FONT.exists():
             font_manager.fontManager.addfont(str(CJK_FONT))
@@ -210,6 +215,8 @@ def draw(name: str, ax: Axes, data: dict, lang: str, *, title: bool = True) -> N
 def svg(name: str, data: dict, lang: str, *, size: tuple[float, float] = (7.2, 3.4)) -> bytes:
     """Plot ``name`` as an SVG document (text as paths: the same glyphs in every browser)."""
     setup_fonts()
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=size, layout="constrained")
     draw(name, fig.subplots(), data, lang, title=False)
     buf = io.BytesIO()

@@ -12,8 +12,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
 from sqlalchemy import delete, insert, select
 
 from queueserver.store import Store
@@ -73,7 +71,10 @@ def _table(ax: Any, header: list[str], rows: list[list[Any]], *, font: float = 7
 def write_pdf(path: Path, *, site: str, week: date, lang: str, this: dict, prev: dict, kiosk: dict,
               generated: datetime) -> None:
     """Draw the two A4 pages of the report into ``path``."""
-    plots.setup_fonts()
+    plots.setup_fonts()  # loads matplotlib
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
+
     last = week + timedelta(days=6)
     lw = this.get("long_wait_min", 30)
     tmp = path.with_suffix(".tmp")
@@ -114,6 +115,15 @@ def write_pdf(path: Path, *, site: str, week: date, lang: str, this: dict, prev:
         _table(fig.add_axes((0.06, 0.04, 0.88, 0.14)), header, body, font=8)
         pdf.savefig(fig)
     tmp.replace(path)
+
+
+def week_in_use(board: Dashboard, week: date) -> bool:
+    """Whether the week starting ``week`` had any arrival or kiosk session to report on."""
+    last = (week + timedelta(days=6)).isoformat()
+    if board.queue_figures(week.isoformat(), last)["total"]["arrivals"]:
+        return True
+    kiosk = board.kiosk_figures(week.isoformat(), last)
+    return any(k["done"] or k["abandoned"] for k in kiosk["by_kind"])
 
 
 def write_week(board: Dashboard, store: Store, reports_dir: Path, week: date, lang: str, *, now: datetime) -> dict:

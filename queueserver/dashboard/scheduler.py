@@ -2,8 +2,9 @@
 
 One daemon thread wakes every ``interval`` seconds (and once at start): it folds every past day
 that is not closed yet into the aggregates (``aggregate.close_past_days``) and, when last week's
-report is missing, writes it in both languages. At start it also primes the dashboard (the last 90
-days' closed cells read into memory, today folded) so that the first query after a restart is quick. A failure is logged and tried again next time.
+report is missing and the server was in use that week, writes it in both languages. At start it
+also primes the dashboard (the last 90 days' closed cells read into memory, today folded) so that
+the first query after a restart is quick. A failure is logged and tried again next time.
 """
 from __future__ import annotations
 
@@ -68,10 +69,13 @@ class DashboardScheduler:
                                      tz=self.board.tz, now=now)
             done += [f"closed {d}" for d in closed]
             week = report.last_full_week(today)
-            for lang in LANGUAGES:
-                if report.report_path(self.reports_dir, report.report_name(week, lang)) is None:
-                    report.write_week(self.board, self.store, self.reports_dir, week, lang, now=now)
-                    done.append(f"report {week} {lang}")
+            missing = [lang for lang in LANGUAGES
+                       if report.report_path(self.reports_dir, report.report_name(week, lang)) is None]
+            # A week without a single arrival or kiosk session is a server that was not in use (a new
+            # install): no report for it. The manager's button still makes one on demand.
+            for lang in (missing if missing and report.week_in_use(self.board, week) else []):
+                report.write_week(self.board, self.store, self.reports_dir, week, lang, now=now)
+                done.append(f"report {week} {lang}")
         return done
 
     def write_report(self, week: date, lang: str) -> dict:
