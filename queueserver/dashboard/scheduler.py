@@ -73,9 +73,10 @@ class DashboardScheduler:
                        if report.report_path(self.reports_dir, report.report_name(week, lang)) is None]
             # A week without a single arrival or kiosk session is a server that was not in use (a new
             # install): no report for it. The manager's button still makes one on demand.
-            for lang in (missing if missing and report.week_in_use(self.board, week) else []):
-                report.write_week(self.board, self.store, self.reports_dir, week, lang, now=now)
-                done.append(f"report {week} {lang}")
+            if missing and report.week_in_use(self.board, week):
+                for lang in missing:
+                    report.write_week(self.board, self.store, self.reports_dir, week, lang, now=now)
+                    done.append(f"report {week} {lang}")
         return done
 
     def write_report(self, week: date, lang: str) -> dict:
